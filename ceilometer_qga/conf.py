@@ -1,0 +1,163 @@
+"""Configuration options of the qga poller (``qga-polling.conf``).
+
+Every option of ``ceilometer_qga`` is declared here and listed by
+:func:`list_opts` for ``oslo-config-generator`` (namespace ``ceilometer_qga``).
+Names that Ceilometer also has (``[publisher] telemetry_secret``) keep
+Ceilometer's spelling and default so that one file can serve both.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from oslo_config import cfg
+
+POLLING_GROUP = 'qga_polling'
+STATIC_GROUP = 'static_discovery'
+LIBVIRT_GROUP = 'libvirt_discovery'
+PUBLISHER_GROUP = 'publisher'
+
+polling_opts = [
+    cfg.StrOpt('discovery',
+               default='libvirt',
+               help='How guests are found on this host: "libvirt" (running '
+                    'domains of the local hypervisor, with their Nova '
+                    'metadata and guest-agent channels) or "static" (the '
+                    'list in [static_discovery] guests). Any other name is '
+                    'looked up in the ceilometer_qga.discovery entry-point '
+                    'namespace.'),
+    cfg.ListOpt('publishers',
+                default=['notifier://'],
+                help='Where samples go, as publisher URLs: "notifier://" '
+                     '(the oslo.messaging bus, exchange "ceilometer", the '
+                     'format Ceilometer\'s notification agent consumes) and '
+                     '"file:///PATH" (one JSON sample per line).'),
+    cfg.ListOpt('collectors',
+                default=['filesystem', 'memory', 'cpu', 'load', 'disk',
+                         'network', 'users', 'vcpus'],
+                help='Collectors to run on every guest, by entry-point name '
+                     'in the ceilometer_qga.collectors namespace. '
+                     'guest.agent.up and guest.agent.latency are always '
+                     'reported.'),
+    cfg.IntOpt('interval',
+               default=300, min=1,
+               help='Seconds between the starts of two sweeps.'),
+    cfg.IntOpt('max_concurrent_guests',
+               default=8, min=1,
+               help='How many guests are polled at the same time. Commands '
+                    'to one guest are always sent one after another.'),
+    cfg.FloatOpt('command_timeout',
+                 default=2.0, min=0.01,
+                 help='Seconds to wait for the reply to one guest-agent '
+                      'command before the guest is considered unresponsive '
+                      'for this sweep.'),
+    cfg.FloatOpt('guest_budget',
+                 default=10.0, min=0.05,
+                 help='Seconds one guest may take in one sweep, all '
+                      'commands included. A guest over budget is reported '
+                      'with guest.agent.up=0 and the sweep goes on.'),
+    cfg.IntOpt('max_reply_bytes',
+               default=1024 * 1024, min=1024,
+               help='Largest reply accepted from a guest agent, in bytes. A '
+                    'longer reply is discarded and the connection is reset.'),
+    cfg.BoolOpt('allow_file_reads',
+                default=True,
+                help='Read the allow-listed /proc files (/proc/meminfo, '
+                     '/proc/stat, /proc/loadavg) through guest-file-open/'
+                     'read/close when no native command gives the figure. '
+                     'This is the only guest-agent route to memory figures.'),
+    cfg.IntOpt('capabilities_refresh',
+               default=600, min=1,
+               help='Seconds after which the list of commands a guest '
+                    'offers (guest-info) is read again. It is also read '
+                    'again after every reconnect.'),
+    cfg.FloatOpt('backoff_initial',
+                 default=30.0, min=0,
+                 help='Seconds a guest that failed is left alone before it '
+                      'is contacted again. Doubles on every further failure.'),
+    cfg.FloatOpt('backoff_max',
+                 default=600.0, min=0,
+                 help='Upper bound of the per-guest back-off, in seconds.'),
+    cfg.StrOpt('transport',
+               default='auto',
+               choices=[('socket', 'Connect to the unix socket of the '
+                                   'dedicated monitor channel directly.'),
+                        ('libvirt', 'Send commands through libvirt '
+                                    '(qemuAgentCommand) on the standard '
+                                    'guest-agent channel.'),
+                        ('auto', 'The dedicated channel when the domain has '
+                                 'one, else the standard channel through '
+                                 'libvirt.')],
+               help='How the poller talks to each guest agent.'),
+    cfg.StrOpt('monitor_channel_name',
+               default='org.openstack.monitor.0',
+               help='Target name of the dedicated monitor channel (must '
+                    'match [qga] monitor_channel_name in nova.conf).'),
+    cfg.StrOpt('disk_exclude',
+               default=r'^(loop|ram|zram|fd|sr)\d*$',
+               help='Regular expression: guest block devices whose name '
+                    'matches are not reported.'),
+    cfg.StrOpt('interface_exclude',
+               default=r'^lo$',
+               help='Regular expression: guest network interfaces whose '
+                    'name matches are not reported.'),
+    cfg.IntOpt('max_items',
+               default=64, min=1,
+               help='Most filesystems, disks or interfaces reported per '
+                    'guest and collector; the rest are dropped with a '
+                    'warning (guards against hostile or runaway guests).'),
+    cfg.IntOpt('buffer_size',
+               default=10000, min=0,
+               help='Samples a publisher keeps while its destination is '
+                    'unreachable. The oldest are dropped, counted and '
+                    'logged, when the buffer is full.'),
+    cfg.FloatOpt('shutdown_timeout',
+                 default=5.0, min=0,
+                 help='Seconds a stopping service waits for the running '
+                      'sweep and the publishers to finish.'),
+]
+
+static_opts = [
+    cfg.ListOpt('guests',
+                default=[],
+                help='Guests to poll with the static discovery, as '
+                     'INSTANCE_UUID=SOCKET_PATH items.'),
+]
+
+libvirt_opts = [
+    cfg.StrOpt('uri',
+               default='qemu:///system',
+               help='libvirt connection URI. Agent commands need a '
+                    'read-write connection.'),
+    cfg.IntOpt('max_threads',
+               default=4, min=1,
+               help='Threads for blocking libvirt calls.'),
+]
+
+publisher_opts = [
+    cfg.StrOpt('telemetry_secret',
+               secret=True,
+               default='change this for valid signing',
+               help='Secret value for signing messages. Set value empty if '
+                    'signing is not required to avoid computational '
+                    'overhead. Same option, and same meaning, as '
+                    'Ceilometer\'s.'),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option of the poller on ``conf``."""
+    conf.register_opts(polling_opts, group=POLLING_GROUP)
+    conf.register_opts(static_opts, group=STATIC_GROUP)
+    conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
+    conf.register_opts(publisher_opts, group=PUBLISHER_GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Options for ``oslo-config-generator --namespace ceilometer_qga``."""
+    return [
+        (POLLING_GROUP, list(itertools.chain(polling_opts))),
+        (STATIC_GROUP, static_opts),
+        (LIBVIRT_GROUP, libvirt_opts),
+        (PUBLISHER_GROUP, publisher_opts),
+    ]

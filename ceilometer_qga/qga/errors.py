@@ -1,0 +1,103 @@
+"""Typed errors of the guest-agent client.
+
+Every error names the guest and the command it happened on, so that the one
+place that handles it can log it once with full context.  The poller maps
+each class onto the ``agent_state`` it reports with ``guest.agent.up``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class QgaError(Exception):
+    """Base class: something went wrong talking to one guest's agent."""
+
+    #: short machine-readable name used as ``agent_state`` in samples
+    state = 'error'
+
+    def __init__(self, guest: str, command: str | None, message: str,
+                 details: Any = None) -> None:
+        self.guest = guest
+        self.command = command
+        self.message = message
+        self.details = details
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.command or '-'
+        return f'guest {self.guest} command {where}: {self.message}'
+
+
+class AgentNotConnected(QgaError):
+    """Nobody is there: socket absent/refused, or libvirt says so."""
+
+    state = 'not_connected'
+
+
+class AgentTimeout(QgaError):
+    """The agent did not answer within the deadline."""
+
+    state = 'timeout'
+
+
+class CommandNotSupported(QgaError):
+    """The agent lacks the command, or has it disabled (``-b``/policy)."""
+
+    state = 'unsupported'
+
+
+class CommandForbidden(QgaError):
+    """The client refused to send it: it is not on the read-only list."""
+
+    state = 'forbidden'
+
+
+class CommandFailed(QgaError):
+    """The agent answered with an error object.
+
+    ``error_class`` is qga's ``class`` (``GenericError``...).
+    """
+
+    state = 'command_failed'
+
+    def __init__(self, guest: str, command: str | None, message: str,
+                 error_class: str = 'GenericError', details: Any = None):
+        self.error_class = error_class
+        super().__init__(guest, command, message, details)
+
+
+class AgentFrozen(CommandFailed):
+    """The guest filesystems are frozen (a Nova quiesce is running)."""
+
+    state = 'frozen'
+
+
+class ProtocolError(QgaError):
+    """The agent sent something that is not a valid reply.
+
+    Garbage, a reply over the byte cap, a wrong id, invalid JSON.
+    """
+
+    state = 'protocol_error'
+
+
+def error_from_reply(guest: str, command: str, error: Any) -> QgaError:
+    """Map a qga ``{"error": {...}}`` object onto a typed exception.
+
+    qga says ``CommandNotFound`` both for unknown commands and for commands
+    disabled with ``-b``; 7.2+ agents say "has been disabled" in ``desc``.
+    A frozen guest answers ``GenericError`` "...frozen state...".
+    """
+    if not isinstance(error, dict):
+        return ProtocolError(guest, command,
+                             'error reply is not an object: %r' % (error,))
+    klass = error.get('class')
+    desc = error.get('desc')
+    klass = klass if isinstance(klass, str) else 'GenericError'
+    desc = desc[:500] if isinstance(desc, str) else repr(desc)[:500]
+    if klass == 'CommandNotFound' or 'has been disabled' in desc:
+        return CommandNotSupported(guest, command, desc)
+    if 'frozen' in desc:
+        return AgentFrozen(guest, command, desc, error_class=klass)
+    return CommandFailed(guest, command, desc, error_class=klass)

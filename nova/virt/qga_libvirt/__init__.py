@@ -1,0 +1,1 @@
+from nova_qga.driver import QgaLibvirtDriver  # noqa: F401  (see nova_qga/driver.py)
