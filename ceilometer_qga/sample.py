@@ -9,8 +9,8 @@ the dict Ceilometer's polling agent puts on the bus
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
+import uuid
 
 from ceilometer_qga import signature
 

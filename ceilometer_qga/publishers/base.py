@@ -22,8 +22,8 @@ Contract:
 from __future__ import annotations
 
 import abc
-import urllib.parse
 from typing import Any
+import urllib.parse
 
 from oslo_config import cfg
 

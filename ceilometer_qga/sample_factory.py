@@ -1,0 +1,104 @@
+"""Turn one guest's report into Ceilometer samples.
+
+This is where the engine owns, once for every collector: the meter lookup,
+the generic sanity check of each value, resource ids, and the resource
+metadata (Ceilometer's instance fields plus the guest's OS facts).  It also
+emits the two liveness meters, which every guest gets in every sweep
+whatever state its agent is in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+import urllib.parse
+
+from oslo_log import log as logging
+
+from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga import sample as sample_mod
+from ceilometer_qga import session as session_mod
+
+LOG = logging.getLogger(__name__)
+
+AGENT_UP = collector_base.Meter('guest.agent.up', collector_base.GAUGE,
+                                'agent')
+AGENT_LATENCY = collector_base.Meter('guest.agent.latency',
+                                     collector_base.GAUGE, 'ms')
+LIVENESS_METERS = (AGENT_UP, AGENT_LATENCY)
+
+#: values at or above this are treated as nonsense (no counter gets there)
+MAX_VOLUME = 2 ** 63
+
+
+def resource_id(instance_id: str, item: str | None) -> str:
+    """Resource id: the instance uuid, or ``<uuid>-<escaped item>``.
+
+    Items are percent-encoded with nothing kept safe, so ``/`` becomes
+    ``%2F`` and ``/var/lib`` ``%2Fvar%2Flib``: stable, reversible, and free
+    of the ``/`` that Gnocchi rejects in resource ids.  Disk and interface
+    names (``vda``, ``eth0``) come out unchanged, as in Ceilometer.
+    """
+    if item is None:
+        return instance_id
+    return '%s-%s' % (instance_id, urllib.parse.quote(item, safe=''))
+
+
+def valid_volume(volume: Any) -> bool:
+    """A finite, non-negative int or float below 2**63 (bool is not)."""
+    if isinstance(volume, bool) or not isinstance(volume, (int, float)):
+        return False
+    if isinstance(volume, float) and not math.isfinite(volume):
+        return False
+    return 0 <= volume < MAX_VOLUME
+
+
+def build_samples(report: session_mod.GuestReport,
+                  meters: dict[str, collector_base.Meter],
+                  timestamp: str, monotonic_time: float) -> list[
+                      sample_mod.Sample]:
+    """All samples of one guest for one sweep, liveness first."""
+    guest = report.guest
+    instance_md = dict(guest.metadata)
+    instance_md.setdefault('instance_id', guest.instance_id)
+    instance_md.setdefault('name', guest.name)
+    if guest.display_name is not None:
+        instance_md.setdefault('display_name', guest.display_name)
+    instance_md.update(report.facts)
+
+    def make(meter: collector_base.Meter, volume: float | int,
+             item: str | None, extra: dict[str, Any]) -> sample_mod.Sample:
+        md = dict(instance_md)
+        md.update(extra)
+        return sample_mod.Sample(
+            name=meter.name, type=meter.type, unit=meter.unit, volume=volume,
+            user_id=guest.user_id, project_id=guest.project_id,
+            resource_id=resource_id(guest.instance_id, item),
+            timestamp=timestamp, resource_metadata=md,
+            monotonic_time=monotonic_time)
+
+    state_md = {'agent_state': report.state}
+    if report.error:
+        state_md['agent_error'] = report.error[:500]
+    samples = [make(AGENT_UP, 1 if report.up else 0, None, state_md)]
+    if report.latency_ms is not None:
+        samples.append(make(AGENT_LATENCY, round(report.latency_ms, 3), None,
+                            {}))
+    for outcome in report.outcomes:
+        for reason in outcome.result.dropped:
+            LOG.warning('Guest %s: %s dropped a value: %s',
+                        guest.instance_id, outcome.name, reason)
+        for reading in outcome.result.readings:
+            meter = meters.get(reading.meter)
+            if meter is None:
+                LOG.warning('Guest %s: %s produced unknown meter %s; dropped',
+                            guest.instance_id, outcome.name, reading.meter)
+                continue
+            if not valid_volume(reading.volume):
+                LOG.warning('Guest %s: %s=%r is not a sane value; dropped',
+                            guest.instance_id, reading.meter, reading.volume)
+                continue
+            extra = dict(reading.metadata)
+            extra['collected_by'] = outcome.source
+            samples.append(make(meter, reading.volume, reading.item, extra))
+    return samples
