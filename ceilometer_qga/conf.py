@@ -9,6 +9,7 @@ Ceilometer's spelling and default so that one file can serve both.
 from __future__ import annotations
 
 import itertools
+import socket
 
 from oslo_config import cfg
 
@@ -134,6 +135,15 @@ libvirt_opts = [
                help='Threads for blocking libvirt calls.'),
 ]
 
+default_opts = [
+    cfg.StrOpt('host',
+               default=socket.gethostname(),
+               sample_default='<your_hostname>',
+               help='Name of this compute host, as Nova and Ceilometer call '
+                    'it; used for instance_host and the hostId in sample '
+                    'metadata.'),
+]
+
 publisher_opts = [
     cfg.StrOpt('telemetry_secret',
                secret=True,
@@ -147,6 +157,9 @@ publisher_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every option of the poller on ``conf``."""
+    if 'host' not in conf:
+        # Nova and Ceilometer register the same option on their own conf.
+        conf.register_opts(default_opts)
     conf.register_opts(polling_opts, group=POLLING_GROUP)
     conf.register_opts(static_opts, group=STATIC_GROUP)
     conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
@@ -156,6 +169,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Options for ``oslo-config-generator --namespace ceilometer_qga``."""
     return [
+        ('DEFAULT', default_opts),
         (POLLING_GROUP, list(itertools.chain(polling_opts))),
         (STATIC_GROUP, static_opts),
         (LIBVIRT_GROUP, libvirt_opts),

@@ -148,8 +148,11 @@ class Poller:
                   ) -> tuple[str, str | None] | None:
         """Reasons not to contact the guest at all this sweep."""
         guest = session.guest
-        if guest.metadata.get('state') == 'paused':
-            return 'paused', 'domain is paused'
+        state = guest.metadata.get('state')
+        if state is not None and state != 'running':
+            # A paused, suspended or crashed guest cannot answer; asking
+            # would only burn the timeout (and libvirt refuses anyway).
+            return state, 'domain is %s' % state
         if session.transport is None:
             return 'no_channel', session.no_transport_reason
         channel = session.channel

@@ -76,7 +76,9 @@ class Collector(abc.ABC):
 
     #: meters this collector can emit
     meters: ClassVar[tuple[Meter, ...]] = ()
-    #: native qga command (sent without arguments), or None
+    #: native qga command (sent without arguments), or None: then the
+    #: collector has no native command, the engine always uses
+    #: ``fallback_file`` and never calls :meth:`parse`
     command: ClassVar[str | None] = None
     #: allow-listed /proc file read when ``command`` is not available
     fallback_file: ClassVar[str | None] = None

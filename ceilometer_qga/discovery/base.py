@@ -7,8 +7,11 @@ discovery`` names the plugin.
 Contract:
 
 * :meth:`discover` returns a fresh list of
-  :class:`~ceilometer_qga.guest.Guest` on every call; guests that are not
-  running are left out.
+  :class:`~ceilometer_qga.guest.Guest` on every call: the active guests,
+  with ``metadata['state']`` set to the power state in Ceilometer's words
+  (``running``, ``paused``...; absent = unknown).  When the source cannot be
+  read at all it raises :class:`~ceilometer_qga.discovery.DiscoveryError`,
+  so that "no guests" and "cannot tell" stay different.
 * It may block (libvirt calls); the poller calls it from a worker thread.
 * A guest that disappears while being inspected is skipped, not an error.
 * Configuration errors raise ``ValueError`` naming the option.

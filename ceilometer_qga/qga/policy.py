@@ -75,6 +75,7 @@ def check(guest: str, command: str, arguments: dict[str, Any] | None) -> None:
                 guest, command, 'mode %r is not read-only' % (mode,))
     elif command == 'guest-file-read':
         count = args.get('count', 4096)
-        if not isinstance(count, int) or not 0 < count <= MAX_FILE_READ:
+        if (isinstance(count, bool) or not isinstance(count, int)
+                or not 0 < count <= MAX_FILE_READ):
             raise errors.CommandForbidden(
                 guest, command, 'count %r out of bounds' % (count,))

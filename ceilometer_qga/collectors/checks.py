@@ -1,0 +1,163 @@
+"""Sanity checks for values that come out of an untrusted guest.
+
+Every collector parses JSON (or /proc text) written by the guest, so every
+number and every name in it may be anything: a string, a bool, NaN, a
+negative counter, a 2**80 "byte count", a 10 kB interface name.  The checks
+here turn such a value into either a usable Python value or a
+:class:`Nonsense` exception whose message is the human reason that goes into
+``ParseResult.dropped``.  They are pure and cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable, TypeVar
+
+from oslo_config import cfg
+
+from ceilometer_qga.collectors import base
+
+#: Largest volume accepted.  Ceilometer and Gnocchi store volumes as 64-bit
+#: figures; anything above cannot be a real counter of a real guest.
+MAX_VOLUME = 2 ** 63
+#: Longest item (mountpoint, disk, interface name) and metadata string kept.
+MAX_NAME = 255
+#: How much of a rejected value is quoted in a reason.
+_SHOWN = 60
+
+#: Control characters have no business in a resource id or a log line.
+_CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+
+T = TypeVar('T')
+
+
+class Nonsense(ValueError):
+    """One value makes no sense; ``str(exc)`` is the reason to report."""
+
+
+def show(value: Any) -> str:
+    """Return a short, printable rendering of an untrusted value."""
+    text = repr(value)
+    if len(text) > _SHOWN:
+        text = text[:_SHOWN] + '...'
+    return text
+
+
+def number(value: Any, what: str) -> int | float:
+    """Return ``value`` if it is a finite number in ``0..MAX_VOLUME``.
+
+    :param value: the untrusted value
+    :param what: what the value is, for the reason (``"disk 'vda' read-ios"``)
+    :raises Nonsense: missing, not a number (bools are not numbers here,
+        although Python says they are), NaN/infinite, negative or absurd
+    """
+    if value is None:
+        raise Nonsense('%s is missing' % what)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Nonsense('%s is not a number (%s)' % (what, show(value)))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Nonsense('%s is not finite (%s)' % (what, show(value)))
+    if value < 0:
+        raise Nonsense('%s is negative (%s)' % (what, show(value)))
+    if value > MAX_VOLUME:
+        raise Nonsense('%s is absurdly large (%s)' % (what, show(value)))
+    return value
+
+
+def count(value: Any, what: str) -> int:
+    """Return ``value`` if it is an integer in ``0..MAX_VOLUME``.
+
+    qga sends counters and byte sizes as JSON integers (``uint64``); a
+    fractional one does not come from a real agent.
+
+    :raises Nonsense: as :func:`number`, or not an integer
+    """
+    value = number(value, what)
+    if not isinstance(value, int):
+        raise Nonsense('%s is not an integer (%s)' % (what, show(value)))
+    return value
+
+
+def name(value: Any, what: str) -> str:
+    """Return ``value`` if it can be an item: a short printable string.
+
+    :raises Nonsense: not a string, empty, longer than :data:`MAX_NAME` or
+        carrying control characters
+    """
+    if not isinstance(value, str):
+        raise Nonsense('%s is not a string (%s)' % (what, show(value)))
+    if not value:
+        raise Nonsense('%s is empty' % what)
+    if len(value) > MAX_NAME:
+        raise Nonsense('%s is longer than %d characters (%s)'
+                       % (what, MAX_NAME, show(value)))
+    if _CONTROL.search(value):
+        raise Nonsense('%s has control characters (%s)' % (what, show(value)))
+    return value
+
+
+def text(value: Any) -> str | None:
+    """Return a metadata string cut to :data:`MAX_NAME`, or None if not str."""
+    if not isinstance(value, str):
+        return None
+    return value[:MAX_NAME]
+
+
+def entries(reply: Any, what: str) -> list[Any]:
+    """Return ``reply`` if it is a list, else raise :class:`base.BadReply`."""
+    if not isinstance(reply, list):
+        raise base.BadReply('%s: expected a list, got %s'
+                            % (what, type(reply).__name__))
+    return reply
+
+
+def cap(items: list[T], limit: int, what: str,
+        dropped: list[str]) -> list[T]:
+    """Keep the first ``limit`` items; record the others in ``dropped``.
+
+    :param items: validated per-resource entries, in the guest's order
+    :param limit: ``[qga_polling] max_items``
+    :param what: plural noun for the reason (``"disks"``)
+    """
+    if len(items) <= limit:
+        return items
+    dropped.append('%d %s over [qga_polling] max_items=%d left out'
+                   % (len(items) - limit, what, limit))
+    return items[:limit]
+
+
+def exclusion(conf: cfg.ConfigOpts, option: str) -> re.Pattern[str] | None:
+    """Compile the ``[qga_polling]`` exclusion regex named ``option``.
+
+    An empty pattern means "exclude nothing" (an empty regex would match,
+    and so exclude, every name).
+
+    :raises ValueError: the pattern is not a valid regular expression, so the
+        collector refuses to load instead of silently reporting everything
+    """
+    pattern = getattr(conf.qga_polling, option)
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError('[qga_polling] %s = %r is not a valid regular '
+                         'expression: %s' % (option, pattern, exc)) from exc
+
+
+def is_excluded(pattern: re.Pattern[str] | None, item: str) -> bool:
+    """True when ``item`` matches the exclusion ``pattern`` (re.search)."""
+    return pattern is not None and pattern.search(item) is not None
+
+
+def strings(values: Iterable[Any], limit: int) -> list[str]:
+    """Up to ``limit`` valid metadata strings from ``values``, in order."""
+    out: list[str] = []
+    for value in values:
+        if len(out) >= limit:
+            break
+        value = text(value)
+        if value:
+            out.append(value)
+    return out

@@ -1,0 +1,115 @@
+"""Static discovery: the guests listed in ``[static_discovery] guests``.
+
+For hosts without libvirt, demos and tests.  Each item is
+``INSTANCE_UUID=SOCKET_PATH``: the socket of a guest agent the poller owns
+(the dedicated monitor channel, or a stand-in ``qemu-ga -m unix-listen``).
+The list is checked once, when the plugin is built, so a bad item stops the
+service at start with a message naming the option and the item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+
+from oslo_config import cfg
+
+from ceilometer_qga import discovery
+from ceilometer_qga.discovery import base
+from ceilometer_qga.guest import Channel
+from ceilometer_qga.guest import Guest
+
+OPTION = '[static_discovery] guests'
+
+# sun_path is 108 bytes on Linux, one of them the terminating NUL.
+_MAX_SOCKET_PATH = 107
+
+
+def parse_item(item: str) -> tuple[str, str]:
+    """Split and check one ``INSTANCE_UUID=SOCKET_PATH`` item.
+
+    Returns the canonical (lower-case, hyphenated) uuid and the path.
+
+    :raises ValueError: the item is malformed; the message names the
+        option and the item.
+    """
+    def bad(why: str) -> ValueError:
+        return ValueError('%s: item %r: %s' % (OPTION, item, why))
+
+    instance_id, sep, path = item.strip().partition('=')
+    if not sep:
+        raise bad('expected INSTANCE_UUID=SOCKET_PATH')
+    try:
+        instance_id = str(uuid.UUID(instance_id.strip()))
+    except ValueError:
+        raise bad('%r is not a uuid' % instance_id.strip()) from None
+    path = path.strip()
+    if not path:
+        raise bad('the socket path is empty')
+    if '\0' in path:
+        raise bad('the socket path contains a NUL byte')
+    if not os.path.isabs(path):
+        raise bad('the socket path must be absolute')
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise bad('the socket path is longer than %d bytes, the limit of '
+                  'unix sockets' % _MAX_SOCKET_PATH)
+    return instance_id, path
+
+
+def parse_guests(items: list[str]) -> list[tuple[str, str]]:
+    """Check the whole list: every item, and no uuid or socket twice.
+
+    :raises ValueError: naming the option and the offending item.
+    """
+    pairs = []
+    seen_ids: dict[str, str] = {}
+    seen_paths: dict[str, str] = {}
+    for item in items:
+        instance_id, path = parse_item(item)
+        if instance_id in seen_ids:
+            raise ValueError('%s: item %r: instance %s is already listed '
+                             'as %r' % (OPTION, item, instance_id,
+                                        seen_ids[instance_id]))
+        if path in seen_paths:
+            raise ValueError('%s: item %r: socket %s is already listed '
+                             'as %r' % (OPTION, item, path,
+                                        seen_paths[path]))
+        seen_ids[instance_id] = item
+        seen_paths[path] = item
+        pairs.append((instance_id, path))
+    return pairs
+
+
+class StaticDiscovery(base.Discovery):
+    """The guests of ``[static_discovery] guests``, every sweep the same.
+
+    Each guest has one channel: the dedicated monitor channel
+    (``[qga_polling] monitor_channel_name``) at the listed socket, state
+    unknown.  There is no Nova here, so the guest's name is its uuid and
+    its metadata holds only what the host knows.  ``metadata['state']`` is
+    left out: the power state is unknown, the poller just tries.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        super().__init__(conf)
+        pairs = parse_guests(conf.static_discovery.guests)
+        host = discovery.host_name(conf)
+        channel_name = conf.qga_polling.monitor_channel_name
+        self._guests = tuple(
+            Guest(instance_id=instance_id,
+                  name=instance_id,
+                  channels=(Channel(target_name=channel_name, path=path),),
+                  # Without a Nova project there is no hostId to hash, so
+                  # both keys carry the host name.
+                  metadata={'instance_id': instance_id,
+                            'name': instance_id,
+                            'host': host,
+                            'instance_host': host})
+            for instance_id, path in pairs)
+
+    def discover(self) -> list[Guest]:
+        """Return the configured guests (fresh list, fresh metadata)."""
+        # Fresh metadata dicts, so that no caller's edit outlives a sweep.
+        return [dataclasses.replace(g, metadata=dict(g.metadata))
+                for g in self._guests]

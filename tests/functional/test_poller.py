@@ -1,0 +1,251 @@
+"""The sweep engine against real qemu-ga 7.2 stand-in guests.
+
+Real parts: qemu-ga processes (tools/qga_standin.py), the static discovery,
+every collector, the socket transport.  The unresponsive guest is a unix
+socket that accepts connections and never answers, which is exactly what a
+VM's channel looks like while its agent is not running (feasibility.md §3).
+"""
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+
+from oslo_config import cfg
+import pytest
+
+from ceilometer_qga import conf as conf_mod
+from ceilometer_qga import runner as runner_mod
+from tools.qga_standin import StandinFleet
+from tools.qga_standin import StandinGuest
+
+pytestmark = pytest.mark.functional
+
+UUIDS = ['11111111-1111-4111-8111-%012d' % i for i in range(1, 9)]
+HUNG_UUID = '99999999-9999-4999-8999-999999999999'
+
+# What qemu-ga 7.2 on a Linux host gives, and how (DESIGN.md §4).
+NATIVE_72 = {'guest.filesystem.used', 'guest.filesystem.total',
+             'guest.filesystem.usage', 'guest.cpu.time',
+             'guest.disk.read.bytes', 'guest.disk.write.bytes',
+             'guest.disk.read.requests', 'guest.disk.write.requests',
+             'guest.network.incoming.bytes', 'guest.network.outgoing.bytes',
+             'guest.network.incoming.packets',
+             'guest.network.outgoing.packets',
+             'guest.network.incoming.errors', 'guest.network.outgoing.errors',
+             'guest.network.incoming.drops', 'guest.network.outgoing.drops',
+             'guest.users', 'guest.vcpus.online'}
+FALLBACK_72 = {'guest.memory.total', 'guest.memory.available',
+               'guest.memory.used', 'guest.load.1', 'guest.load.5',
+               'guest.load.15'}
+
+
+@pytest.fixture
+def workdir():
+    # Short path: unix socket paths are limited to 108 bytes.
+    path = tempfile.mkdtemp(prefix='qgat', dir='/tmp')
+    yield path
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if not os.path.isdir(full):
+            os.unlink(full)
+
+
+@pytest.fixture
+def hung_socket(workdir):
+    """A listening socket nobody ever reads from or answers on."""
+    path = os.path.join(workdir, 'hung.sock')
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(16)
+    yield path
+    sock.close()
+
+
+def make_conf(guests, **overrides):
+    conf = cfg.ConfigOpts()
+    conf_mod.register_opts(conf)
+    conf([], project='qga-monitor')
+    conf.set_override('discovery', 'static', 'qga_polling')
+    conf.set_override('transport', 'socket', 'qga_polling')
+    conf.set_override('publishers', [], 'qga_polling')
+    conf.set_override('guests', ['%s=%s' % g for g in guests],
+                      'static_discovery')
+    for name, value in overrides.items():
+        conf.set_override(name, value, 'qga_polling')
+    return conf
+
+
+def sweep(conf, times=1):
+    async def run():
+        runner = runner_mod.SweepRunner(conf)
+        try:
+            return [await runner.run_once() for _ in range(times)]
+        finally:
+            await runner.close()
+    return asyncio.run(run())
+
+
+def by_guest(result):
+    out = {}
+    for s in result.samples:
+        out.setdefault(s.resource_metadata['instance_id'], []).append(s)
+    return out
+
+
+def test_every_meter_qemu_ga_72_can_give(workdir):
+    with StandinFleet(1, workdir=workdir) as fleet:
+        [result] = sweep(make_conf([(UUIDS[0], fleet[0].socket)]))
+    samples = result.samples
+    names = {s.name for s in samples}
+    assert names == NATIVE_72 | FALLBACK_72 | {'guest.agent.up',
+                                               'guest.agent.latency'}
+    via = {s.name: s.resource_metadata.get('collected_by') for s in samples}
+    assert all(via[n] == 'native' for n in NATIVE_72)
+    assert all(via[n] == 'fallback' for n in FALLBACK_72)
+    value = {}
+    for s in samples:
+        value.setdefault(s.name, []).append(s)
+    assert value['guest.agent.up'][0].volume == 1
+    assert 0 < value['guest.agent.latency'][0].volume < 1000
+    root = [s for s in value['guest.filesystem.total']
+            if s.resource_metadata['mountpoint'] == '/']
+    assert root and root[0].resource_id == UUIDS[0] + '-%2F'
+    st = os.statvfs('/')
+    # qga 7.2: total = used + available to non-root (not df's size).
+    expect_total = (st.f_blocks - st.f_bfree + st.f_bavail) * st.f_frsize
+    assert abs(root[0].volume - expect_total) / expect_total < 0.01
+    for s in value['guest.filesystem.usage']:
+        assert 0 <= s.volume <= 100
+    with open('/proc/meminfo') as f:
+        mem_total_kib = int(f.readline().split()[1])
+    assert value['guest.memory.total'][0].volume == pytest.approx(
+        mem_total_kib / 1024)
+    used = value['guest.memory.used'][0].volume
+    avail = value['guest.memory.available'][0].volume
+    assert 0 < used < value['guest.memory.total'][0].volume
+    assert used + avail == pytest.approx(value['guest.memory.total'][0]
+                                         .volume)
+    assert value['guest.vcpus.online'][0].volume == os.cpu_count()
+    assert value['guest.cpu.time'][0].volume > 0
+    assert value['guest.load.1'][0].volume >= 0
+    ifaces = {s.resource_metadata['vnic_name']
+              for s in value['guest.network.incoming.bytes']}
+    assert 'lo' not in ifaces and 'eth0' in ifaces
+    up = value['guest.agent.up'][0].resource_metadata
+    assert up['agent_version'].startswith('7.2')
+    assert up['agent_state'] == 'ok'
+
+
+def test_blocked_commands_are_skipped_not_zeroed(workdir):
+    guest = StandinGuest('blk', workdir, extra_block=(
+        'guest-get-fsinfo', 'guest-file-open'))
+    guest.start()
+    try:
+        conf = make_conf([(UUIDS[0], guest.socket)])
+        [result] = sweep(conf)
+    finally:
+        guest.stop()
+    names = {s.name for s in result.samples}
+    assert not any(n.startswith('guest.filesystem.') for n in names)
+    # memory and load can only come from /proc on 7.2: gone with file-open
+    assert not any(n.startswith(('guest.memory.', 'guest.load.'))
+                   for n in names)
+    assert 'guest.cpu.time' in names and 'guest.agent.up' in names
+    [report] = result.reports
+    skipped = {o.name: o.reason for o in report.outcomes
+               if o.source == 'skipped'}
+    assert 'guest-get-fsinfo not offered' in skipped['FilesystemCollector']
+    assert 'guest-file-* not offered' in skipped['MemoryCollector']
+
+
+def test_file_reads_can_be_disabled(workdir):
+    with StandinFleet(1, workdir=workdir) as fleet:
+        [result] = sweep(make_conf([(UUIDS[0], fleet[0].socket)],
+                                   allow_file_reads=False))
+    names = {s.name for s in result.samples}
+    assert 'guest.memory.total' not in names and 'guest.load.1' not in names
+    assert 'guest.cpu.time' in names  # native: unaffected
+
+
+def test_hung_guest_is_reported_down_and_does_not_stall_the_others(
+        workdir, hung_socket):
+    with StandinFleet(3, workdir=workdir) as fleet:
+        guests = [(UUIDS[i], g.socket) for i, g in enumerate(fleet)]
+        guests.insert(1, (HUNG_UUID, hung_socket))
+        conf = make_conf(guests, command_timeout=0.5, guest_budget=1.0,
+                         max_concurrent_guests=4)
+        start = time.monotonic()
+        [result] = sweep(conf)
+        elapsed = time.monotonic() - start
+    # The hung guest costs one command timeout, in parallel with the rest.
+    assert elapsed < 1.0 + 1.0, elapsed
+    samples = by_guest(result)
+    hung = samples[HUNG_UUID]
+    assert [s.name for s in hung] == ['guest.agent.up']
+    assert hung[0].volume == 0
+    assert hung[0].resource_metadata['agent_state'] == 'timeout'
+    for uuid, _sock in guests:
+        if uuid == HUNG_UUID:
+            continue
+        names = {s.name for s in samples[uuid]}
+        assert 'guest.cpu.time' in names and 'guest.memory.used' in names
+        up = [s for s in samples[uuid] if s.name == 'guest.agent.up'][0]
+        assert up.volume == 1
+
+
+def test_failing_guest_is_backed_off_and_reported(workdir, hung_socket):
+    conf = make_conf([(HUNG_UUID, hung_socket)], command_timeout=0.3,
+                     backoff_initial=60.0)
+    start = time.monotonic()
+    first, second = sweep(conf, times=2)
+    elapsed = time.monotonic() - start
+    assert first.samples[0].resource_metadata['agent_state'] == 'timeout'
+    up = second.samples[0]
+    assert up.name == 'guest.agent.up' and up.volume == 0
+    assert up.resource_metadata['agent_state'] == 'backoff'
+    assert 'last:' in up.resource_metadata['agent_error']
+    # the second sweep did not contact the guest: no second timeout
+    assert elapsed < 0.3 * 2, elapsed
+
+
+def test_absent_socket_is_not_connected(workdir):
+    conf = make_conf([(UUIDS[0], os.path.join(workdir, 'nobody.sock'))])
+    [result] = sweep(conf)
+    [up] = result.samples
+    assert up.volume == 0
+    assert up.resource_metadata['agent_state'] == 'not_connected'
+
+
+def test_agent_restart_is_survived_and_capabilities_reread(workdir):
+    guest = StandinGuest('rst', workdir)
+    guest.start()
+    try:
+        conf = make_conf([(UUIDS[0], guest.socket)], backoff_initial=0.0)
+
+        async def run():
+            runner = runner_mod.SweepRunner(conf)
+            try:
+                first = await runner.run_once()
+                session = runner.poller.sessions[UUIDS[0]]
+                generation = session.transport.generation
+                # Kill the agent; the supervisor starts a new one.
+                os.kill(guest.pid, 9)
+                deadline = time.monotonic() + 10
+                results = []
+                while time.monotonic() < deadline:
+                    results.append(await runner.run_once())
+                    if results[-1].reports[0].up:
+                        break
+                    await asyncio.sleep(0.05)
+                return first, results, generation, session.transport.generation
+            finally:
+                await runner.close()
+        first, later, gen_before, gen_after = asyncio.run(run())
+    finally:
+        guest.stop()
+    assert first.reports[0].up
+    assert later[-1].reports[0].up
+    assert gen_after > gen_before  # reconnected, capabilities re-read
+    assert {s.name for s in later[-1].samples} >= {'guest.cpu.time'}

@@ -1,0 +1,65 @@
+"""load_discovery: plugins come from the entry points, errors name options."""
+
+from __future__ import annotations
+
+import socket
+
+from oslo_config import cfg
+import pytest
+
+from ceilometer_qga import discovery
+from ceilometer_qga.discovery import libvirt as lv_discovery
+from ceilometer_qga.discovery import static
+
+UUID = '0b6e4f3c-2a1d-4c5e-8f7a-9b0c1d2e3f4a'
+
+
+def test_known_names_are_the_entry_points():
+    assert discovery.known_names() == ['libvirt', 'static']
+
+
+def test_loads_static_with_its_config(make_conf):
+    conf = make_conf(qga_polling={'discovery': 'static'},
+                     static_discovery={'guests': ['%s=/a.sock' % UUID]})
+    disco = discovery.load_discovery(conf)
+    assert type(disco) is static.StaticDiscovery
+    assert [g.instance_id for g in disco.discover()] == [UUID]
+
+
+def test_loads_libvirt_by_default(make_conf):
+    conf = make_conf(libvirt_discovery={'uri': 'test:///default'})
+    disco = discovery.load_discovery(conf)
+    try:
+        assert type(disco) is lv_discovery.LibvirtDiscovery
+        # the built-in domain 'test' is not Nova's
+        assert disco.discover() == []
+    finally:
+        disco.close()
+
+
+def test_unknown_name_lists_the_known_ones(make_conf):
+    conf = make_conf(qga_polling={'discovery': 'nova-api'})
+    with pytest.raises(ValueError) as err:
+        discovery.load_discovery(conf)
+    assert str(err.value) == (
+        "[qga_polling] discovery = 'nova-api': no such discovery plugin; "
+        "known: libvirt, static")
+
+
+def test_plugin_config_error_comes_through(make_conf):
+    conf = make_conf(qga_polling={'discovery': 'static'},
+                     static_discovery={'guests': ['nonsense']})
+    with pytest.raises(ValueError, match=r'^\[static_discovery\] guests: '):
+        discovery.load_discovery(conf)
+
+
+def test_host_name(make_conf):
+    conf = make_conf()
+    assert discovery.host_name(conf) == socket.gethostname()
+    conf.set_override('host', 'compute-7')
+    assert discovery.host_name(conf) == 'compute-7'
+    bare = cfg.ConfigOpts()  # a service that has no [DEFAULT] host at all
+    bare([])
+    assert discovery.host_name(bare) == socket.gethostname()
+    conf.set_override('host', '')
+    assert discovery.host_name(conf) == socket.gethostname()

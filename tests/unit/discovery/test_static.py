@@ -1,0 +1,105 @@
+"""StaticDiscovery: parsing and checking ``[static_discovery] guests``."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from ceilometer_qga.discovery import static
+from ceilometer_qga.guest import Channel
+
+UUID_A = '0b6e4f3c-2a1d-4c5e-8f7a-9b0c1d2e3f4a'
+UUID_B = '7d9a8b6c-5e4f-4a3b-9c2d-1e0f9a8b7c6d'
+
+
+def test_guests_from_config(make_conf):
+    conf = make_conf(static_discovery={'guests': [
+        '%s=/run/qga/a.sock' % UUID_A,
+        # whitespace around items and a non-canonical uuid are accepted
+        ' {%s} = /run/qga/b.sock ' % UUID_B.upper(),
+    ]})
+    guests = static.StaticDiscovery(conf).discover()
+
+    assert [g.instance_id for g in guests] == [UUID_A, UUID_B]
+    a, b = guests
+    assert a.name == UUID_A
+    assert a.channels == (Channel(target_name='org.openstack.monitor.0',
+                                  path='/run/qga/a.sock', state=None),)
+    assert b.channel('org.openstack.monitor.0').path == '/run/qga/b.sock'
+    assert a.metadata == {'instance_id': UUID_A, 'name': UUID_A,
+                          'host': socket.gethostname(),
+                          'instance_host': socket.gethostname()}
+    assert a.display_name is None and a.project_id is None
+
+
+def test_channel_name_follows_option(make_conf):
+    conf = make_conf(
+        static_discovery={'guests': ['%s=/run/a.sock' % UUID_A]},
+        qga_polling={'monitor_channel_name': 'org.example.mon.1'})
+    (guest,) = static.StaticDiscovery(conf).discover()
+    assert [c.target_name for c in guest.channels] == ['org.example.mon.1']
+
+
+def test_host_option_wins_over_hostname(make_conf):
+    conf = make_conf(static_discovery={'guests': ['%s=/a.sock' % UUID_A]})
+    conf.set_override('host', 'compute-7')
+    (guest,) = static.StaticDiscovery(conf).discover()
+    assert guest.metadata['host'] == 'compute-7'
+
+
+def test_each_discover_returns_fresh_objects(make_conf):
+    conf = make_conf(static_discovery={'guests': ['%s=/a.sock' % UUID_A]})
+    disco = static.StaticDiscovery(conf)
+    first = disco.discover()
+    first[0].metadata['state'] = 'scribbled'
+    first.clear()
+    (again,) = disco.discover()
+    assert 'state' not in again.metadata
+
+
+def test_empty_list_is_no_guests(make_conf):
+    assert static.StaticDiscovery(make_conf()).discover() == []
+
+
+@pytest.mark.parametrize('item, why', [
+    ('%s' % UUID_A, 'expected INSTANCE_UUID=SOCKET_PATH'),
+    ('not-a-uuid=/a.sock', "'not-a-uuid' is not a uuid"),
+    ('=/a.sock', "'' is not a uuid"),
+    ('%s=' % UUID_A, 'the socket path is empty'),
+    ('%s=relative/a.sock' % UUID_A, 'must be absolute'),
+    ('%s=/a\0b.sock' % UUID_A, 'NUL byte'),
+    ('%s=/%s.sock' % (UUID_A, 'x' * 120), 'longer than 107 bytes'),
+])
+def test_bad_item_names_option_and_item(make_conf, item, why):
+    conf = make_conf(static_discovery={'guests': [item]})
+    with pytest.raises(ValueError) as err:
+        static.StaticDiscovery(conf)
+    msg = str(err.value)
+    assert msg.startswith('[static_discovery] guests: item %r: ' % item)
+    assert why in msg
+
+
+def test_duplicate_uuid_is_refused(make_conf):
+    conf = make_conf(static_discovery={'guests': [
+        '%s=/a.sock' % UUID_A, '%s=/b.sock' % UUID_A.upper()]})
+    with pytest.raises(ValueError) as err:
+        static.StaticDiscovery(conf)
+    assert str(err.value) == (
+        "[static_discovery] guests: item '%s=/b.sock': instance %s is "
+        "already listed as '%s=/a.sock'" % (UUID_A.upper(), UUID_A, UUID_A))
+
+
+def test_duplicate_socket_is_refused(make_conf):
+    conf = make_conf(static_discovery={'guests': [
+        '%s=/a.sock' % UUID_A, '%s=/a.sock' % UUID_B]})
+    with pytest.raises(ValueError) as err:
+        static.StaticDiscovery(conf)
+    assert str(err.value) == (
+        "[static_discovery] guests: item '%s=/a.sock': socket /a.sock is "
+        "already listed as '%s=/a.sock'" % (UUID_B, UUID_A))
+
+
+def test_longest_allowed_socket_path(make_conf):
+    path = '/' + 'p' * 106
+    assert static.parse_item('%s=%s' % (UUID_A, path)) == (UUID_A, path)

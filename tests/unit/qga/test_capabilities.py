@@ -1,0 +1,65 @@
+"""guest-info parsing: the capability oracle must survive any reply."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ceilometer_qga.qga import capabilities
+
+REAL_72 = {
+    'version': '7.2.22',
+    'supported_commands': [
+        {'enabled': True, 'name': 'guest-get-fsinfo',
+         'success-response': True},
+        {'enabled': False, 'name': 'guest-exec', 'success-response': True},
+        {'enabled': True, 'name': 'guest-ping', 'success-response': True},
+        {'enabled': False, 'name': 'guest-get-devices',
+         'success-response': True},
+    ]}
+
+
+def test_real_reply():
+    caps = capabilities.parse_guest_info(REAL_72)
+    assert caps.version == '7.2.22'
+    assert caps.enabled == {'guest-get-fsinfo', 'guest-ping'}
+    assert caps.disabled == {'guest-exec', 'guest-get-devices'}
+    assert caps.supports('guest-ping')
+    assert not caps.supports('guest-exec')
+    assert not caps.supports('guest-get-load')  # absent altogether
+    assert caps.supports_all(('guest-ping', 'guest-get-fsinfo'))
+    assert not caps.supports_all(('guest-ping', 'guest-exec'))
+
+
+def test_enabled_must_be_true_not_truthy():
+    caps = capabilities.parse_guest_info({'supported_commands': [
+        {'name': 'a', 'enabled': 1}, {'name': 'b', 'enabled': 'yes'},
+        {'name': 'c'}, {'name': 'd', 'enabled': True}]})
+    assert caps.enabled == {'d'}
+    assert caps.disabled == {'a', 'b', 'c'}
+
+
+def test_garbage_gives_empty_capabilities():
+    for reply in (None, [], 'x', 42, {'supported_commands': 'all'},
+                  {'version': 7, 'supported_commands': [None, 1, 'x',
+                                                        {'name': 5}]}):
+        caps = capabilities.parse_guest_info(reply)
+        assert caps.enabled == frozenset()
+        assert caps.version is None
+
+
+def test_huge_lists_are_truncated():
+    reply = {'supported_commands': [{'name': 'c%d' % i, 'enabled': True}
+                                    for i in range(100000)]}
+    assert len(capabilities.parse_guest_info(reply).enabled) == 1024
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(),
+                                                          children),
+    max_leaves=30)
+
+
+@given(json_values)
+def test_never_raises(reply):
+    caps = capabilities.parse_guest_info(reply)
+    assert all(isinstance(c, str) for c in caps.enabled | caps.disabled)

@@ -1,0 +1,43 @@
+"""qga error objects map onto the typed errors the poller reports."""
+
+import pytest
+
+from ceilometer_qga.qga import errors
+
+
+@pytest.mark.parametrize('error,expected', [
+    ({'class': 'CommandNotFound',
+      'desc': 'The command guest-get-load has not been found'},
+     errors.CommandNotSupported),
+    ({'class': 'CommandNotFound',
+      'desc': 'Command guest-exec has been disabled'},
+     errors.CommandNotSupported),
+    ({'class': 'GenericError',
+      'desc': 'Command guest-get-fsinfo has been disabled'},
+     errors.CommandNotSupported),
+    ({'class': 'GenericError', 'desc': 'the agent is in frozen state'},
+     errors.AgentFrozen),
+    ({'class': 'GenericError', 'desc': 'open failed: No such file'},
+     errors.CommandFailed),
+    ({'desc': 12}, errors.CommandFailed),
+    ('boom', errors.ProtocolError),
+    (None, errors.ProtocolError),
+])
+def test_error_from_reply(error, expected):
+    exc = errors.error_from_reply('g1', 'guest-x', error)
+    assert type(exc) is expected
+    assert exc.guest == 'g1' and exc.command == 'guest-x'
+    assert 'g1' in str(exc) and 'guest-x' in str(exc)
+
+
+def test_long_descriptions_are_truncated():
+    exc = errors.error_from_reply('g', 'c', {'class': 'GenericError',
+                                             'desc': 'x' * 100000})
+    assert len(exc.message) == 500
+
+
+def test_states_are_distinct():
+    classes = [errors.QgaError, errors.AgentNotConnected, errors.AgentTimeout,
+               errors.CommandNotSupported, errors.CommandForbidden,
+               errors.CommandFailed, errors.AgentFrozen, errors.ProtocolError]
+    assert len({c.state for c in classes}) == len(classes)

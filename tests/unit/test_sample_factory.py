@@ -1,0 +1,100 @@
+"""From a guest report to Ceilometer samples: ids, sanity, liveness."""
+
+import math
+
+import pytest
+
+from ceilometer_qga.collectors import base
+from ceilometer_qga.guest import Guest
+from ceilometer_qga import sample_factory
+from ceilometer_qga import session
+
+UUID = '8a4c4b07-6a1c-4a55-a6b3-5d3c7e8a0f11'
+FS_USED = base.Meter('guest.filesystem.used', base.GAUGE, 'B', 'filesystem')
+LOAD1 = base.Meter('guest.load.1', base.GAUGE, 'process')
+METERS = {m.name: m for m in (FS_USED, LOAD1,
+                              *sample_factory.LIVENESS_METERS)}
+
+
+def guest():
+    return Guest(instance_id=UUID, name='instance-0000000a',
+                 display_name='web-1', project_id='p1', user_id='u1',
+                 metadata={'instance_type': 'm1.small', 'host': 'cmp1'})
+
+
+@pytest.mark.parametrize('item,expected', [
+    (None, UUID),
+    ('/', UUID + '-%2F'),
+    ('/var/lib', UUID + '-%2Fvar%2Flib'),
+    ('/a-b c', UUID + '-%2Fa-b%20c'),
+    ('vda', UUID + '-vda'),
+    ('eth0', UUID + '-eth0'),
+])
+def test_resource_id(item, expected):
+    assert sample_factory.resource_id(UUID, item) == expected
+
+
+def test_resource_ids_do_not_collide():
+    items = ['/a/b', '/a_b', '/a-b', '/a%2Fb', 'a/b']
+    ids = {sample_factory.resource_id(UUID, i) for i in items}
+    assert len(ids) == len(items)
+    assert all('/' not in i for i in ids)
+
+
+@pytest.mark.parametrize('volume,ok', [
+    (0, True), (1.5, True), (2 ** 62, True),
+    (-1, False), (2 ** 63, False), (math.nan, False), (math.inf, False),
+    (True, False), ('5', False), (None, False), ([1], False),
+])
+def test_valid_volume(volume, ok):
+    assert sample_factory.valid_volume(volume) is ok
+
+
+def test_down_guest_gets_only_the_liveness_sample():
+    report = session.GuestReport(guest(), state='timeout',
+                                 error='no reply within the timeout')
+    samples = sample_factory.build_samples(report, METERS, 'ts', 1.0)
+    assert [s.name for s in samples] == ['guest.agent.up']
+    up = samples[0]
+    assert up.volume == 0 and up.unit == 'agent' and up.type == 'gauge'
+    assert up.resource_id == UUID
+    assert up.resource_metadata['agent_state'] == 'timeout'
+    assert up.resource_metadata['agent_error'] == 'no reply within the timeout'
+    assert up.project_id == 'p1' and up.user_id == 'u1'
+
+
+def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
+    report = session.GuestReport(guest(), latency_ms=0.25,
+                                 facts={'os_id': 'debian'})
+    report.outcomes.append(session.CollectorOutcome(
+        'Fs', 'native', base.ParseResult(
+            readings=[base.Reading('guest.filesystem.used', 100, '/',
+                                   {'fstype': 'ext4'}),
+                      base.Reading('guest.filesystem.used', -5, '/x'),
+                      base.Reading('guest.filesystem.used', math.nan, '/y'),
+                      base.Reading('guest.no.such.meter', 1)],
+            dropped=['/z: used > total'])))
+    report.outcomes.append(session.CollectorOutcome(
+        'Load', 'fallback', base.ParseResult(
+            readings=[base.Reading('guest.load.1', 0.5)])))
+    samples = sample_factory.build_samples(report, METERS, 'ts', 2.0)
+    by_name = {}
+    for s in samples:
+        by_name.setdefault(s.name, []).append(s)
+    assert by_name['guest.agent.up'][0].volume == 1
+    assert by_name['guest.agent.latency'][0].volume == 0.25
+    fs = by_name['guest.filesystem.used']
+    assert len(fs) == 1  # the negative and the NaN value were dropped
+    assert fs[0].resource_id == UUID + '-%2F'
+    md = fs[0].resource_metadata
+    assert md['display_name'] == 'web-1'
+    assert md['instance_type'] == 'm1.small'
+    assert md['os_id'] == 'debian'
+    assert md['fstype'] == 'ext4'
+    assert md['collected_by'] == 'native'
+    assert by_name['guest.load.1'][0].resource_metadata['collected_by'] == \
+        'fallback'
+    assert 'guest.no.such.meter' not in by_name
+    text = caplog.text
+    assert 'used > total' in text and 'not a sane value' in text
+    assert 'unknown meter' in text
