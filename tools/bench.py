@@ -36,10 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from ceilometer_qga import conf as conf_mod  # noqa: E402
+from ceilometer_qga.qga import transport_socket  # noqa: E402
 from ceilometer_qga import runner as runner_mod  # noqa: E402
 from ceilometer_qga import sample as sample_mod  # noqa: E402
 from ceilometer_qga import signature  # noqa: E402
-from ceilometer_qga.qga import transport_socket  # noqa: E402
 from tools.qga_standin import RawClient  # noqa: E402
 from tools.qga_standin import StandinFleet  # noqa: E402
 
@@ -164,9 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline_sweep(sockets[:1])
         ours, samples = our_sweep(sockets, args.concurrency)
         base = baseline_sweep(sockets)
-        rows.append(('sweep %d guests + %d hung (s)' % (args.guests,
-                                                       args.hung),
-                     ours, 'sequential blocking client', base))
+        label = 'sweep %d guests + %d hung (s)' % (args.guests, args.hung)
+        rows.append((label, ours, 'sequential blocking client', base))
         no_hung = sockets[:args.guests]
         ours_ok, _ = our_sweep(no_hung, args.concurrency)
         base_ok = baseline_sweep(no_hung)
