@@ -1,0 +1,50 @@
+# The two commands of the README are `make demo` and `make test`; the rest
+# are for developers.  Every target installs what it needs first
+# (tools/install_deps.sh is quick and silent when nothing is missing).
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+LINT_PATHS := ceilometer_qga nova_qga nova tests tools
+
+.PHONY: deps rabbitmq demo test e2e bench genconfig lint clean distclean
+
+deps:
+	@bash tools/install_deps.sh
+
+rabbitmq:
+	@bash tools/start_rabbitmq.sh
+
+# Three real qemu-ga stand-in guests, two sweeps, a table of the samples.
+demo: deps
+	@$(PY) tools/demo.py
+
+# The whole suite: unit, functional (real qemu-ga, RabbitMQ, libvirt) and e2e.
+test: deps rabbitmq lint
+	$(PYTEST)
+
+# Only the tests that boot real virtual machines under TCG.
+e2e: deps
+	$(PYTEST) tests/e2e
+
+bench: deps
+	$(PY) tools/bench.py
+
+genconfig: deps
+	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/qga-polling.conf
+	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/nova-qga.conf
+
+# reno only when there are notes: `reno lint` fails on an empty tree.
+lint: deps
+	@if compgen -G 'releasenotes/notes/*.yaml' >/dev/null; then \
+		$(VENV)/bin/reno -q lint; fi
+	@$(VENV)/bin/flake8 $(LINT_PATHS)
+	@shellcheck tools/*.sh .ci/run
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,13 @@
+"""Fixtures shared by every test directory.
+
+The fixtures that start real processes live in ``tests/fixtures/`` (one
+module per kind of process) and are made visible to all tests here.
+"""
+
+from tests.fixtures.fake_agent import fake_agent  # noqa: F401
+from tests.fixtures.processes import processes  # noqa: F401
+from tests.fixtures.qga import qga_fleet  # noqa: F401
+from tests.fixtures.qga import qga_guest  # noqa: F401
+from tests.fixtures.qga import qga_guest_factory  # noqa: F401
+from tests.fixtures.qga import short_tmpdir  # noqa: F401
+from tests.fixtures.rabbit import rabbit_url  # noqa: F401

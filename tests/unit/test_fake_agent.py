@@ -1,0 +1,314 @@
+"""The fault-injecting fake agent (tools/fake_agent.py) does what it claims.
+
+Each mode is checked from the outside, with raw sockets and timeouts, on a
+fake running as a subprocess (the ``fake_agent`` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from tools import fake_agent as fake
+from tools import qga_standin
+
+SYNC = b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 42}}\n'
+FF_ERROR_LINE = json.dumps({'error': fake.FF_ERROR}).encode() + b'\n'
+
+
+def connect(path: str, timeout: float = 5.0) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect(path)
+    return sock
+
+
+def read_until(sock: socket.socket, done, timeout: float = 5.0,
+               limit: int = 64 * 1024 * 1024) -> bytes:
+    """Receive until ``done(data)`` or EOF; fail after ``timeout``/``limit``."""
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    while not done(data):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(1024 * 1024)
+        if not chunk:
+            break
+        data += chunk
+        assert len(data) <= limit
+    return bytes(data)
+
+
+def read_quiet(sock: socket.socket, quiet: float = 0.2) -> bytes:
+    """Receive whatever else arrives until nothing has come for ``quiet`` s.
+
+    For replies with no end marker (garbage): the only way to know that the
+    rest of them has arrived is that nothing more comes.
+    """
+    data = b''
+    sock.settimeout(quiet)
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def lines(count: int):
+    return lambda data: data.count(b'\n') >= count
+
+
+def assert_silent(sock: socket.socket, wait: float = 0.3) -> None:
+    """Nothing arrives within ``wait`` seconds (and the peer did not close)."""
+    sock.settimeout(wait)
+    with pytest.raises(socket.timeout):
+        sock.recv(1)
+
+
+def call(sock: socket.socket, command: str, **arguments) -> dict:
+    msg = {'execute': command}
+    if arguments:
+        msg['arguments'] = arguments
+    sock.sendall(json.dumps(msg).encode() + b'\n')
+    return json.loads(read_until(sock, lines(1)))
+
+
+def synced(path: str) -> socket.socket:
+    sock = connect(path)
+    sock.sendall(SYNC)
+    assert read_until(sock, lines(2)) == FF_ERROR_LINE + b'\xff{"return": 42}\n'
+    return sock
+
+
+def test_ok_speaks_like_qemu_ga(fake_agent):
+    agent = fake_agent('ok', disabled=['guest-get-users'])
+    sock = synced(agent.socket)
+    assert call(sock, 'guest-ping') == {'return': {}}
+    info = call(sock, 'guest-info')['return']
+    enabled = {c['name']: c['enabled'] for c in info['supported_commands']}
+    assert enabled['guest-ping'] is True and enabled['guest-get-users'] is False
+    assert 'guest-get-load' not in enabled      # like qemu-ga 7.2
+    assert call(sock, 'guest-get-users')['error'] == {
+        'class': 'CommandNotFound', 'desc': 'Command guest-get-users has been disabled'}
+    assert call(sock, 'guest-get-load')['error']['desc'] == (
+        'The command guest-get-load has not been found')
+    fsinfo = call(sock, 'guest-get-fsinfo')['return']
+    assert fsinfo[0]['used-bytes'] < fsinfo[0]['total-bytes']
+    # streaming parser: no newline needed; the id is echoed
+    sock.sendall(b'{"execute": "guest-ping", "id": "x1"}')
+    assert json.loads(read_until(sock, lines(1))) == {'return': {}, 'id': 'x1'}
+    sock.sendall(b'{"execute": nonsense}\n')
+    assert json.loads(read_until(sock, lines(1)))['error']['class'] == 'GenericError'
+    sock.close()
+
+
+def test_ok_reads_proc_files(fake_agent):
+    agent = fake_agent('ok')
+    with qga_standin.RawClient(agent.socket) as client:
+        handle = client.call('guest-file-open', {'path': '/proc/meminfo', 'mode': 'r'})
+        data = b''
+        while True:
+            chunk = client.call('guest-file-read', {'handle': handle, 'count': 64})
+            data += base64.b64decode(chunk['buf-b64'])
+            if chunk['eof']:
+                break
+        assert client.call('guest-file-close', {'handle': handle}) == {}
+    assert data == fake.PROC_FILES['/proc/meminfo']
+
+
+def test_one_client_at_a_time(fake_agent):
+    agent = fake_agent('ok')
+    first = synced(agent.socket)
+    second = connect(agent.socket)
+    second.sendall(b'{"execute": "guest-ping"}\n')
+    assert_silent(second)
+    first.close()
+    assert json.loads(read_until(second, lines(1))) == {'return': {}}
+    second.close()
+
+
+def test_hang_never_answers(fake_agent):
+    agent = fake_agent('hang')
+    sock = connect(agent.socket)
+    sock.sendall(SYNC)
+    assert_silent(sock)
+    sock.close()
+
+
+def test_hang_on_commands_only(fake_agent):
+    agent = fake_agent('hang', fault_on='command')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-ping"}\n')
+    assert_silent(sock)
+    sock.close()
+
+
+def test_slow_answers_after_delay(fake_agent):
+    agent = fake_agent('slow', delay=0.4, fault_on='command')
+    sock = synced(agent.socket)
+    start = time.monotonic()
+    assert call(sock, 'guest-ping') == {'return': {}}
+    assert 0.4 <= time.monotonic() - start < 3
+    sock.close()
+
+
+def test_garbage_is_not_json(fake_agent):
+    agent = fake_agent('garbage', seed=7, fault_on='command')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-ping"}\n')
+    data = read_until(sock, lambda d: len(d) >= 16)
+    data += read_quiet(sock)
+    assert b'\xff' in data
+    with pytest.raises(UnicodeDecodeError):
+        data.decode('utf-8')
+    sock.close()
+
+
+def test_huge_sends_one_20mb_line(fake_agent):
+    agent = fake_agent('huge', fault_on='command')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-get-fsinfo"}\n')
+    data = read_until(sock, lines(1), timeout=20, limit=21 * 1024 * 1024)
+    assert len(data) == 20 * 1024 * 1024
+    assert data.endswith(b'"}\n') and data.count(b'\n') == 1
+    assert len(json.loads(data)['return']) > 20_000_000
+    sock.close()
+
+
+def _rss_kib(pid: int) -> int:
+    with open('/proc/%d/status' % pid) as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    raise AssertionError('no VmRSS for %d' % pid)
+
+
+def test_endless_streams_without_newline_in_bounded_memory(fake_agent):
+    agent = fake_agent('endless', fault_on='command')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-ping"}\n')
+    data = read_until(sock, lambda d: len(d) >= 32 * 1024 * 1024, timeout=30,
+                      limit=33 * 1024 * 1024)
+    assert b'\n' not in data
+    # 32 MB went through; the fake holds only a few chunks at a time.
+    assert _rss_kib(agent.pid) < 80 * 1024
+    sock.close()
+    # still serving after the client left mid-stream
+    fresh = synced(agent.socket)
+    fresh.close()
+
+
+def test_stale_sync_replies_come_first(fake_agent):
+    agent = fake_agent('stale')
+    sock = connect(agent.socket)
+    sock.sendall(SYNC)
+    data = read_until(sock, lambda d: d.count(b'\n') >= 4)
+    assert data == (FF_ERROR_LINE + b'\xff{"return": 43}\n' + b'{"return": {}}\n'
+                    + b'\xff{"return": 42}\n')
+    assert call(sock, 'guest-get-host-name') == {'return': {'host-name': 'fake-guest'}}
+    # the next sync repeats the last command's reply as the stale one
+    sock.sendall(SYNC)
+    data = read_until(sock, lambda d: d.count(b'\n') >= 4)
+    assert b'fake-guest' in data.split(b'\n')[2]
+    sock.close()
+    # a client that keeps scanning for 0xFF until its id comes back copes
+    with qga_standin.RawClient(agent.socket) as client:
+        assert client.call('guest-ping') == {}
+
+
+def test_disconnect_mid_reply(fake_agent):
+    agent = fake_agent('disconnect', fault_on='command')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-info"}\n')
+    data = read_until(sock, lambda d: False)     # until EOF
+    assert data and not data.endswith(b'\n')
+    sock.close()
+
+
+def test_wrong_types(fake_agent):
+    agent = fake_agent('wrong-types')
+    sock = synced(agent.socket)
+    fsinfo = call(sock, 'guest-get-fsinfo')['return']
+    assert fsinfo[0]['used-bytes'] == -1 and fsinfo[0]['total-bytes'] == 'lots'
+    assert fsinfo[1]['used-bytes'] > fsinfo[1]['total-bytes']
+    assert fsinfo[2]['used-bytes'] != fsinfo[2]['used-bytes']   # NaN
+    assert call(sock, 'guest-get-users')['return'] == 'nobody'
+    assert call(sock, 'guest-get-cpustats')['return'][0]['user'] == -5
+    assert call(sock, 'guest-ping') == {'return': {}}
+    sock.close()
+
+
+def test_restart_drops_connection_after_n_answers(fake_agent):
+    agent = fake_agent('restart', after=3)
+    sock = synced(agent.socket)                  # answer 1
+    assert call(sock, 'guest-ping') == {'return': {}}   # 2
+    assert call(sock, 'guest-ping') == {'return': {}}   # 3
+    sock.sendall(b'{"execute": "guest-ping"}\n')
+    assert read_until(sock, lambda d: False) == b''     # dropped, no reply
+    sock.close()
+    again = synced(agent.socket)
+    assert call(again, 'guest-ping') == {'return': {}}
+    again.close()
+
+
+def test_overlong_request_is_refused(fake_agent):
+    agent = fake_agent('ok', max_request=64 * 1024)
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "' + b'x' * (200 * 1024) + b'"}\n')
+    reply = json.loads(read_until(sock, lines(1)))
+    assert reply['error']['desc'] == 'JSON parse error, request too long'
+    # the rest of that request is dropped: one error, and the next works
+    assert call(sock, 'guest-ping') == {'return': {}}
+    sock.close()
+
+
+def test_connection_cap(fake_agent):
+    agent = fake_agent('hang', max_connections=2)
+    held = [connect(agent.socket), connect(agent.socket)]
+    for sock in held:
+        sock.sendall(SYNC)
+    # The kernel queues connections in order and the fake accepts them in
+    # order, so the third is the one over the cap, whatever the timing.
+    extra = connect(agent.socket)
+    assert read_until(extra, lambda d: False) == b''     # closed at once
+    for sock in held + [extra]:
+        sock.close()
+
+
+def test_sigterm_stops_cleanly_with_a_client_attached(fake_agent):
+    agent = fake_agent('hang')
+    sock = connect(agent.socket)
+    sock.sendall(SYNC)
+    os.kill(agent.pid, signal.SIGTERM)
+    assert agent.proc.wait(5) == 0
+    assert not os.path.exists(agent.socket)
+    assert read_until(sock, lambda d: False) == b''
+    sock.close()
+    assert 'Traceback' not in agent.log_text()
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match='unknown mode'):
+        fake.Options(mode='flaky')
+
+
+async def test_in_process_api(short_tmpdir):
+    path = os.path.join(short_tmpdir, 'inproc.sock')
+    async with fake.FakeAgent(path, fake.Options(mode='ok')) as agent:
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b'{"execute": "guest-ping"}\n')
+        line = await asyncio.wait_for(reader.readline(), 5)
+        assert json.loads(line) == {'return': {}}
+        writer.close()
+        await writer.wait_closed()
+        assert agent.connections == 1 and agent.requests == 1
+    assert not os.path.exists(path)
