@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
-LINT_PATHS := ceilometer_qga nova_qga nova tests tools
+LINT_PATHS := ceilometer_qga nova_qga nova tests tools devstack
 
 .PHONY: deps rabbitmq demo test e2e bench genconfig lint clean distclean
 
@@ -41,6 +41,8 @@ lint: deps
 		$(VENV)/bin/reno -q lint; fi
 	@$(VENV)/bin/flake8 $(LINT_PATHS)
 	@shellcheck tools/*.sh .ci/run
+	@shellcheck -x devstack/plugin.sh devstack/settings tests/devstack/run.sh \
+		tests/devstack/functions.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis

@@ -96,6 +96,9 @@ class Poller:
             seen.add(guest.instance_id)
             session = self.sessions.get(guest.instance_id)
             if session is not None and session.guest == guest:
+                # Same identity and channels: keep the connection, but take
+                # the fresh metadata (power state!), which equality ignores.
+                session.guest = guest
                 continue
             if session is not None:
                 # Channels or identity changed (restart, migration): start

@@ -9,9 +9,10 @@ whatever state its agent is in.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import string
 from typing import Any
-import urllib.parse
 
 from oslo_log import log as logging
 
@@ -29,19 +30,33 @@ LIVENESS_METERS = (AGENT_UP, AGENT_LATENCY)
 
 #: values at or above this are treated as nonsense (no counter gets there)
 MAX_VOLUME = 2 ** 63
+#: Gnocchi's limit on original resource ids
+MAX_RESOURCE_ID = 255
+_ID_SAFE = frozenset(string.ascii_letters + string.digits + '.-')
 
 
 def resource_id(instance_id: str, item: str | None) -> str:
     """Resource id: the instance uuid, or ``<uuid>-<escaped item>``.
 
-    Items are percent-encoded with nothing kept safe, so ``/`` becomes
-    ``%2F`` and ``/var/lib`` ``%2Fvar%2Flib``: stable, reversible, and free
-    of the ``/`` that Gnocchi rejects in resource ids.  Disk and interface
-    names (``vda``, ``eth0``) come out unchanged, as in Ceilometer.
+    Gnocchi puts resource ids into URL paths unquoted and refuses ``/``, so
+    ids keep only ``[A-Za-z0-9.-]`` and every other byte of the item's
+    UTF-8 becomes ``_XX`` (``_`` itself included): ``/`` is ``_2F``,
+    ``/var/lib`` is ``_2Fvar_2Flib``.  That is stable and reversible, and
+    disk and interface names (``vda``, ``eth0``) come out unchanged, as in
+    Ceilometer.  An id that would exceed Gnocchi's 255 characters uses the
+    SHA-1 of the item instead (the item itself stays in the metadata).
     """
     if item is None:
         return instance_id
-    return '%s-%s' % (instance_id, urllib.parse.quote(item, safe=''))
+    escaped = ''.join(
+        ch if ch in _ID_SAFE else ''.join(
+            '_%02X' % b for b in ch.encode('utf-8', 'surrogatepass'))
+        for ch in item)
+    rid = '%s-%s' % (instance_id, escaped)
+    if len(rid) > MAX_RESOURCE_ID:
+        digest = hashlib.sha1(item.encode('utf-8', 'surrogatepass'))
+        rid = '%s-%s' % (instance_id, digest.hexdigest())
+    return rid
 
 
 def valid_volume(volume: Any) -> bool:

@@ -123,7 +123,7 @@ def signing(count: int) -> tuple[float, float]:
     from ceilometer.publisher import utils as ceilo_utils
     sample = sample_mod.Sample(
         'guest.filesystem.used', 'gauge', 'B', 12345, 'u', 'p',
-        'r-%2F', '2026-11-25T10:00:00', {
+        'r-_2F', '2026-11-25T10:00:00', {
             'display_name': 'vm', 'flavor': {'name': 'm1', 'vcpus': 1},
             'mountpoint': '/', 'fstype': 'ext4', 'list': ['a', 'b']})
     msg = sample_mod.to_message(sample, 's')

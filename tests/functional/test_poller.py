@@ -15,7 +15,12 @@ import time
 from oslo_config import cfg
 import pytest
 
+from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf as conf_mod
+from ceilometer_qga.discovery import base as discovery_base
+from ceilometer_qga.guest import Channel
+from ceilometer_qga.guest import Guest
+from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import runner as runner_mod
 from tools.qga_standin import StandinFleet
 from tools.qga_standin import StandinGuest
@@ -111,7 +116,7 @@ def test_every_meter_qemu_ga_72_can_give(workdir):
     assert 0 < value['guest.agent.latency'][0].volume < 1000
     root = [s for s in value['guest.filesystem.total']
             if s.resource_metadata['mountpoint'] == '/']
-    assert root and root[0].resource_id == UUIDS[0] + '-%2F'
+    assert root and root[0].resource_id == UUIDS[0] + '-_2F'
     st = os.statvfs('/')
     # qga 7.2: total = used + available to non-root (not df's size).
     expect_total = (st.f_blocks - st.f_bfree + st.f_bavail) * st.f_frsize
@@ -249,3 +254,46 @@ def test_agent_restart_is_survived_and_capabilities_reread(workdir):
     assert later[-1].reports[0].up
     assert gen_after > gen_before  # reconnected, capabilities re-read
     assert {s.name for s in later[-1].samples} >= {'guest.cpu.time'}
+
+
+class _ScriptedDiscovery(discovery_base.Discovery):
+    """A discovery plugin whose answer the test changes between sweeps.
+
+    Stands in for libvirt reporting a power-state change; everything else
+    (agent, transport, engine) is real.
+    """
+
+    def __init__(self, conf, guests):
+        super().__init__(conf)
+        self.guests = guests
+
+    def discover(self):
+        return list(self.guests)
+
+
+def test_power_state_change_reaches_an_existing_session(workdir):
+    with StandinFleet(1, workdir=workdir) as fleet:
+        conf = make_conf([(UUIDS[0], fleet[0].socket)])
+        channel = Channel('org.openstack.monitor.0', fleet[0].socket)
+
+        def guest(state):
+            return Guest(UUIDS[0], 'instance-1', channels=(channel,),
+                         metadata={'state': state})
+        discovery = _ScriptedDiscovery(conf, [guest('running')])
+
+        async def run():
+            poller = poller_mod.Poller(conf, discovery,
+                                       load_collectors(conf))
+            try:
+                first = await poller.sweep()
+                discovery.guests = [guest('paused')]
+                second = await poller.sweep()
+                discovery.guests = [guest('running')]
+                third = await poller.sweep()
+                return first, second, third
+            finally:
+                await poller.close()
+        first, second, third = asyncio.run(run())
+    assert first.reports[0].up
+    assert second.reports[0].state == 'paused' and not second.reports[0].up
+    assert third.reports[0].up

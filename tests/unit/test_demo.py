@@ -26,11 +26,11 @@ def sample(name, unit, volume, resource, via=None, **meta):
 
 SAMPLES = [
     sample('guest.agent.up', 'agent', 1, WEB),
-    sample('guest.filesystem.used', 'B', 1000, WEB + '-%2F', 'native', mountpoint='/'),
+    sample('guest.filesystem.used', 'B', 1000, WEB + '-_2F', 'native', mountpoint='/'),
     sample('guest.memory.total', 'MiB', 2000.0, WEB, 'fallback'),
     sample('guest.agent.up', 'agent', 0, DB),
     # second sweep: later values win
-    sample('guest.filesystem.used', 'B', 1234567, WEB + '-%2F', 'native', mountpoint='/'),
+    sample('guest.filesystem.used', 'B', 1234567, WEB + '-_2F', 'native', mountpoint='/'),
     sample('guest.load.1', 'process', 0.5, WEB, 'fallback'),
     sample('guest.load.15', 'process', 0.25, WEB, 'fallback'),
     sample('guest.load.5', 'process', 0.375, WEB, 'fallback'),
@@ -59,7 +59,7 @@ def test_table_per_guest_with_latest_values(tmp_path):
     header = web.splitlines()[1].split()
     assert header == ['meter', 'resource', 'value', 'unit', 'via']
     rows = {line.split()[0]: line.split() for line in web.splitlines()[3:]}
-    assert rows['guest.filesystem.used'] == ['guest.filesystem.used', '%2F', '1,234,567',
+    assert rows['guest.filesystem.used'] == ['guest.filesystem.used', '_2F', '1,234,567',
                                              'B', 'qga']
     assert rows['guest.memory.total'] == ['guest.memory.total', '(instance)', '2,000',
                                           'MiB', '/proc']

@@ -1,7 +1,11 @@
 """From a guest report to Ceilometer samples: ids, sanity, liveness."""
 
+import hashlib
 import math
+import string
 
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 from ceilometer_qga.collectors import base
@@ -24,21 +28,42 @@ def guest():
 
 @pytest.mark.parametrize('item,expected', [
     (None, UUID),
-    ('/', UUID + '-%2F'),
-    ('/var/lib', UUID + '-%2Fvar%2Flib'),
-    ('/a-b c', UUID + '-%2Fa-b%20c'),
+    ('/', UUID + '-_2F'),
+    ('/var/lib', UUID + '-_2Fvar_2Flib'),
+    ('/a-b c', UUID + '-_2Fa-b_20c'),
+    ('/a_b', UUID + '-_2Fa_5Fb'),
+    ('/dätä', UUID + '-_2Fd_C3_A4t_C3_A4'),
     ('vda', UUID + '-vda'),
     ('eth0', UUID + '-eth0'),
+    ('eth0.100', UUID + '-eth0.100'),
 ])
 def test_resource_id(item, expected):
     assert sample_factory.resource_id(UUID, item) == expected
 
 
 def test_resource_ids_do_not_collide():
-    items = ['/a/b', '/a_b', '/a-b', '/a%2Fb', 'a/b']
+    items = ['/a/b', '/a_b', '/a-b', '/a%2Fb', 'a/b', '/a_2Fb', '/a b']
     ids = {sample_factory.resource_id(UUID, i) for i in items}
     assert len(ids) == len(items)
-    assert all('/' not in i for i in ids)
+    assert all('/' not in i and '%' not in i for i in ids)
+
+
+def test_long_items_fall_back_to_a_digest():
+    long = '/' + 'x' * 300
+    rid = sample_factory.resource_id(UUID, long)
+    assert len(rid) <= 255
+    assert rid == UUID + '-' + hashlib.sha1(long.encode()).hexdigest()
+    # just under the limit stays readable
+    fits = '/' + 'y' * (255 - len(UUID) - 1 - 3)
+    assert sample_factory.resource_id(UUID, fits).endswith('y' * 10)
+
+
+@given(st.text(max_size=300))
+def test_any_item_gives_a_gnocchi_safe_id(item):
+    rid = sample_factory.resource_id(UUID, item)
+    assert len(rid) <= 255
+    assert set(rid[len(UUID) + 1:]) <= set(
+        string.ascii_letters + string.digits + '.-_')
 
 
 @pytest.mark.parametrize('volume,ok', [
@@ -85,7 +110,7 @@ def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
     assert by_name['guest.agent.latency'][0].volume == 0.25
     fs = by_name['guest.filesystem.used']
     assert len(fs) == 1  # the negative and the NaN value were dropped
-    assert fs[0].resource_id == UUID + '-%2F'
+    assert fs[0].resource_id == UUID + '-_2F'
     md = fs[0].resource_metadata
     assert md['display_name'] == 'web-1'
     assert md['instance_type'] == 'm1.small'

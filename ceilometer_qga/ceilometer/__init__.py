@@ -1,0 +1,14 @@
+"""Our collectors as Ceilometer pollsters (``ceilometer.poll.compute``).
+
+Only Ceilometer's polling agent imports this package: ``ceilometer_qga``
+itself, and ``qga-polling``, never do, so Ceilometer stays an optional
+dependency.  Entry points name one pollster per meter of the catalogue
+(DESIGN.md section 4), so ``polling.yaml`` selects them by meter name.
+
+* :mod:`.pollsters` -- the pollster classes, one declaration per meter;
+* :mod:`.polling_cycle` -- polls every guest once per Ceilometer polling
+  cycle, for all pollsters, with our per-guest bounds and sessions;
+* :mod:`.instance_guests` -- Ceilometer's instances turned into our guests;
+* :mod:`.loop_thread` -- the one asyncio loop our transports live on;
+* :mod:`.options` -- our options on Ceilometer's configuration object.
+"""

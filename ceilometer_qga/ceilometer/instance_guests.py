@@ -1,0 +1,96 @@
+"""Ceilometer's instances as our guests: identity from Ceilometer, channels from us.
+
+Ceilometer's ``local_instances`` discovery hands the pollsters
+``NovaLikeServer`` objects (or novaclient servers): identity and ownership,
+but no channels, and it reads libvirt read-only.  The guest-agent channels
+and the live power state come from our own discovery plugin (``[qga_polling]
+discovery``, by default ``libvirt`` on Ceilometer's libvirt URI, reading the
+live domain XML).  An instance our discovery does not list is not running
+on this host (shut off, migrated away): it gets no samples, as Ceilometer's
+own compute pollsters give none for a shut-off domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from ceilometer_qga.discovery import base as discovery_base
+from ceilometer_qga.guest import Guest
+
+LOG = logging.getLogger(__name__)
+
+#: keys of ``Guest.metadata`` and those sample_factory derives from the
+#: guest itself; Ceilometer's ``make_sample_from_instance`` fills them
+INSTANCE_KEYS = frozenset({'state', 'instance_id', 'name', 'display_name'})
+
+
+def guest_for(instance: Any, found: Guest) -> Guest:
+    """The guest to poll: ``instance``'s identity, ``found``'s channels.
+
+    ``metadata['state']`` (which makes the poller skip a paused domain)
+    is the live state our discovery read, else Ceilometer's ``vm_state``.
+    """
+    state = (found.metadata.get('state')
+             or getattr(instance, 'OS-EXT-STS:vm_state', None))
+    return Guest(
+        instance_id=instance.id,
+        name=(getattr(instance, 'OS-EXT-SRV-ATTR:instance_name', None)
+              or found.name),
+        display_name=getattr(instance, 'name', None),
+        project_id=getattr(instance, 'tenant_id', None),
+        user_id=getattr(instance, 'user_id', None),
+        channels=found.channels,
+        metadata={'state': state} if state else {})
+
+
+class InstanceGuests(discovery_base.Discovery):
+    """A discovery for the poller: the instances of the current request.
+
+    :meth:`select` sets the instances; :meth:`discover` (called by the
+    poller from a worker thread) asks ``channels`` for the guests of this
+    host and keeps those instances.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts,
+                 channels: discovery_base.Discovery) -> None:
+        super().__init__(conf)
+        self.channels = channels
+        self._instances: list[Any] = []
+        # Active instances our discovery does not list are logged once
+        # each: every cycle would repeat the same warning.
+        self._reported: set[str] = set()
+
+    def select(self, instances: Iterable[Any]) -> None:
+        """Poll these (Ceilometer resources) in the next sweep."""
+        self._instances = list(instances)
+
+    def discover(self) -> list[Guest]:
+        """The selected instances that run here, with their channels."""
+        found = {g.instance_id: g for g in self.channels.discover()}
+        guests = []
+        for instance in self._instances:
+            guest = found.get(instance.id)
+            if guest is not None:
+                self._reported.discard(instance.id)
+                guests.append(guest_for(instance, guest))
+                continue
+            active = str(getattr(instance, 'status', '')).lower() == 'active'
+            if active and instance.id not in self._reported:
+                self._reported.add(instance.id)
+                LOG.warning('Instance %s is active for Ceilometer but the '
+                            '%r discovery ([qga_polling] discovery) does not '
+                            'list it on this host; no guest-agent samples '
+                            'for it', instance.id,
+                            self.conf.qga_polling.discovery)
+            else:
+                LOG.debug('Instance %s is not running here; skipped',
+                          instance.id)
+        return guests
+
+    def close(self) -> None:
+        """Release our discovery's connections."""
+        self.channels.close()

@@ -1,0 +1,165 @@
+"""Poll every guest once per Ceilometer polling cycle, for all pollsters.
+
+Ceilometer calls each pollster (one per meter) with the same resources and
+a ``cache`` dict that lives for one polling cycle.  The first of our
+pollsters to run polls every guest among the resources -- all collectors,
+through our :class:`~ceilometer_qga.poller.Poller`, with its per-guest
+bounds (``command_timeout``, ``guest_budget``, ``max_concurrent_guests``)
+-- and leaves the samples in the cache; the others only read them.  A
+lock makes that hold when Ceilometer runs pollsters in parallel threads
+(``[polling] threads_to_process_pollsters``).
+
+One :class:`CyclePoller` per configuration object (in an agent: one per
+process) outlives the cycles, so sessions, capability caches, open
+connections and per-guest back-off carry over from one cycle to the next,
+as they do in ``qga-polling``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from ceilometer_qga.ceilometer import instance_guests
+from ceilometer_qga.ceilometer import loop_thread
+from ceilometer_qga.ceilometer import options
+from ceilometer_qga.collectors import load_collectors
+from ceilometer_qga.discovery import load_discovery
+from ceilometer_qga import poller as poller_mod
+from ceilometer_qga import sample as sample_mod
+
+LOG = logging.getLogger(__name__)
+
+#: key of our entry in Ceilometer's per-cycle cache
+CACHE_KEY = 'ceilometer_qga.guests'
+
+#: allowance on top of the guests' budgets for discovery and bookkeeping
+SWEEP_MARGIN = 10.0
+
+#: instance id -> meter name -> our samples of that instance in this cycle
+CycleSamples = dict[str, dict[str, list[sample_mod.Sample]]]
+
+
+class CyclePoller:
+    """Our poller, driven by Ceilometer's polling cycles.
+
+    :raises ValueError: the configuration is unusable (unknown discovery or
+        collector, the libvirt binding missing...); the message names the
+        option.  Nothing changes that without a restart.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        options.register_opts(conf)
+        self.conf = conf
+        channels = load_discovery(conf)
+        try:
+            collectors = load_collectors(conf)
+        except BaseException:
+            channels.close()
+            raise
+        self.guests = instance_guests.InstanceGuests(conf, channels)
+        self.poller = poller_mod.Poller(conf, self.guests, collectors)
+        self.loop = loop_thread.LoopThread('qga-pollsters')
+        self._lock = threading.Lock()
+        #: sweeps run, for logs and tests
+        self.sweeps = 0
+
+    def samples(self, cache: dict, instances: list[Any]) -> CycleSamples:
+        """Our samples of ``instances`` in this cycle; polls only once.
+
+        Instances already polled in this cycle (same ``cache``) are not
+        polled again; the others are polled together in one sweep.
+        """
+        with self._lock:
+            cycle: CycleSamples = cache.setdefault(CACHE_KEY, {})
+            todo = [i for i in instances if i.id not in cycle]
+            if todo:
+                cycle.update(self._sweep(todo))
+            return cycle
+
+    def sweep_bound(self, count: int) -> float:
+        """Seconds a sweep of ``count`` guests may take at most."""
+        opts = self.conf.qga_polling
+        waves = math.ceil(count / opts.max_concurrent_guests)
+        return waves * opts.guest_budget + SWEEP_MARGIN
+
+    def _sweep(self, instances: list[Any]) -> CycleSamples:
+        polled: CycleSamples = {i.id: {} for i in instances}
+        self.guests.select(instances)
+        bound = self.sweep_bound(len(instances))
+        try:
+            result = self.loop.run(self.poller.sweep(), bound)
+        except TimeoutError:
+            # Every guest has its own budget, so only discovery hanging
+            # (libvirt) gets here: the instances get nothing this cycle.
+            LOG.error('Polling %d guest agent(s) took longer than %.1f s; '
+                      'abandoned for this cycle', len(instances), bound)
+            return polled
+        except Exception:
+            # The sweep contains per-guest failures itself, so this is a
+            # bug; the instances still count as polled, or each of the 26
+            # pollsters would run the failing sweep again in this cycle.
+            LOG.exception('Polling %d guest agent(s) failed',
+                          len(instances))
+            return polled
+        finally:
+            self.sweeps += 1
+        for sample in result.samples:
+            instance_id = sample.resource_metadata.get('instance_id')
+            meters = polled.get(instance_id)
+            if meters is not None:
+                meters.setdefault(sample.name, []).append(sample)
+        return polled
+
+    def close(self) -> None:
+        """Close sessions and connections, stop the loop thread."""
+        try:
+            self.loop.run(self.poller.close(),
+                          self.conf.qga_polling.shutdown_timeout + 1)
+        except TimeoutError:
+            LOG.warning('Closing the guest-agent sessions timed out')
+        finally:
+            self.guests.close()
+            self.loop.stop()
+
+
+_pollers: dict[int, tuple[cfg.ConfigOpts, CyclePoller | ValueError]] = {}
+_pollers_lock = threading.Lock()
+
+
+def for_conf(conf: cfg.ConfigOpts) -> CyclePoller:
+    """The :class:`CyclePoller` of ``conf``, built on first use.
+
+    A configuration error is remembered and raised again on every call:
+    the pollsters then report it as permanent.
+
+    :raises ValueError: see :class:`CyclePoller`.
+    """
+    with _pollers_lock:
+        entry = _pollers.get(id(conf))
+        if entry is None:
+            try:
+                built: CyclePoller | ValueError = CyclePoller(conf)
+            except ValueError as exc:
+                # Logged here, once: every pollster raises it again.
+                LOG.error('Guest-agent pollsters disabled: %s', exc)
+                built = exc
+            # The conf is kept with it so that its id cannot be reused.
+            entry = _pollers[id(conf)] = (conf, built)
+    if isinstance(entry[1], ValueError):
+        raise entry[1]
+    return entry[1]
+
+
+def close_all() -> None:
+    """Close every CyclePoller (tests, and an agent that wants to tidy up)."""
+    with _pollers_lock:
+        entries = list(_pollers.values())
+        _pollers.clear()
+    for _conf, built in entries:
+        if isinstance(built, CyclePoller):
+            built.close()
