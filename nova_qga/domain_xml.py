@@ -1,0 +1,75 @@
+"""The few edits nova_qga makes to a libvirt ``<domain>``, in one place.
+
+Hooks speak in elements through these helpers and never in strings, in the
+spirit of Nova's ``nova/virt/libvirt/config.py``.  The channel element made
+here is the one Nova's own ``LibvirtConfigGuestChannel`` produces for
+``hw_qemu_guest_agent=yes``::
+
+    <channel type="unix">
+      <source mode="bind" path="..."/>
+      <target type="virtio" name="org.qemu.guest_agent.0"/>
+    </channel>
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+# Blank text is dropped on parsing so that serialising with pretty_print
+# indents the elements we add like the ones Nova wrote.
+_PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False,
+                          no_network=True)
+
+
+def parse_domain(xml: str) -> etree._Element:
+    """Parse a domain definition; raise ValueError unless it is one."""
+    domain = etree.fromstring(xml.encode('utf-8'), parser=_PARSER)
+    if domain.tag != 'domain':
+        raise ValueError('expected a <domain> element, got <%s>' % domain.tag)
+    return domain
+
+
+def to_xml(domain: etree._Element) -> str:
+    """Serialise ``domain`` the way Nova does (pretty-printed text)."""
+    return etree.tostring(domain, encoding='unicode', pretty_print=True)
+
+
+def virt_type(domain: etree._Element) -> str | None:
+    """The hypervisor type libvirt is asked for (``<domain type=...>``)."""
+    return domain.get('type')
+
+
+def devices(domain: etree._Element) -> etree._Element:
+    """The ``<devices>`` element, created when the domain has none."""
+    found = domain.find('devices')
+    if found is None:
+        found = etree.SubElement(domain, 'devices')
+    return found
+
+
+def channels(domain: etree._Element, target_name: str) -> list[etree._Element]:
+    """Every ``<channel>`` whose virtio target is named ``target_name``."""
+    return [target.getparent()
+            for target in domain.iterfind('devices/channel/target')
+            if target.get('name') == target_name]
+
+
+def ensure_unix_channel(domain: etree._Element, target_name: str,
+                        path: str | None = None) -> bool:
+    """Add a unix ``bind`` channel named ``target_name`` unless one exists.
+
+    Any existing channel with that target name is left exactly as it is,
+    whatever its type or path: it may be Nova's own (``hw_qemu_guest_agent``)
+    or an operator's, and a second one would make libvirt refuse the domain.
+    ``path=None`` leaves the socket location to libvirt.
+
+    :returns: True when a channel was added, False when one was there.
+    """
+    if channels(domain, target_name):
+        return False
+    channel = etree.SubElement(devices(domain), 'channel', type='unix')
+    source = etree.SubElement(channel, 'source', mode='bind')
+    if path is not None:
+        source.set('path', path)
+    etree.SubElement(channel, 'target', type='virtio', name=target_name)
+    return True

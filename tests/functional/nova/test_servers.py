@@ -1,0 +1,186 @@
+"""Servers booted through Nova's API on QgaLibvirtDriver.
+
+Nova's own functional harness (``ServersTestBase``): the real API, conductor,
+scheduler, placement and compute services, with
+``compute_driver = qga_libvirt.QgaLibvirtDriver`` loaded by Nova itself.
+Only the hypervisor is Nova's fake libvirt, and the harness's own stubs stay
+in place (image creation on disk, host facts), because no libvirtd/QEMU can
+be driven from a test; the domain XML checked here is the XML Nova passed to
+``defineXML`` of that fake libvirt connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import tempfile
+
+import fixtures
+from lxml import etree
+from nova import context as nova_context
+from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional.libvirt import base
+from nova import utils
+from nova.virt.libvirt import driver as libvirt_driver
+from oslo_utils.fixture import uuidsentinel as uuids
+import pytest
+
+from nova_qga import driver
+from tests.functional.nova import nova_harness
+
+pytestmark = pytest.mark.functional
+
+AGENT = 'org.qemu.guest_agent.0'
+MONITOR = 'org.openstack.monitor.0'
+
+
+def _personality(path, text):
+    return {'path': path,
+            'contents': base64.b64encode(text.encode()).decode()}
+
+
+class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
+
+    microversion = 'latest'
+
+    def setUp(self):
+        super().setUp()
+        self.socket_dir = tempfile.mkdtemp(prefix='qga-', dir='/tmp')
+        self.addCleanup(os.rmdir, self.socket_dir)
+        os.chmod(self.socket_dir, 0o2770)
+        self.flags(socket_dir=self.socket_dir, group='qga')
+
+        # Pass-through spies: each records its argument and calls the real
+        # method, so the boot runs exactly as without them.
+        self.defined = []
+        real_define = fakelibvirt.Connection.defineXML
+
+        def define(conn, xml):
+            self.defined.append(etree.fromstring(xml))
+            return real_define(conn, xml)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Connection.defineXML', define))
+
+        self.files_to_driver = []
+        self.files_to_parent = []
+        self._spy_spawn(driver.QgaLibvirtDriver, 'nova_qga.driver.'
+                        'QgaLibvirtDriver.spawn', self.files_to_driver)
+        self._spy_spawn(libvirt_driver.LibvirtDriver, 'nova.virt.libvirt.'
+                        'driver.LibvirtDriver.spawn', self.files_to_parent)
+
+        self.start_compute('compute1')
+
+    def _setup_compute_service(self):
+        # ServersTestBase sets libvirt.LibvirtDriver here; the compute
+        # service started by start_compute() loads whatever this says.
+        self.flags(compute_driver='qga_libvirt.QgaLibvirtDriver')
+
+    def _spy_spawn(self, cls, target, record):
+        real_spawn = cls.spawn
+
+        def spawn(drv, context, instance, image_meta, injected_files,
+                  *args, **kwargs):
+            record.append(list(injected_files or []))
+            return real_spawn(drv, context, instance, image_meta,
+                              injected_files, *args, **kwargs)
+
+        self.useFixture(fixtures.MonkeyPatch(target, spawn))
+
+    def _domain(self, server):
+        """The last definition libvirt received for this server."""
+        mine = [d for d in self.defined if d.findtext('uuid') == server['id']]
+        self.assertNotEqual([], mine, 'no domain defined for the server')
+        return mine[-1]
+
+    def _channels(self, domain, name):
+        return domain.xpath("devices/channel[target/@name='%s']" % name)
+
+    def _add_image(self, image_id, **properties):
+        image = copy.deepcopy(self.glance.image1)
+        image['id'] = image_id
+        image['properties'].update(properties)
+        self.glance.create(nova_context.get_admin_context(), image)
+        return image_id
+
+    def test_boot_through_api_gets_both_channels(self):
+        compute = self.computes['compute1']
+        self.assertIsInstance(compute.driver, driver.QgaLibvirtDriver)
+
+        server = self._create_server(networks='none')
+
+        domain = self._domain(server)
+        self.assertEqual('kvm', domain.get('type'))
+        (agent,) = self._channels(domain, AGENT)
+        self.assertEqual(
+            {'mode': 'bind',
+             'path': '/var/lib/libvirt/qemu/org.qemu.guest_agent.0.%s.sock'
+                     % domain.findtext('name')},
+            dict(agent.find('source').attrib))
+        self.assertEqual('virtio', agent.find('target').get('type'))
+        (monitor,) = self._channels(domain, MONITOR)
+        self.assertEqual(
+            {'mode': 'bind',
+             'path': os.path.join(self.socket_dir, server['id'] + '.sock')},
+            dict(monitor.find('source').attrib))
+        self.assertEqual('virtio', monitor.find('target').get('type'))
+
+        # A hard reboot makes the XML again: still one channel of each.
+        before = len(self.defined)
+        self._reboot_server(server, hard=True)
+        self.assertGreater(len(self.defined), before)
+        domain = self._domain(server)
+        self.assertEqual(1, len(self._channels(domain, AGENT)))
+        self.assertEqual(1, len(self._channels(domain, MONITOR)))
+
+    def test_legacy_injected_files_never_reach_the_driver(self):
+        body = self._build_server(networks='none')
+        body['personality'] = [
+            _personality('/etc/vm_monitor/monitor.py', 'import os'),
+            _personality('/etc/motd', 'welcome'),
+            _personality('/etc/cron.d/inject_cron_job', '* * * * * root x'),
+        ]
+        # personality was removed from the API in microversion 2.57.
+        with utils.temporary_mutation(self.api, microversion='2.56'):
+            server = self.api.post_server({'server': body})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+
+        self.assertEqual(
+            [['/etc/vm_monitor/monitor.py', '/etc/motd',
+              '/etc/cron.d/inject_cron_job']],
+            [[path for path, _c in files] for files in self.files_to_driver])
+        self.assertEqual([[('/etc/motd', b'welcome')]], self.files_to_parent)
+        # What the parent spawn handed to disk injection and to the config
+        # drive (both read this InjectionInfo), seen through the harness's
+        # own stub of _create_image.
+        (create_image,) = libvirt_driver.LibvirtDriver._create_image.\
+            call_args_list
+        self.assertEqual([('/etc/motd', b'welcome')],
+                         create_image.kwargs['injection_info'].files)
+        self.assertIn(
+            'Dropped injected files /etc/vm_monitor/monitor.py, '
+            '/etc/cron.d/inject_cron_job: they match [qga] '
+            'strip_injected_files', self.stdlog.logger.output)
+
+    def test_opt_out_and_nova_agent_channel_through_api(self):
+        flavor_id = self._create_flavor(extra_spec={'qga:monitor': 'false'})
+        opted_out = self._create_server(flavor_id=flavor_id, networks='none')
+
+        image_out = self._add_image(uuids.image_opt_out,
+                                    **{'qga:monitor': 'false'})
+        image_opted_out = self._create_server(image_uuid=image_out,
+                                              networks='none')
+
+        image_agent = self._add_image(uuids.image_agent,
+                                      hw_qemu_guest_agent='yes')
+        with_agent = self._create_server(image_uuid=image_agent,
+                                         networks='none')
+
+        for server in (opted_out, image_opted_out):
+            domain = self._domain(server)
+            self.assertEqual([], self._channels(domain, AGENT))
+            self.assertEqual([], self._channels(domain, MONITOR))
+        domain = self._domain(with_agent)
+        self.assertEqual(1, len(self._channels(domain, AGENT)))
+        self.assertEqual(1, len(self._channels(domain, MONITOR)))
