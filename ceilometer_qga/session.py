@@ -43,6 +43,8 @@ class CollectorOutcome:
     source: str  # 'native', 'fallback' or 'skipped'
     result: collector_base.ParseResult
     reason: str | None = None
+    #: the agent_state of the error that made it skip, if one did
+    error_state: str | None = None
 
 
 @dataclasses.dataclass
@@ -127,6 +129,10 @@ class GuestSession:
         report.facts = dict(self.facts)
         for collector in collectors:
             report.outcomes.append(await self._run(collector))
+        if any(o.error_state == errors.AgentFrozen.state
+               for o in report.outcomes):
+            # Alive but quiesced (a Nova snapshot): say so, it is not dead.
+            report.state = errors.AgentFrozen.state
 
     async def _refresh_capabilities(self) -> None:
         assert self.transport is not None
@@ -172,7 +178,8 @@ class GuestSession:
             raise
         except errors.QgaError as exc:
             return CollectorOutcome(name, 'skipped',
-                                    collector_base.ParseResult(), str(exc))
+                                    collector_base.ParseResult(), str(exc),
+                                    exc.state)
         except collector_base.BadReply as exc:
             return CollectorOutcome(name, 'skipped',
                                     collector_base.ParseResult(),

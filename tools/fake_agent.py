@@ -47,6 +47,11 @@ Modes (``--mode``):
 ``restart``
     like ``ok``, but drops the connection (without answering) at the
     request after ``--after`` answered ones, like an agent that restarts.
+``frozen``
+    like ``ok`` while a Nova quiesce holds the guest's filesystems: only the
+    safe commands are answered; every other one gets qemu-ga 7.2's
+    ``CommandNotFound "Command X has been disabled: the agent is in frozen
+    state"``.
 
 ``--fault-on any`` (default) applies the fault to every request, sync
 included; ``--fault-on command`` answers syncs normally and applies it to
@@ -82,7 +87,11 @@ from typing import Any
 LOG = logging.getLogger('fake_agent')
 
 MODES = ('ok', 'hang', 'slow', 'garbage', 'huge', 'endless', 'stale',
-         'disconnect', 'wrong-types', 'restart')
+         'disconnect', 'wrong-types', 'restart', 'frozen')
+#: what a frozen qemu-ga still answers (qemu-ga(8): the "safe" RPCs)
+FROZEN_SAFE = frozenset({'guest-sync-delimited', 'guest-sync', 'guest-ping',
+                         'guest-info', 'guest-fsfreeze-status',
+                         'guest-fsfreeze-thaw'})
 #: modes whose misbehaviour ``--fault-on`` scopes
 FAULT_MODES = frozenset({'hang', 'slow', 'garbage', 'huge', 'endless', 'disconnect'})
 SYNC_COMMANDS = frozenset({'guest-sync-delimited', 'guest-sync'})
@@ -292,6 +301,12 @@ class _Connection:
             raise _Hangup('restart after %d answers' % self.answered)
         if faulted:
             await self.fault(command, args, extra)
+            return
+        if mode == 'frozen' and command not in FROZEN_SAFE:
+            await self.reply({'error': {
+                'class': 'CommandNotFound',
+                'desc': 'Command %s has been disabled: the agent is in '
+                        'frozen state' % command}, **extra})
             return
         if mode == 'stale' and command == 'guest-sync-delimited':
             # What a client sees after timeouts: the reply to an earlier

@@ -87,7 +87,8 @@ def error_from_reply(guest: str, command: str, error: Any) -> QgaError:
 
     qga says ``CommandNotFound`` both for unknown commands and for commands
     disabled with ``-b``; 7.2+ agents say "has been disabled" in ``desc``.
-    A frozen guest answers ``GenericError`` "...frozen state...".
+    A frozen guest answers ``CommandNotFound`` "Command X has been
+    disabled: the agent is in frozen state" (seen through libvirt).
     """
     if not isinstance(error, dict):
         return ProtocolError(guest, command,
@@ -96,8 +97,11 @@ def error_from_reply(guest: str, command: str, error: Any) -> QgaError:
     desc = error.get('desc')
     klass = klass if isinstance(klass, str) else 'GenericError'
     desc = desc[:500] if isinstance(desc, str) else repr(desc)[:500]
+    # Checked first: a frozen guest says "Command X has been disabled: the
+    # agent is in frozen state" with class CommandNotFound, which must not
+    # strike the command off the guest's capabilities.
+    if 'frozen state' in desc:
+        return AgentFrozen(guest, command, desc, error_class=klass)
     if klass == 'CommandNotFound' or 'has been disabled' in desc:
         return CommandNotSupported(guest, command, desc)
-    if 'frozen' in desc:
-        return AgentFrozen(guest, command, desc, error_class=klass)
     return CommandFailed(guest, command, desc, error_class=klass)

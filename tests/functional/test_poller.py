@@ -297,3 +297,20 @@ def test_power_state_change_reaches_an_existing_session(workdir):
     assert first.reports[0].up
     assert second.reports[0].state == 'paused' and not second.reports[0].up
     assert third.reports[0].up
+
+
+def test_frozen_guest_is_alive_but_reported_frozen(fake_agent):
+    """The fake answers as qemu-ga 7.2 does during a Nova quiesce."""
+    agent = fake_agent('frozen')
+    conf = make_conf([(UUIDS[0], agent.socket)])
+    first, second = sweep(conf, times=2)
+    for result in (first, second):
+        [report] = result.reports
+        assert report.up and report.state == 'frozen'
+        up = [s for s in result.samples if s.name == 'guest.agent.up'][0]
+        assert up.volume == 1
+        assert up.resource_metadata['agent_state'] == 'frozen'
+    # each sweep asked again (frozen is temporary), and was told "frozen"
+    outcomes = {o.name: o for o in second.reports[0].outcomes}
+    assert outcomes['FilesystemCollector'].error_state == 'frozen'
+    assert outcomes['CpuCollector'].error_state == 'frozen'

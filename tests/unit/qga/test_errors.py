@@ -17,6 +17,11 @@ from ceilometer_qga.qga import errors
      errors.CommandNotSupported),
     ({'class': 'GenericError', 'desc': 'the agent is in frozen state'},
      errors.AgentFrozen),
+    # qemu-ga 7.2's own words while a Nova quiesce holds the filesystems
+    ({'class': 'CommandNotFound',
+      'desc': 'Command guest-get-fsinfo has been disabled: the agent is in '
+              'frozen state'},
+     errors.AgentFrozen),
     ({'class': 'GenericError', 'desc': 'open failed: No such file'},
      errors.CommandFailed),
     ({'desc': 12}, errors.CommandFailed),

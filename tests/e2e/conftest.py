@@ -1,0 +1,76 @@
+"""Fixtures of the e2e suite: guest image, private libvirtd, VMs, timings.
+
+Session scope: the guest image (built once, cached on disk across runs),
+one private libvirtd for every e2e module, and one shared libvirt
+connection provider for the transports.  Module scope: a
+:class:`~tests.fixtures.vm.VmLauncher`, whose domains are all destroyed and
+undefined when the module ends, pass or fail.
+
+Timings that tests put into ``e2e_timings`` are printed at the end of the
+run ("e2e timings" section), whatever the capture settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ceilometer_qga.qga import libvirt_connection
+from tests.fixtures import libvirt_env as env_fixtures
+from tests.fixtures import vm as vm_fixtures
+
+_TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the measured timings of this run."""
+    if not _TIMINGS:
+        return
+    terminalreporter.section('e2e timings')
+    for name, value in _TIMINGS.items():
+        terminalreporter.write_line('%-32s %10.3f' % (name, value))
+
+
+@pytest.fixture(scope='session')
+def e2e_timings() -> dict[str, float]:
+    """name -> value; printed at the end of the run."""
+    return _TIMINGS
+
+
+@pytest.fixture(scope='session')
+def guest_image() -> Any:
+    """The built guest image (skips the suite only without any accelerator)."""
+    reason = env_fixtures.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return env_fixtures.build_image(_TIMINGS)
+
+
+@pytest.fixture(scope='session')
+def libvirtd(guest_image: Any) -> Iterator[Any]:
+    """A private libvirtd + virtlogd, stopped by pid at the end of the run."""
+    with env_fixtures.private_libvirtd(_TIMINGS) as env:
+        yield env
+
+
+@pytest.fixture(scope='session')
+def libvirt_provider(libvirtd: Any) -> Iterator[libvirt_connection.ConnectionProvider]:
+    """The read-write connection + thread pool the libvirt transports share."""
+    provider = libvirt_connection.ConnectionProvider(
+        env_fixtures.poller_conf(libvirtd.uri))
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(scope='module')
+def vm_launcher(libvirtd: Any, guest_image: Any,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[vm_fixtures.VmLauncher]:
+    """Starts VMs; destroys and undefines all of them after the module."""
+    launcher = vm_fixtures.VmLauncher(libvirtd, guest_image,
+                                      str(tmp_path_factory.mktemp('vms')))
+    try:
+        yield launcher
+    finally:
+        launcher.cleanup()
