@@ -36,7 +36,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 
 from ceilometer.compute import discovery as ceilometer_discovery
@@ -52,6 +51,7 @@ import pytest
 from ceilometer_qga.ceilometer import polling_cycle
 from ceilometer_qga.ceilometer import pollsters
 from ceilometer_qga.qga import transport as transport_mod
+from ceilometer_qga import sample_factory
 from tests.unit.discovery import nova_domain
 
 pytestmark = pytest.mark.functional
@@ -245,8 +245,9 @@ def _check_plausible(found, instance_id):
                  'guest.filesystem.usage'):
         for s in found[name]:
             mountpoint = s['resource_metadata']['mountpoint']
-            assert s['resource_id'] == '%s-%s' % (
-                instance_id, urllib.parse.quote(mountpoint, safe=''))
+            assert s['resource_id'] == sample_factory.resource_id(
+                instance_id, mountpoint)
+            assert s['resource_id'].startswith(instance_id + '-_2F')
             by_fs[mountpoint][name] = s['counter_volume']
     assert by_fs
     for figures in by_fs.values():
