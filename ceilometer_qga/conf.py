@@ -31,8 +31,11 @@ polling_opts = [
                 default=['notifier://'],
                 help='Where samples go, as publisher URLs: "notifier://" '
                      '(the oslo.messaging bus, exchange "ceilometer", the '
-                     'format Ceilometer\'s notification agent consumes) and '
-                     '"file:///PATH" (one JSON sample per line).'),
+                     'format Ceilometer\'s notification agent consumes; '
+                     'query parameters topic, batch_size (50), retry (1) '
+                     'and hold_off (30 s after a failure)) and '
+                     '"file:///PATH" (one JSON sample per line; max_bytes '
+                     'rotates to PATH.1, hold_off as above).'),
     cfg.ListOpt('collectors',
                 default=['filesystem', 'memory', 'cpu', 'load', 'disk',
                          'network', 'users', 'vcpus'],

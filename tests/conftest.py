@@ -11,3 +11,4 @@ from tests.fixtures.qga import qga_guest  # noqa: F401
 from tests.fixtures.qga import qga_guest_factory  # noqa: F401
 from tests.fixtures.qga import short_tmpdir  # noqa: F401
 from tests.fixtures.rabbit import rabbit_url  # noqa: F401
+from tests.fixtures.rabbit import rabbit_vhost  # noqa: F401

@@ -28,6 +28,23 @@ import urllib.parse
 from oslo_config import cfg
 
 
+def display_url(url: urllib.parse.SplitResult) -> str:
+    """A publisher URL as the operator wrote it.
+
+    ``SplitResult.geturl()`` drops the ``//`` of schemes it does not know
+    (``notifier://?topic=x`` would read ``notifier:?topic=x``).
+    """
+    if url.netloc or not url.path or url.path.startswith('/'):
+        text = f'{url.scheme}://{url.netloc}{url.path}'
+    else:
+        text = f'{url.scheme}:{url.path}'
+    if url.query:
+        text += '?' + url.query
+    if url.fragment:
+        text += '#' + url.fragment
+    return text
+
+
 class Publisher(abc.ABC):
     """Base class of every publisher."""
 
@@ -54,4 +71,4 @@ class Publisher(abc.ABC):
 
     def describe(self) -> str:
         """Where the samples go, for logs and the demo."""
-        return self.url.geturl()
+        return display_url(self.url)

@@ -21,6 +21,7 @@ import oslo_messaging
 import pytest
 
 from ceilometer_qga import signature
+from tests.fixtures import rabbit
 from tools.qga_standin import StandinFleet
 
 pytestmark = pytest.mark.functional
@@ -42,11 +43,12 @@ def workdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def write_conf(workdir, guests, publishers, extra=''):
+def write_conf(workdir, guests, publishers, extra='',
+               transport_url='rabbit://guest:guest@127.0.0.1:5672/'):
     path = os.path.join(workdir, 'qga-polling.conf')
     with open(path, 'w') as f:
         f.write(f"""[DEFAULT]
-transport_url = rabbit://guest:guest@127.0.0.1:5672/
+transport_url = {transport_url}
 log_file = {workdir}/qga-polling.log
 [qga_polling]
 discovery = static
@@ -167,11 +169,11 @@ class _Collect:
 
 
 def test_once_publishes_ceilometer_notifications_on_rabbitmq(
-        workdir, rabbit_url):
+        workdir, rabbit_vhost):
+    url = rabbit.vhost_url(rabbit_vhost)
     conf = cfg.ConfigOpts()
     conf([])
-    transport = oslo_messaging.get_notification_transport(conf,
-                                                          url=rabbit_url)
+    transport = oslo_messaging.get_notification_transport(conf, url=url)
     endpoint = _Collect()
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic='notifications',
@@ -182,7 +184,8 @@ def test_once_publishes_ceilometer_notifications_on_rabbitmq(
     try:
         with StandinFleet(2, workdir=workdir) as fleet:
             guests = [(UUIDS[i], g.socket) for i, g in enumerate(fleet)]
-            path = write_conf(workdir, guests, ['notifier://'])
+            path = write_conf(workdir, guests, ['notifier://'],
+                              transport_url=url)
             proc = subprocess.run([BIN, '--config-file', path, '--once'],
                                   capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr

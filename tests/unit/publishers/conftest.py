@@ -1,0 +1,35 @@
+"""Fixtures of the publisher tests: a parsed, private configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import pathlib
+
+from oslo_config import cfg
+import pytest
+
+from ceilometer_qga import conf as qga_conf
+
+
+@pytest.fixture
+def make_conf(tmp_path: pathlib.Path) -> Callable[..., cfg.ConfigOpts]:
+    """Return ``make({section: {option: value}})`` -> a parsed ConfigOpts.
+
+    The options are written to a configuration file and parsed, the way an
+    operator's qga-polling.conf is, so that options registered late (the
+    oslo.messaging ones, registered when a transport is made) see them too.
+    """
+    def make(sections: dict[str, dict[str, object]] | None = None
+             ) -> cfg.ConfigOpts:
+        path = tmp_path / 'qga-polling.conf'
+        lines = []
+        for section, values in (sections or {}).items():
+            lines.append('[%s]' % section)
+            lines.extend('%s = %s' % item for item in values.items())
+        path.write_text('\n'.join(lines) + '\n')
+        conf = cfg.ConfigOpts()
+        qga_conf.register_opts(conf)
+        conf([], project='qga-test', default_config_files=[str(path)],
+             default_config_dirs=[])
+        return conf
+    return make
