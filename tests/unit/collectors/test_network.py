@@ -89,7 +89,7 @@ def test_cap_applies_after_exclusion():
     (dict(_iface(), name=None), 'name of interface #0 is not a string'),
     (dict(_iface(), name='e\tth'), 'control characters'),
     (dict(_iface(), statistics='lots'),
-     "interface 'eth1' statistics is not an object"),
+     "interface 'eth1' has no statistics object"),
 ])
 def test_unusable_interface_is_dropped_with_a_reason(entry, reason):
     collector = _collector()

@@ -1,0 +1,102 @@
+"""Per-device cumulative counters: one engine for disks and interfaces.
+
+Both ``guest-get-diskstats`` and ``guest-network-get-interfaces`` answer a
+list of devices, each with a name and an object of counters.  A
+:class:`DeviceCounterCollector` subclass only declares which member holds
+the counters, which counters become which meters, which option excludes
+devices, and the per-device metadata; the checks (names, duplicates,
+exclusion before the ``max_items`` cap, one bad counter dropping only its
+meter) are written once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from ceilometer_qga.collectors import base
+from ceilometer_qga.collectors import checks
+
+
+class DeviceCounterCollector(base.Collector):
+    """Base class of collectors of per-device cumulative counters."""
+
+    #: the word for one device in messages: ``disk``, ``interface``
+    device: ClassVar[str]
+    #: the member of each entry that holds the counters
+    stats_member: ClassVar[str]
+    #: True: entries without that member are skipped quietly (old agents,
+    #: interfaces without an address); False: reported as dropped
+    stats_optional: ClassVar[bool] = False
+    #: ``[qga_polling]`` option with the regular expression of excluded names
+    exclude_option: ClassVar[str]
+    #: the meters' scope
+    scope: ClassVar[str]
+    #: (meter, counter key, multiplier, unit)
+    counters: ClassVar[tuple[tuple[str, str, int, str], ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if 'counters' in cls.__dict__:
+            cls.meters = tuple(
+                base.Meter(meter, base.CUMULATIVE, unit, cls.scope)
+                for meter, _key, _mult, unit in cls.counters)
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        super().__init__(conf)
+        self._exclude = checks.exclusion(conf, self.exclude_option)
+
+    def metadata(self, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Resource metadata of one device (override to add to it)."""
+        return {}
+
+    def parse(self, reply: Any) -> base.ParseResult:
+        """Readings for every device not excluded, up to ``max_items``.
+
+        :raises base.BadReply: the reply is not a list
+        """
+        result = base.ParseResult()
+        kind = self.device
+        devices: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        seen: set[str] = set()
+        for index, entry in enumerate(checks.entries(reply, self.command)):
+            try:
+                if not isinstance(entry, dict):
+                    raise checks.Nonsense('%s #%d is not an object (%s)'
+                                          % (kind, index, checks.show(entry)))
+                stats = entry.get(self.stats_member)
+                if stats is None and self.stats_optional:
+                    continue
+                name = checks.name(entry.get('name'),
+                                   'name of %s #%d' % (kind, index))
+                if checks.is_excluded(self._exclude, name):
+                    continue
+                if name in seen:
+                    raise checks.Nonsense('%s %r is listed twice'
+                                          % (kind, name))
+                seen.add(name)
+                if not isinstance(stats, dict):
+                    raise checks.Nonsense(
+                        '%s %r has no %s object (%s)'
+                        % (kind, name, self.stats_member, checks.show(stats)))
+            except checks.Nonsense as exc:
+                result.dropped.append(str(exc))
+                continue
+            devices.append((name, stats, self.metadata(name, entry)))
+        for name, stats, metadata in checks.cap(
+                devices, self.conf.qga_polling.max_items, kind + 's',
+                result.dropped):
+            for meter, key, multiplier, _unit in self.counters:
+                try:
+                    value = checks.count(stats.get(key),
+                                         '%s %r %s' % (kind, name, key))
+                    if multiplier != 1:
+                        value = checks.count(value * multiplier, '%s %r %s'
+                                             % (kind, name, meter))
+                except checks.Nonsense as exc:
+                    result.dropped.append(str(exc))
+                    continue
+                result.readings.append(
+                    base.Reading(meter, value, name, dict(metadata)))
+        return result
