@@ -5,6 +5,7 @@ module per kind of process) and are made visible to all tests here.
 """
 
 from tests.fixtures.fake_agent import fake_agent  # noqa: F401
+from tests.fixtures.libvirt_test_driver import hypervisor  # noqa: F401
 from tests.fixtures.processes import processes  # noqa: F401
 from tests.fixtures.qga import qga_fleet  # noqa: F401
 from tests.fixtures.qga import qga_guest  # noqa: F401

@@ -44,7 +44,6 @@ from ceilometer import messaging as ceilometer_messaging
 from ceilometer.polling import manager as polling_manager
 from ceilometer.publisher import utils as publisher_utils
 from ceilometer import service as ceilometer_service
-import libvirt
 from oslo_messaging.notify import _impl_test
 import pytest
 
@@ -121,47 +120,15 @@ guest_budget = {GUEST_BUDGET}
         _impl_test.reset()
 
 
-class Hypervisor:
-    """Nova domains in libvirt's ``test:///default``, removed afterwards.
-
-    The test driver's state is shared by every connection of the process,
-    so Ceilometer's read-only connection and ours see these domains.
-    """
-
-    def __init__(self) -> None:
-        libvirt.registerErrorHandler(lambda ctx, err: None, None)
-        self.conn = libvirt.open('test:///default')
-        self.domains = []
-
-    def start(self, socket_path: str, display_name: str) -> str:
-        """Start a Nova domain whose monitor channel is ``socket_path``."""
-        instance_id = str(uuid.uuid4())
-        server = nova_domain.Server(
-            uuid=instance_id, display_name=display_name,
-            domain_name='instance-%s' % instance_id[:8],
-            channels=((nova_domain.MONITOR, socket_path),))
-        dom = self.conn.defineXML(nova_domain.nova_domain_xml(server))
-        self.domains.append(dom)
-        dom.create()
-        return instance_id
-
-    def cleanup(self) -> None:
-        for dom in self.domains:
-            for step in (dom.destroy, dom.undefine):
-                try:
-                    step()
-                except libvirt.libvirtError:
-                    pass  # already stopped or gone
-        self.conn.close()
-
-
-@pytest.fixture
-def hypervisor():
-    hv = Hypervisor()
-    try:
-        yield hv
-    finally:
-        hv.cleanup()
+def start_nova_guest(hv, socket_path: str, display_name: str) -> str:
+    """Start a Nova domain whose monitor channel is ``socket_path``."""
+    instance_id = str(uuid.uuid4())
+    server = nova_domain.Server(
+        uuid=instance_id, display_name=display_name,
+        domain_name='instance-%s' % instance_id[:8],
+        channels=((nova_domain.MONITOR, socket_path),))
+    hv.start(nova_domain.nova_domain_xml(server))
+    return instance_id
 
 
 @pytest.fixture
@@ -283,10 +250,10 @@ def _check_plausible(found, instance_id):
 def test_polling_cycles_with_real_agents_and_a_hung_one(
         ceilometer_conf, hypervisor, qga_fleet, fake_agent, command_log):
     conf = ceilometer_conf(['guest.*'])
-    healthy = [hypervisor.start(g.socket, 'web-%d' % i)
+    healthy = [start_nova_guest(hypervisor, g.socket, 'web-%d' % i)
                for i, g in enumerate(qga_fleet)]
     hung_agent = fake_agent('hang', name='hung')
-    hung = hypervisor.start(hung_agent.socket, 'hung-1')
+    hung = start_nova_guest(hypervisor, hung_agent.socket, 'hung-1')
 
     manager = polling_manager.AgentManager(0, conf, namespaces=['compute'])
     manager.polling_manager = polling_manager.PollingManager(conf)
@@ -372,7 +339,7 @@ def test_polling_cycles_with_real_agents_and_a_hung_one(
 def test_unusable_configuration_is_a_permanent_error(
         ceilometer_conf, hypervisor, qga_guest, command_log):
     conf = ceilometer_conf(['guest.*'], qga_polling='discovery = nosuch')
-    hypervisor.start(qga_guest.socket, 'web-1')
+    start_nova_guest(hypervisor, qga_guest.socket, 'web-1')
     manager = polling_manager.AgentManager(0, conf, namespaces=['compute'])
     manager.polling_manager = polling_manager.PollingManager(conf)
     task = manager.setup_polling_tasks()[300]
