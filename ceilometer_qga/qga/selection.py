@@ -3,7 +3,8 @@
 ``socket``  the dedicated monitor channel's unix socket, directly;
 ``libvirt`` the standard channel through libvirt's qemuAgentCommand;
 ``auto``    the dedicated channel when the domain has one with a socket
-            path, else the standard channel through libvirt.
+            path that the guest has not left disconnected, else the
+            standard channel through libvirt.
 
 Callers get a transport and the channel it uses, or None and the reason
 (reported as the guest's ``agent_state`` ``no_channel``).
@@ -33,14 +34,22 @@ class TransportFactory:
         opts = self.conf.qga_polling
         mode = opts.transport
         monitor = guest.channel(opts.monitor_channel_name)
-        if mode in ('socket', 'auto') and monitor and monitor.path:
+        standard = guest.channel(STANDARD_CHANNEL)
+        use_monitor = bool(monitor and monitor.path)
+        if (mode == 'auto' and use_monitor and standard is not None
+                and monitor.state == 'disconnected'):
+            # The image runs only the stock agent: nobody will ever open
+            # the dedicated port, so go through libvirt.  Discovery reports
+            # the state again each sweep; the poller rebuilds the session
+            # when it changes.
+            use_monitor = False
+        if mode in ('socket', 'auto') and use_monitor:
             return (transport_socket.SocketTransport(
                 guest.instance_id, monitor.path, opts.command_timeout,
                 opts.max_reply_bytes), monitor, '')
         if mode == 'socket':
             return None, None, ('no %s channel with a socket path'
                                 % opts.monitor_channel_name)
-        standard = guest.channel(STANDARD_CHANNEL)
         if standard is None:
             return None, None, 'no guest-agent channel'
         return self._libvirt_transport(guest), standard, ''

@@ -1,0 +1,71 @@
+"""[qga_polling] transport: which channel and transport each guest gets."""
+
+from oslo_config import cfg
+import pytest
+
+from ceilometer_qga import conf as conf_mod
+from ceilometer_qga.guest import Channel
+from ceilometer_qga.guest import Guest
+from ceilometer_qga.qga import selection
+from ceilometer_qga.qga import transport_libvirt
+from ceilometer_qga.qga import transport_socket
+
+UUID = '6b1f5d0e-2c3a-4d5e-8f90-a1b2c3d4e5f6'
+MON = 'org.openstack.monitor.0'
+STD = 'org.qemu.guest_agent.0'
+
+
+def factory(mode):
+    conf = cfg.ConfigOpts()
+    conf_mod.register_opts(conf)
+    conf([], project='qga-test')
+    conf.set_override('transport', mode, 'qga_polling')
+    conf.set_override('uri', 'test:///default', 'libvirt_discovery')
+    return selection.TransportFactory(conf)
+
+
+def guest(*channels):
+    return Guest(UUID, 'instance-1', channels=tuple(channels))
+
+
+@pytest.mark.parametrize('mode,channels,kind,target', [
+    ('auto', [Channel(STD, '/s', 'connected'),
+              Channel(MON, '/m', 'connected')], 'socket', MON),
+    ('auto', [Channel(STD, '/s', 'connected'),
+              Channel(MON, '/m', None)], 'socket', MON),
+    # stock image: the dedicated port stays closed -> through libvirt
+    ('auto', [Channel(STD, '/s', 'connected'),
+              Channel(MON, '/m', 'disconnected')], 'libvirt', STD),
+    # no standard channel to fall back on: keep the dedicated one
+    ('auto', [Channel(MON, '/m', 'disconnected')], 'socket', MON),
+    ('auto', [Channel(STD, None, 'connected')], 'libvirt', STD),
+    ('auto', [Channel(MON, None, 'connected'),
+              Channel(STD, None, None)], 'libvirt', STD),
+    ('libvirt', [Channel(STD, '/s', 'connected'),
+                 Channel(MON, '/m', 'connected')], 'libvirt', STD),
+    ('socket', [Channel(STD, '/s', 'connected'),
+                Channel(MON, '/m', 'disconnected')], 'socket', MON),
+])
+def test_choice(mode, channels, kind, target):
+    f = factory(mode)
+    try:
+        transport, channel, reason = f.make(guest(*channels))
+        expected = {'socket': transport_socket.SocketTransport,
+                    'libvirt': transport_libvirt.LibvirtTransport}[kind]
+        assert isinstance(transport, expected)
+        assert channel.target_name == target and reason == ''
+    finally:
+        f.close()
+
+
+@pytest.mark.parametrize('mode,channels,reason', [
+    ('socket', [Channel(STD, '/s', 'connected')], 'no org.openstack'),
+    ('socket', [Channel(MON, None, 'connected')], 'no org.openstack'),
+    ('auto', [], 'no guest-agent channel'),
+    ('libvirt', [Channel(MON, '/m', 'connected')], 'no guest-agent channel'),
+])
+def test_no_transport(mode, channels, reason):
+    f = factory(mode)
+    transport, channel, why = f.make(guest(*channels))
+    assert transport is None and channel is None
+    assert reason in why
