@@ -175,9 +175,10 @@ class Poller:
     def _log_state(session: session_mod.GuestSession,
                    report: session_mod.GuestReport) -> None:
         previous = session.logged_state
-        if report.state != previous:
+        if report.state != previous and not (previous is None
+                                             and report.state == 'ok'):
             level = LOG.info if report.state == 'ok' else LOG.warning
             level('Guest %s: agent state %s -> %s%s',
-                  session.guest.instance_id, previous, report.state,
+                  session.guest.instance_id, previous or 'new', report.state,
                   (': %s' % report.error) if report.error else '')
         session.logged_state = report.state

@@ -75,8 +75,9 @@ class GuestSession:
         self.transport = transport
         #: the channel the transport uses (its libvirt state is checked)
         self.channel = channel
-        #: agent state last logged, so that changes are logged once
-        self.logged_state = 'ok'
+        #: agent state last logged, so that changes are logged once; None
+        #: until the first sweep
+        self.logged_state: str | None = None
         self.conf = conf
         self.no_transport_reason = no_transport_reason
         self.capabilities: caps_mod.Capabilities | None = None

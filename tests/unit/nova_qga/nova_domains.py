@@ -27,7 +27,7 @@ IMAGE_REF = '155d900f-4e14-4e4c-a73d-069cbf4541e6'
 
 
 @functools.cache
-def _load_nova_release_info() -> None:
+def load_nova_release_info() -> None:
     # The metadata's package version comes from Nova's release file, looked
     # up through CONF.find_file, which needs a parsed CONF.  nova.version
     # caches what it read, so CONF is parsed for that one call and cleared
@@ -94,7 +94,7 @@ def make_domain_xml(instance: objects.Instance, virt_type: str = 'kvm',
     guest.os_mach_type = 'q35'
     guest.os_boot_dev = ['hd']
 
-    _load_nova_release_info()
+    load_nova_release_info()
     dmeta = virt_driver.ComputeDriver.get_instance_driver_metadata(
         instance, network_model.NetworkInfo())
     guest.metadata.append(
