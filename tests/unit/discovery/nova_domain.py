@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from nova.network import model as network_model
 from nova import objects
-import nova.version
-from nova.virt import driver as virt_driver
 from nova.virt.libvirt import config as vconfig
-from nova.virt.libvirt import driver as libvirt_driver
+
+from tests.fixtures import nova_metadata
 
 objects.register_all()
 
@@ -76,14 +74,7 @@ def nova_instance(server: Server) -> objects.Instance:
 def nova_domain_config(server: Server,
                        virt_type: str = 'test') -> vconfig.LibvirtConfigGuest:
     """The LibvirtConfigGuest of a server, metadata made by Nova."""
-    # nova.version reads an optional vendor "release" file through the
-    # global, unparsed nova CONF; mark it read so the package version is
-    # just Nova's version string (what a host without that file gets).
-    nova.version.loaded = True
-    dmeta = virt_driver.ComputeDriver.get_instance_driver_metadata(
-        nova_instance(server), network_model.NetworkInfo())
-    # _get_guest_config_meta uses nothing of the driver but its argument.
-    meta = libvirt_driver.LibvirtDriver._get_guest_config_meta(None, dmeta)
+    meta = nova_metadata.nova_metadata(nova_instance(server))
 
     guest = vconfig.LibvirtConfigGuest()
     guest.virt_type = virt_type

@@ -10,35 +10,17 @@ without building a driver (which would need a libvirt connection).
 
 from __future__ import annotations
 
-import functools
 
-import nova.conf
-from nova.network import model as network_model
 from nova import objects
-from nova import version
-from nova.virt import driver as virt_driver
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_utils.fixture import uuidsentinel as uuids
 
+from tests.fixtures import nova_metadata
+
 objects.register_all()
 
 IMAGE_REF = '155d900f-4e14-4e4c-a73d-069cbf4541e6'
-
-
-@functools.cache
-def load_nova_release_info() -> None:
-    # The metadata's package version comes from Nova's release file, looked
-    # up through CONF.find_file, which needs a parsed CONF.  nova.version
-    # caches what it read, so CONF is parsed for that one call and cleared
-    # again: a parsed global CONF would stop Nova's own test fixtures from
-    # registering their command-line options later in this process.
-    conf = nova.conf.CONF
-    conf([], project='nova', default_config_files=[])
-    try:
-        version.version_string_with_package()
-    finally:
-        conf.clear()
 
 
 def make_instance(extra_specs: dict | None = None,
@@ -94,11 +76,7 @@ def make_domain_xml(instance: objects.Instance, virt_type: str = 'kvm',
     guest.os_mach_type = 'q35'
     guest.os_boot_dev = ['hd']
 
-    load_nova_release_info()
-    dmeta = virt_driver.ComputeDriver.get_instance_driver_metadata(
-        instance, network_model.NetworkInfo())
-    guest.metadata.append(
-        libvirt_driver.LibvirtDriver._get_guest_config_meta(None, dmeta))
+    guest.metadata.append(nova_metadata.nova_metadata(instance))
 
     disk = vconfig.LibvirtConfigGuestDisk()
     disk.source_type = 'file'
