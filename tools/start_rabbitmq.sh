@@ -37,4 +37,7 @@ until answers; do
     fi
     sleep 0.5
 done
+# The port opens before every plugin has booted; the tests' vhost fixture
+# uses rabbitmqctl at once, so wait for the broker to say it is up.
+timeout "$START_TIMEOUT" rabbitmqctl -q await_startup >/dev/null 2>&1 || true
 echo "start_rabbitmq: RabbitMQ answers on $HOST:$PORT"
