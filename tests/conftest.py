@@ -4,6 +4,10 @@ The fixtures that start real processes live in ``tests/fixtures/`` (one
 module per kind of process) and are made visible to all tests here.
 """
 
+# First: the threading mode of Nova and oslo.service is fixed by whichever
+# module imports them first in the process (see the module).
+from tests.fixtures import nova_threading  # noqa: F401  # isort:skip
+
 from tests.fixtures.fake_agent import fake_agent  # noqa: F401
 from tests.fixtures.libvirt_test_driver import hypervisor  # noqa: F401
 from tests.fixtures.processes import processes  # noqa: F401
