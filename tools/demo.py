@@ -37,8 +37,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 try:
+    from tools import processes
     from tools import qga_standin
 except ImportError:  # run as a script: tools/ is the script's directory
+    import processes  # type: ignore[no-redef]
     import qga_standin  # type: ignore[no-redef]
 
 RABBIT_HOST = '127.0.0.1'
@@ -247,21 +249,6 @@ def destinations(samples_path: str, file_count: int, use_rabbit: bool,
     return '\n'.join(lines)
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
-    """SIGTERM the process group of ``proc``; SIGKILL after ``timeout``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def polling_command() -> str:
     """``qga-polling`` of this interpreter's environment (.venv/bin)."""
     beside = os.path.join(os.path.dirname(sys.executable), 'qga-polling')
@@ -283,11 +270,11 @@ def run_sweep(argv: Sequence[str], log_path: str, running: list[subprocess.Popen
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        _stop(proc)
+        processes.stop_process(proc)
         raise SystemExit('demo: qga-polling --once did not finish within %ds (log: %s)'
                          % (timeout, log_path))
     finally:
-        _stop(proc)
+        processes.stop_process(proc)
         running.remove(proc)
 
 
@@ -360,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         for proc in list(running):
-            _stop(proc)
+            processes.stop_process(proc)
         fleet.stop()
         print('Stopped every process the demo started (%d qemu-ga pids).'
               % sum(len(g.pids) for g in fleet))

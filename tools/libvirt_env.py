@@ -79,6 +79,13 @@ import tempfile
 import time
 from typing import Any
 
+try:
+    from tools.processes import pid_alive
+    from tools.processes import stop_pid
+except ImportError:  # run as a script: tools/ is the script's directory
+    from processes import pid_alive  # type: ignore[no-redef]
+    from processes import stop_pid  # type: ignore[no-redef]
+
 #: host path -> name of its private replacement under the env directory
 MOUNTS = (
     ('/etc/libvirt', 'etc'),
@@ -153,57 +160,12 @@ def ensure_qemu_user() -> list[str]:
     return created
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); it has exited for our purposes.
-    with contextlib.suppress(OSError):
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    return False
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
-    except OSError:
-        return ''
-
-
 def _read_pid(path: str) -> int | None:
     try:
         with open(path) as f:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None
-
-
-def stop_pid(pid: int, timeout: float = 10.0, expect: str = '') -> bool:
-    """SIGTERM, wait up to ``timeout``, then SIGKILL; True if it was running.
-
-    :param expect: a word the process's command line must contain (guards
-        against a pid reused by an unrelated process)
-    """
-    if not _alive(pid) or (expect and expect not in _cmdline(pid)):
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return True
 
 
 class LibvirtEnv:
@@ -385,7 +347,7 @@ class LibvirtEnv:
             for entry in os.listdir(qemu_run):
                 if entry.endswith('.pid'):
                     pid = _read_pid(os.path.join(qemu_run, entry))
-                    if pid is not None and _alive(pid):
+                    if pid is not None and pid_alive(pid):
                         pids[entry[:-4]] = pid
         return pids
 

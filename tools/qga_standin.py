@@ -62,6 +62,11 @@ except ImportError:  # run from a checkout where the package is not installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from ceilometer_qga.qga import policy
 
+try:
+    from tools import processes
+except ImportError:  # run as a script: tools/ is the script's directory
+    import processes  # type: ignore[no-redef]
+
 QEMU_GA = 'qemu-ga'
 
 #: a stand-in that dies sooner than this after its start counts as failing
@@ -197,22 +202,6 @@ def block_list(extra: Iterable[str] = (), qemu_ga: str = QEMU_GA) -> list[str]:
     blocked = {c for c in known_commands(qemu_ga) if c not in policy.READ_ONLY_COMMANDS}
     blocked.update(extra)
     return sorted(blocked)
-
-
-def _stop_process(proc: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the process group of ``proc``, SIGKILL it after ``timeout``."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class StandinGuest:
@@ -355,7 +344,7 @@ class StandinGuest:
             self._stopping.set()
             proc = self._proc
         if proc is not None:
-            _stop_process(proc, timeout)
+            processes.stop_process(proc, timeout)
         if self._thread is not None:
             self._thread.join(timeout)
         _live_guests.discard(self)
