@@ -24,7 +24,6 @@ the plugin is built, and its absence is reported against
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import importlib
 import threading
@@ -40,6 +39,7 @@ from ceilometer_qga.discovery import base
 from ceilometer_qga.discovery import nova_metadata
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+from ceilometer_qga.qga import libvirt_connection
 
 LOG = logging.getLogger(__name__)
 
@@ -182,23 +182,6 @@ class LibvirtDiscovery(base.Discovery):
             LOG.debug('closing the dead libvirt connection failed',
                       exc_info=True)
 
-    def _is_disconnect(self, exc: Exception) -> bool:
-        """Whether a libvirt error means the connection itself is lost.
-
-        Ceilometer's ``is_disconnection_exception``, plus the error of a
-        connection that was closed under us.
-        """
-        lv = self._libvirt
-        if not isinstance(exc, lv.libvirtError):
-            return False
-        code, domain = exc.get_error_code(), exc.get_error_domain()
-        if code == lv.VIR_ERR_INVALID_CONN:
-            return True
-        if (code in (lv.VIR_ERR_SYSTEM_ERROR, lv.VIR_ERR_INTERNAL_ERROR)
-                and domain in (lv.VIR_FROM_REMOTE, lv.VIR_FROM_RPC)):
-            return True
-        return domain == lv.VIR_FROM_RPC and code == errno.EPIPE
-
     def close(self) -> None:
         """Close the libvirt connection (reopened by the next discover)."""
         with self._lock:
@@ -217,7 +200,7 @@ class LibvirtDiscovery(base.Discovery):
             try:
                 return self._discover_once()
             except self._libvirt.libvirtError as exc:
-                if not self._is_disconnect(exc):
+                if not libvirt_connection.is_disconnect(self._libvirt, exc):
                     raise discovery.DiscoveryError(
                         'cannot list the domains of %s: %s'
                         % (self._uri, exc)) from exc
@@ -257,7 +240,7 @@ class LibvirtDiscovery(base.Discovery):
             # (inactive) XML, but now reports shut-off.
             state = dom.state()[0]
         except self._libvirt.libvirtError as exc:
-            if self._is_disconnect(exc):
+            if libvirt_connection.is_disconnect(self._libvirt, exc):
                 raise
             if exc.get_error_code() == self._libvirt.VIR_ERR_NO_DOMAIN:
                 LOG.debug('domain vanished while being inspected: %s', exc)
