@@ -25,20 +25,17 @@ the plugin is built, and its absence is reported against
 from __future__ import annotations
 
 import hashlib
-import importlib
 import threading
-from types import ModuleType
 from typing import Any
 
-from lxml import etree
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from ceilometer_qga import discovery
 from ceilometer_qga.discovery import base
 from ceilometer_qga.discovery import nova_metadata
-from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+from ceilometer_qga import libvirt_xml
 from ceilometer_qga.qga import libvirt_connection
 
 LOG = logging.getLogger(__name__)
@@ -69,53 +66,6 @@ STATUS = {
     7: 'suspended',
 }
 
-#: the values libvirt puts in ``<channel><target state=...>``
-CHANNEL_STATES = ('connected', 'disconnected')
-
-
-def import_libvirt() -> ModuleType:
-    """Import libvirt-python, or explain which option needs it.
-
-    :raises ValueError: naming ``[qga_polling] discovery``.
-    """
-    try:
-        return importlib.import_module('libvirt')
-    except ImportError as exc:
-        raise ValueError(
-            '[qga_polling] discovery = libvirt needs the libvirt Python '
-            'binding (PyPI libvirt-python, or the distribution\'s '
-            'python3-libvirt), which cannot be imported (%s); install it '
-            'or choose another discovery' % exc) from exc
-
-
-def parse_channels(domain: etree._Element) -> tuple[Channel, ...]:
-    """Return the unix virtio-serial channels of a parsed ``<domain>``.
-
-    A channel without ``<source path>`` gets ``path=None`` (the inactive
-    XML of a domain whose socket libvirt places itself); a ``state`` other
-    than connected/disconnected (absent in the test driver and old
-    libvirt) gets ``state=None``.  Channels without a target name are not
-    addressable and are left out.
-    """
-    channels = []
-    for chan in domain.findall('./devices/channel'):
-        if chan.get('type') != 'unix':
-            continue
-        target = chan.find('./target')
-        if target is None or target.get('type') != 'virtio':
-            continue
-        name = target.get('name')
-        if not name:
-            continue
-        source = chan.find('./source')
-        path = source.get('path') if source is not None else None
-        state = target.get('state')
-        channels.append(Channel(
-            target_name=name,
-            path=path or None,
-            state=state if state in CHANNEL_STATES else None))
-    return tuple(channels)
-
 
 def host_id(project_id: str | None, host: str) -> str:
     """Nova's ``hostId``: sha224(project_id + host), as Ceilometer sets it."""
@@ -134,7 +84,8 @@ class LibvirtDiscovery(base.Discovery):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
-        self._libvirt = import_libvirt()
+        self._libvirt = libvirt_connection.import_libvirt(
+            '[qga_polling] discovery = libvirt')
         # libvirt prints every error to stderr by default; we get them as
         # exceptions and log them once, so silence the default (as Nova's
         # libvirt driver does).
@@ -253,7 +204,7 @@ class LibvirtDiscovery(base.Discovery):
                       name, instance_id)
             return None
 
-        root = nova_metadata.parse_xml(xml)
+        root = libvirt_xml.parse_xml(xml)
         if root is None:
             LOG.warning('domain %s (%s): libvirt returned XML that does not '
                         'parse; skipped', name, instance_id)
@@ -278,5 +229,5 @@ class LibvirtDiscovery(base.Discovery):
                      display_name=instance.display_name,
                      project_id=instance.project_id,
                      user_id=instance.user_id,
-                     channels=parse_channels(root),
+                     channels=libvirt_xml.parse_channels(root),
                      metadata=metadata)

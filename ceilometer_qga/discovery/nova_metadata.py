@@ -72,26 +72,6 @@ class NovaInstance:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def parse_xml(text: str | bytes) -> etree._Element | None:
-    """Parse XML text safely; return the root element or None.
-
-    Entities are not resolved, the network is never used and libxml2's
-    size limits stay on (``huge_tree=False``): the XML comes from libvirt,
-    but parts of it (server names, image properties) are chosen by tenants.
-    """
-    # A parser per call: lxml parsers must not be used by two threads at
-    # once, and discovery runs in worker threads.
-    parser = etree.XMLParser(resolve_entities=False, no_network=True,
-                             huge_tree=False)
-    try:
-        root = etree.fromstring(text, parser=parser)
-    except (etree.XMLSyntaxError, ValueError, TypeError):
-        # ValueError: a str carrying an encoding declaration; TypeError:
-        # not text at all.
-        return None
-    return root
-
-
 def find_instance_element(domain: etree._Element) -> etree._Element | None:
     """Return the ``<nova:instance>`` element of a domain, or None."""
     for ns in NOVA_NAMESPACES:

@@ -54,19 +54,24 @@ class ProviderClosed(RuntimeError):
     """The provider was closed; no further calls are accepted."""
 
 
-def import_libvirt() -> ModuleType:
+TRANSPORT_OPTION = ('[qga_polling] transport = libvirt (or auto, for guests '
+                    'without a monitor channel)')
+
+
+def import_libvirt(needed_by: str = TRANSPORT_OPTION) -> ModuleType:
     """Import libvirt-python, or explain which option needs it.
 
-    :raises ValueError: naming ``[qga_polling] transport``
+    :param needed_by: the option setting that needs libvirt, for the error
+    :raises ValueError: naming ``needed_by``
     """
     try:
         return importlib.import_module('libvirt')
     except ImportError as exc:
         raise ValueError(
-            '[qga_polling] transport = libvirt (or auto, for guests without '
-            'a monitor channel) needs the libvirt Python binding (PyPI '
-            'libvirt-python, or python3-libvirt), which cannot be imported '
-            '(%s)' % exc) from exc
+            '%s needs the libvirt Python binding (PyPI libvirt-python, or '
+            'the distribution\'s python3-libvirt), which cannot be imported '
+            '(%s); install it or choose another setting'
+            % (needed_by, exc)) from exc
 
 
 def is_disconnect(libvirt: ModuleType, exc: BaseException) -> bool:

@@ -78,11 +78,11 @@ import math
 import re
 from typing import Any
 
-from lxml import etree
 from oslo_config import cfg
 
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import STANDARD_CHANNEL
+from ceilometer_qga import libvirt_xml
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import libvirt_connection
 from ceilometer_qga.qga import transport
@@ -109,8 +109,6 @@ _AGENT_COMMAND_RE = re.compile(
     r"unable to execute QEMU agent command '[^']*'(?:: (?P<desc>.*))?\Z", re.DOTALL)
 _UNSUPPORTED_DESC = ('has been disabled', 'has not been found', 'CommandNotFound',
                      'CommandDisabled')
-_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True,
-                              huge_tree=False)
 
 
 def _code(name: str) -> int | None:
@@ -126,14 +124,12 @@ def channel_state(xml: str, target_name: str = STANDARD_CHANNEL) -> str | None:
         when the domain has no such channel
     :raises ValueError: the XML does not parse
     """
-    try:
-        root = etree.fromstring(xml.encode('utf-8'), _XML_PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise ValueError('domain XML does not parse: %s' % exc) from exc
-    for target in root.iterfind('./devices/channel/target'):
-        if target.get('type') == 'virtio' and target.get('name') == target_name:
-            state = target.get('state')
-            return state if state in ('connected', 'disconnected') else None
+    root = libvirt_xml.parse_xml(xml)
+    if root is None:
+        raise ValueError('domain XML does not parse')
+    for channel in libvirt_xml.parse_channels(root):
+        if channel.target_name == target_name:
+            return channel.state
     return CHANNEL_MISSING
 
 

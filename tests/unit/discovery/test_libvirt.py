@@ -22,6 +22,7 @@ import pytest
 from ceilometer_qga import discovery
 from ceilometer_qga.discovery import libvirt as lv_discovery
 from ceilometer_qga.guest import Channel
+from ceilometer_qga import libvirt_xml
 from tests.unit.discovery import nova_domain
 from tests.unit.discovery.nova_domain import MONITOR
 from tests.unit.discovery.nova_domain import STANDARD
@@ -420,7 +421,7 @@ LIVE_QEMU_XML = """
 
 
 def test_channel_state_from_live_qemu_xml():
-    channels = lv_discovery.parse_channels(etree.fromstring(LIVE_QEMU_XML))
+    channels = libvirt_xml.parse_channels(etree.fromstring(LIVE_QEMU_XML))
     assert channels == (
         Channel('org.qemu.guest_agent.0', '/w/lv/qga.sock', 'connected'),
         Channel('org.openstack.monitor.0', '/w/lv/monitor.sock',
@@ -433,7 +434,7 @@ def test_channel_state_from_live_qemu_xml():
 
 
 def test_domain_without_devices_has_no_channels():
-    assert lv_discovery.parse_channels(
+    assert libvirt_xml.parse_channels(
         etree.fromstring('<domain><name>x</name></domain>')) == ()
 
 

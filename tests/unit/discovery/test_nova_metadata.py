@@ -15,6 +15,7 @@ from lxml import etree
 import pytest
 
 from ceilometer_qga.discovery import nova_metadata
+from ceilometer_qga import libvirt_xml
 from tests.unit.discovery import nova_domain
 
 UUID = '2f6cbc0a-6d44-4c2a-9a4c-3d5d1e0a4b11'
@@ -24,7 +25,7 @@ NS = '{http://openstack.org/xmlns/libvirt/nova/1.1}'
 def nova_root(**server) -> etree._Element:
     xml = nova_domain.nova_domain_xml(nova_domain.Server(
         uuid=UUID, domain_name='instance-0000000a', **server))
-    return nova_metadata.parse_xml(xml)
+    return libvirt_xml.parse_xml(xml)
 
 
 def nova_el(root: etree._Element, path: str) -> etree._Element:
@@ -86,7 +87,7 @@ def test_old_nova_namespace_1_0():
         uuid=UUID, domain_name='i-1')).replace(
         'http://openstack.org/xmlns/libvirt/nova/1.1',
         'http://openstack.org/xmlns/libvirt/nova/1.0')
-    inst = nova_metadata.domain_instance(nova_metadata.parse_xml(xml))
+    inst = nova_metadata.domain_instance(libvirt_xml.parse_xml(xml))
     assert inst.display_name == 'web-1'
     assert inst.metadata['flavor']['ram'] == 2048
 
@@ -96,11 +97,11 @@ def test_unknown_namespace_is_not_nova():
         uuid=UUID, domain_name='i-1')).replace(
         'http://openstack.org/xmlns/libvirt/nova/1.1',
         'http://example.org/not-nova')
-    assert nova_metadata.domain_instance(nova_metadata.parse_xml(xml)) is None
+    assert nova_metadata.domain_instance(libvirt_xml.parse_xml(xml)) is None
 
 
 def test_domain_without_metadata_is_not_nova():
-    root = nova_metadata.parse_xml(
+    root = libvirt_xml.parse_xml(
         "<domain type='test'><name>test</name><os><type>hvm</type></os>"
         "</domain>")
     assert nova_metadata.domain_instance(root) is None
@@ -172,7 +173,7 @@ def test_nameless_entries_and_bad_dates_are_dropped():
     'encoding="UTF-8"?><domain/>',
 ])
 def test_unparsable_xml_is_none(text):
-    assert nova_metadata.parse_xml(text) is None
+    assert libvirt_xml.parse_xml(text) is None
 
 
 def test_entities_are_not_resolved():
@@ -183,7 +184,7 @@ def test_entities_are_not_resolved():
            b'http://openstack.org/xmlns/libvirt/nova/1.1">'
            b'<nova:name>&ext;&inner;</nova:name></nova:instance>'
            b'</metadata></domain>')
-    root = nova_metadata.parse_xml(xml)
+    root = libvirt_xml.parse_xml(xml)
     name = nova_el(root, 'name')
     assert name.text is None
     assert [child.tag for child in name] == [etree.Entity, etree.Entity]
@@ -205,7 +206,7 @@ _N_ELEMENTS = len(list(etree.fromstring(_NOVA_XML).iter()))
                           st.sampled_from(['name', 'id', 'uuid', 'type']),
                           max_size=4))
 def test_any_mutilation_of_nova_xml_never_raises(drops, texts, attrs):
-    root = nova_metadata.parse_xml(_NOVA_XML)
+    root = libvirt_xml.parse_xml(_NOVA_XML)
     elements = list(root.iter())
     for index, text in texts.items():
         text = ''.join(ch for ch in text or '' if ch.isprintable()) or None
@@ -235,5 +236,5 @@ def test_any_mutilation_of_nova_xml_never_raises(drops, texts, attrs):
 @hypothesis.settings(max_examples=200, deadline=None)
 @hypothesis.given(st.one_of(st.binary(max_size=200), st.text(max_size=200)))
 def test_parse_xml_never_raises(data):
-    root = nova_metadata.parse_xml(data)
+    root = libvirt_xml.parse_xml(data)
     assert root is None or etree.iselement(root)
