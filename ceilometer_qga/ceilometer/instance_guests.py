@@ -28,14 +28,23 @@ LOG = logging.getLogger(__name__)
 INSTANCE_KEYS = frozenset({'state', 'instance_id', 'name', 'display_name'})
 
 
+#: Ceilometer's ``OS-EXT-STS:vm_state`` in the power-state words of our
+#: discovery (what the poller's pre-check reads); others stay unknown
+VM_STATE_TO_POWER_STATE = {'active': 'running', 'paused': 'paused',
+                           'suspended': 'suspended', 'stopped': 'shutdown',
+                           'error': 'crashed'}
+
+
 def guest_for(instance: Any, found: Guest) -> Guest:
     """The guest to poll: ``instance``'s identity, ``found``'s channels.
 
     ``metadata['state']`` (which makes the poller skip a paused domain)
-    is the live state our discovery read, else Ceilometer's ``vm_state``.
+    is the live state our discovery read, else Ceilometer's ``vm_state``
+    translated into the same words.
     """
     state = (found.metadata.get('state')
-             or getattr(instance, 'OS-EXT-STS:vm_state', None))
+             or VM_STATE_TO_POWER_STATE.get(
+                 getattr(instance, 'OS-EXT-STS:vm_state', None)))
     return Guest(
         instance_id=instance.id,
         name=(getattr(instance, 'OS-EXT-SRV-ATTR:instance_name', None)

@@ -47,8 +47,10 @@ from ceilometer import service as ceilometer_service
 from oslo_messaging.notify import _impl_test
 import pytest
 
+from ceilometer_qga.ceilometer import instance_guests
 from ceilometer_qga.ceilometer import polling_cycle
 from ceilometer_qga.ceilometer import pollsters
+from ceilometer_qga.guest import Guest
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga import sample_factory
 from tests.unit.discovery import nova_domain
@@ -377,3 +379,20 @@ def test_nothing_but_the_plugin_needs_ceilometer():
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.endswith('modules without ceilometer\n'), proc.stdout
+
+
+@pytest.mark.parametrize('vm_state,expected', [
+    ('active', 'running'), ('paused', 'paused'), ('stopped', 'shutdown'),
+    ('building', None), (None, None)])
+def test_ceilometer_vm_state_speaks_the_pollers_words(vm_state, expected):
+    """Ceilometer's vm_state, in the poller's words.
+
+    Without a live state from our discovery (static), it decides; 'active'
+    must not read as "not running".
+    """
+    server = ceilometer_discovery.NovaLikeServer(**{
+        'id': '0b0e6c4e-5f4a-4b6f-9d55-1f1a2b3c4d5e', 'name': 'web-1',
+        'OS-EXT-STS:vm_state': vm_state, 'tenant_id': 'p', 'user_id': 'u'})
+    found = Guest('0b0e6c4e-5f4a-4b6f-9d55-1f1a2b3c4d5e', 'x')
+    guest = instance_guests.guest_for(server, found)
+    assert guest.metadata.get('state') == expected
