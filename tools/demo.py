@@ -69,18 +69,20 @@ def rabbit_answers(timeout: float = 1.0) -> bool:
 
 
 def build_config(guests: Iterable[tuple[str, str]], samples_path: str,
-                 use_rabbit: bool, interval: int = 10) -> str:
+                 use_rabbit: bool, interval: int = 10,
+                 transport_url: str = RABBIT_URL) -> str:
     """The ``qga-polling`` configuration file of the demo.
 
     :param guests: (instance uuid, socket path) pairs
     :param samples_path: absolute path of the JSON-lines sample file
     :param use_rabbit: also publish to RabbitMQ on 127.0.0.1:5672
+    :param transport_url: the broker (and vhost) to publish to
     """
     publishers = ['file://' + samples_path]
     lines = ['[DEFAULT]']
     if use_rabbit:
         publishers.append('notifier://')
-        lines.append('transport_url = ' + RABBIT_URL)
+        lines.append('transport_url = ' + transport_url)
     lines += [
         '',
         '[qga_polling]',
@@ -235,14 +237,18 @@ def _compact(meters: Sequence[str]) -> list[str]:
 
 
 def destinations(samples_path: str, file_count: int, use_rabbit: bool,
-                 bus_count: int) -> str:
-    """Where the samples went, one line per publisher."""
+                 bus_count: int, transport_url: str = RABBIT_URL) -> str:
+    """Where the samples went, one line per publisher.
+
+    ``bus_count`` is what ``qga-polling --once`` delivered: it exits 0 only
+    when its publishers confirmed every sample.
+    """
     lines = ['Samples went to:',
              '  file      %s  (%d samples, one JSON object per line)'
              % (samples_path, file_count)]
     if use_rabbit:
         lines.append('  bus       %s  (%d samples delivered, %s)'
-                     % (RABBIT_DESTINATION, bus_count, RABBIT_URL))
+                     % (RABBIT_DESTINATION, bus_count, transport_url))
     else:
         lines.append('  bus       not used: nothing answers on %s:%d '
                      '(`make test` starts RabbitMQ)' % (RABBIT_HOST, RABBIT_PORT))
@@ -288,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--outdir', help='where to keep config, samples and logs '
                         '(default: a new directory under /tmp)')
+    parser.add_argument('--transport-url', default=RABBIT_URL,
+                        help='oslo.messaging URL of the local RabbitMQ '
+                        '(default %(default)s)')
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
 
@@ -312,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(config_path, 'w') as conf:
             conf.write(build_config([(uuid, guest.socket)
                                      for guest, (_, uuid) in zip(fleet, GUESTS)],
-                                    samples_path, use_rabbit))
+                                    samples_path, use_rabbit,
+                                    transport_url=args.transport_url))
         counts = []
         for sweep in range(1, SWEEPS + 1):
             log_path = os.path.join(outdir, 'qga-polling-%d.log' % sweep)
@@ -342,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         # Every sweep exited 0, which qga-polling --once does only when all
         # publishers were flushed: the bus got what the file got.
-        print(destinations(samples_path, len(samples), use_rabbit, len(samples)))
+        print(destinations(samples_path, len(samples), use_rabbit, len(samples),
+                           args.transport_url))
         print('  config    %s' % config_path)
         return 0
     finally:
