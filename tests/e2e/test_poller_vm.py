@@ -642,26 +642,20 @@ async def test_command_latency_both_transports(healthy, libvirtd, libvirt_provid
     assert all(m < 200 for m in medians.values()), medians
 
 
-def test_once_libvirt_transport_to_bus_and_file(healthy, poller, bus, agent_commands,
-                                                e2e_timings):
-    """``transport = libvirt``: every meter, right values, on the bus and in the file."""
-    run = poller.once('libvirt', notifier=True)
+@pytest.mark.parametrize('transport', ['libvirt', 'socket'])
+def test_once_to_bus_and_file(transport, healthy, poller, bus, agent_commands,
+                              e2e_timings):
+    """Every meter, right values, on the bus and in the file.
+
+    ``libvirt``: the standard channel through qemuAgentCommand; ``socket``:
+    the dedicated channel, directly.
+    """
+    run = poller.once(transport, notifier=True)
     assert (run.sweep.guests, run.sweep.up) == (1, 1), run.diagnostics()
     check_healthy(run, healthy, agent_commands)
     check_delivered(run, bus)
-    e2e_timings['once_libvirt_sweep_s'] = run.sweep.duration
-    e2e_timings['once_libvirt_process_s'] = run.wall
-
-
-def test_once_socket_transport_to_bus_and_file(healthy, poller, bus, agent_commands,
-                                               e2e_timings):
-    """``transport = socket``: the same through the dedicated channel."""
-    run = poller.once('socket', notifier=True)
-    assert (run.sweep.guests, run.sweep.up) == (1, 1), run.diagnostics()
-    check_healthy(run, healthy, agent_commands)
-    check_delivered(run, bus)
-    e2e_timings['once_socket_sweep_s'] = run.sweep.duration
-    e2e_timings['once_socket_process_s'] = run.wall
+    e2e_timings['once_%s_sweep_s' % transport] = run.sweep.duration
+    e2e_timings['once_%s_process_s' % transport] = run.wall
 
 
 def test_agentless_late_and_hung_guests(healthy, agent_commands, troubled, poller,
