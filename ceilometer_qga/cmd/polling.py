@@ -42,9 +42,13 @@ def prepare(argv: list[str] | None) -> cfg.ConfigOpts:
     return conf
 
 
-async def run_once(conf: cfg.ConfigOpts) -> int:
-    """One sweep, flushed; the exit code (0 unless flushing failed)."""
-    runner = runner_mod.SweepRunner(conf)
+async def run_once(conf: cfg.ConfigOpts,
+                   runner: runner_mod.SweepRunner | None = None) -> int:
+    """One sweep, flushed; the exit code (0 unless flushing failed).
+
+    :param runner: one already built from ``conf`` (built here if None)
+    """
+    runner = runner or runner_mod.SweepRunner(conf)
     try:
         result = await runner.run_once()
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
@@ -142,13 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     conf = prepare(sys.argv[1:] if argv is None else argv)
     try:
         # Validate everything before forking a worker or polling.
-        runner_mod.SweepRunner(conf)
+        runner = runner_mod.SweepRunner(conf)
     except ValueError as exc:
         LOG.error('Configuration error: %s', exc)
         print('qga-polling: configuration error: %s' % exc, file=sys.stderr)
         return 2
     if conf.once:
-        return asyncio.run(run_once(conf))
+        return asyncio.run(run_once(conf, runner))
+    # The worker process builds its own runner after the fork: connections
+    # and threads do not survive it.
     backend.init_backend(backend.BackendType.THREADING)
     from oslo_service import service
     svc_class = type('QgaPollingService', (PollingService,
