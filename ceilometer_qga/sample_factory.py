@@ -17,8 +17,8 @@ from typing import Any
 from oslo_log import log as logging
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
-from ceilometer_qga import session as session_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def valid_volume(volume: Any) -> bool:
     return 0 <= volume < MAX_VOLUME
 
 
-def build_samples(report: session_mod.GuestReport,
+def build_samples(report: GuestReport,
                   meters: dict[str, collector_base.Meter],
                   timestamp: str, monotonic_time: float) -> list[
                       sample_mod.Sample]:

@@ -28,6 +28,7 @@ from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.qga import transport_socket
 from ceilometer_qga import sample_factory
+from ceilometer_qga.report import GuestReport
 from ceilometer_qga import session as session_mod
 
 
@@ -78,7 +79,7 @@ async def probe(socket_path: str, timeout: float,
     timed = TimedTransport(transport_socket.SocketTransport(
         'probe', socket_path, timeout, conf.qga_polling.max_reply_bytes))
     session = session_mod.GuestSession(guest, timed, conf)
-    report = session_mod.GuestReport(guest)
+    report = GuestReport(guest)
     collectors = load_collectors(conf)
     units = {m.name: m.unit for c in collectors for m in c.meters}
     out: dict[str, Any] = {'socket': socket_path}

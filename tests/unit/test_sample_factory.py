@@ -11,7 +11,7 @@ import pytest
 from ceilometer_qga.collectors import base
 from ceilometer_qga.guest import Guest
 from ceilometer_qga import sample_factory
-from ceilometer_qga import session
+from ceilometer_qga import report as report_mod
 
 UUID = '8a4c4b07-6a1c-4a55-a6b3-5d3c7e8a0f11'
 FS_USED = base.Meter('guest.filesystem.used', base.GAUGE, 'B', 'filesystem')
@@ -76,8 +76,8 @@ def test_valid_volume(volume, ok):
 
 
 def test_down_guest_gets_only_the_liveness_sample():
-    report = session.GuestReport(guest(), state='timeout',
-                                 error='no reply within the timeout')
+    report = report_mod.GuestReport(guest(), state='timeout',
+                                    error='no reply within the timeout')
     samples = sample_factory.build_samples(report, METERS, 'ts', 1.0)
     assert [s.name for s in samples] == ['guest.agent.up']
     up = samples[0]
@@ -89,9 +89,9 @@ def test_down_guest_gets_only_the_liveness_sample():
 
 
 def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
-    report = session.GuestReport(guest(), latency_ms=0.25,
-                                 facts={'os_id': 'debian'})
-    report.outcomes.append(session.CollectorOutcome(
+    report = report_mod.GuestReport(guest(), latency_ms=0.25,
+                                    facts={'os_id': 'debian'})
+    report.outcomes.append(report_mod.CollectorOutcome(
         'Fs', 'native', base.ParseResult(
             readings=[base.Reading('guest.filesystem.used', 100, '/',
                                    {'fstype': 'ext4'}),
@@ -99,7 +99,7 @@ def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
                       base.Reading('guest.filesystem.used', math.nan, '/y'),
                       base.Reading('guest.no.such.meter', 1)],
             dropped=['/z: used > total'])))
-    report.outcomes.append(session.CollectorOutcome(
+    report.outcomes.append(report_mod.CollectorOutcome(
         'Load', 'fallback', base.ParseResult(
             readings=[base.Reading('guest.load.1', 0.5)])))
     samples = sample_factory.build_samples(report, METERS, 'ts', 2.0)
