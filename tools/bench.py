@@ -13,6 +13,8 @@ row, measured in the same run.
    as OpenNebula's probe and the NetEase study do).
 2. Per-command latency of guest-ping: our asyncio transport (policy check,
    framing, byte cap) against the blocking standard-library client.
+   The same against a client built on QEMU's ``qemu.qmp``
+   (``tools/qmp_qga_client.py``).
 3. Sample signing: ours against Ceilometer's own ``compute_signature``.
 
 Usage: ``python tools/bench.py [--guests 16] [--hung 2] [--pings 2000]``
@@ -120,6 +122,40 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
     return statistics.median(mine) * 1000, statistics.median(base) * 1000
 
 
+def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
+    """Median guest-ping ms: (ours, the qemu.qmp-based prototype)."""
+    from tools.qmp_qga_client import QgaQmpClient
+
+    async def measure(connect, ping, close) -> float:
+        client = await connect()
+        await ping(client)
+        out = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await ping(client)
+            out.append(time.perf_counter() - start)
+        await close(client)
+        return statistics.median(out) * 1000
+
+    async def our_connect():
+        return transport_socket.SocketTransport('bench', path, TIMEOUT, 1 << 20)
+
+    async def qmp_connect():
+        client = QgaQmpClient()
+        await client.connect(path)
+        return client
+
+    async def run() -> tuple[float, float]:
+        mine = await measure(our_connect,
+                             lambda t: asyncio.wait_for(t.execute('guest-ping'), TIMEOUT),
+                             lambda t: t.close())
+        qmp = await measure(qmp_connect,
+                            lambda c: asyncio.wait_for(c.call('guest-ping'), TIMEOUT),
+                            lambda c: c.disconnect())
+        return mine, qmp
+    return asyncio.run(run())
+
+
 def signing(count: int) -> tuple[float, float]:
     """Microseconds per signed sample: (ours, Ceilometer's)."""
     from ceilometer.publisher import utils as ceilo_utils
@@ -191,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         mine_ms, base_ms = ping_latency(sockets[0], args.pings)
         rows.append(('guest-ping median (ms)', mine_ms,
                      'stdlib blocking client', base_ms))
+        results = [qmp_ping_latency(sockets[0], args.pings)
+                   for _ in range(REPEATS)]
+        rows.append(('guest-ping median (ms)',
+                     statistics.median(r[0] for r in results),
+                     'qemu.qmp client (prototype)',
+                     statistics.median(r[1] for r in results)))
     for sock in hung:
         sock.close()
     mine_us, ceilo_us = signing(2000)
