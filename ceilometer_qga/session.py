@@ -180,6 +180,7 @@ class GuestSession:
             up in the report.
         """
         assert self.transport is not None
+        self.transport.new_sweep()
         start = time.monotonic()
         await self.transport.execute('guest-ping')
         report.latency_ms = (time.monotonic() - start) * 1000.0

@@ -49,6 +49,10 @@ class TimedTransport(transport_mod.Transport):
     def generation(self, value: int) -> None:
         pass  # owned by the wrapped transport
 
+    def new_sweep(self) -> None:
+        """Pass the start of a sweep on to the wrapped transport."""
+        self.inner.new_sweep()
+
     async def _execute(self, command: str, arguments: dict[str, Any] | None,
                        timeout: float) -> Any:
         start = time.monotonic()
