@@ -24,6 +24,7 @@ from oslo_utils import timeutils
 
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.discovery import base as discovery_base
+from ceilometer_qga import meters as meters_mod
 from ceilometer_qga.qga import selection
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
@@ -55,9 +56,7 @@ class Poller:
         self.collectors = collectors
         self.transports = transports or selection.TransportFactory(conf)
         self.sessions: dict[str, session_mod.GuestSession] = {}
-        self.meters = {m.name: m for m in sample_factory.LIVENESS_METERS}
-        for collector in collectors:
-            self.meters.update((m.name, m) for m in collector.meters)
+        self.meters = meters_mod.catalogue(collectors)
 
     async def sweep(self) -> SweepResult:
         """Poll every discovered guest once and return the samples."""
