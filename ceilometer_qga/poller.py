@@ -49,12 +49,12 @@ class Poller:
     def __init__(self, conf: cfg.ConfigOpts,
                  discovery: discovery_base.Discovery,
                  collectors: list[collector_base.Collector],
-                 transports: selection.TransportFactory | None = None
+                 transports: selection.TransportSelector | None = None
                  ) -> None:
         self.conf = conf
         self.discovery = discovery
         self.collectors = collectors
-        self.transports = transports or selection.TransportFactory(conf)
+        self.transports = transports or selection.TransportSelector(conf)
         self.sessions: dict[str, session_mod.GuestSession] = {}
         self.meters = meters_mod.catalogue(collectors)
 

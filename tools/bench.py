@@ -7,7 +7,7 @@ row, measured in the same run.
 
 1. Sweep of a host: N stand-in guests plus H hung ones (sockets that accept
    and never answer, like a VM whose agent is not running).  Ours: one
-   ``SweepRunner`` sweep (all collectors, bounded concurrency).  Baseline:
+   ``Pipeline`` sweep (all collectors, bounded concurrency).  Baseline:
    the straightforward client of feasibility.md, guests one after another
    with the same commands and the same per-command timeout (what peers such
    as OpenNebula's probe and the NetEase study do).
@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from ceilometer_qga import conf as conf_mod  # noqa: E402
 from ceilometer_qga.qga import transport_socket  # noqa: E402
-from ceilometer_qga import runner as runner_mod  # noqa: E402
+from ceilometer_qga import pipeline as pipeline_mod  # noqa: E402
 from ceilometer_qga import sample as sample_mod  # noqa: E402
 from ceilometer_qga import signature  # noqa: E402
 from tools.qga_standin import RawClient  # noqa: E402
@@ -90,7 +90,7 @@ def our_sweep(sockets: list[str], concurrency: int) -> tuple[float, int]:
                       'static_discovery')
 
     async def run() -> tuple[float, int]:
-        runner = runner_mod.SweepRunner(conf)
+        runner = pipeline_mod.Pipeline(conf)
         try:
             result = await runner.run_once()
             return result.duration, len(result.samples)

@@ -21,7 +21,7 @@ from oslo_log import log as logging
 from oslo_service import backend
 
 from ceilometer_qga import conf as conf_mod
-from ceilometer_qga import runner as runner_mod
+from ceilometer_qga import pipeline as pipeline_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ def prepare(argv: list[str] | None) -> cfg.ConfigOpts:
 
 
 async def run_once(conf: cfg.ConfigOpts,
-                   runner: runner_mod.SweepRunner | None = None) -> int:
+                   runner: pipeline_mod.Pipeline | None = None) -> int:
     """One sweep, flushed; the exit code (0 unless flushing failed).
 
     :param runner: one already built from ``conf`` (built here if None)
     """
-    runner = runner or runner_mod.SweepRunner(conf)
+    runner = runner or pipeline_mod.Pipeline(conf)
     try:
         result = await runner.run_once()
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
@@ -107,7 +107,7 @@ class PollingService:
         self._stopping = asyncio.Event()
         self._started.set()
         opts = self.conf.qga_polling
-        runner = runner_mod.SweepRunner(self.conf)
+        runner = pipeline_mod.Pipeline(self.conf)
         try:
             while not self._stopping.is_set():
                 started = self._loop.time()
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     conf = prepare(sys.argv[1:] if argv is None else argv)
     try:
         # Validate everything before forking a worker or polling.
-        runner = runner_mod.SweepRunner(conf)
+        runner = pipeline_mod.Pipeline(conf)
     except ValueError as exc:
         LOG.error('Configuration error: %s', exc)
         print('qga-polling: configuration error: %s' % exc, file=sys.stderr)

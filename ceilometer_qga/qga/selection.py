@@ -21,7 +21,7 @@ from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.qga import transport_socket
 
 
-class TransportFactory:
+class TransportSelector:
     """Builds transports; owns what they share (the libvirt connection)."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:

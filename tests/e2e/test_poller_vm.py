@@ -67,7 +67,7 @@ from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga.qga import capabilities
 from ceilometer_qga.qga import transport_libvirt
 from ceilometer_qga.qga import transport_socket
-from ceilometer_qga import runner as runner_mod
+from ceilometer_qga import pipeline as pipeline_mod
 from ceilometer_qga import signature
 from nova_qga import hook_chain
 from tests.fixtures import libvirt_env as env_fixtures
@@ -406,7 +406,7 @@ def agent_commands(healthy: vm_fixtures.NovaGuest) -> capabilities.Capabilities:
 
 
 def in_process_conf(uri: str, samples_path: str, transport: str) -> cfg.ConfigOpts:
-    """Configuration of an in-process :class:`SweepRunner`."""
+    """Configuration of an in-process :class:`Pipeline`."""
     conf = env_fixtures.poller_conf(uri, qga_polling={
         'transport': transport, 'publishers': ['file://' + samples_path],
         'command_timeout': COMMAND_TIMEOUT, 'backoff_initial': 0})
@@ -560,7 +560,7 @@ def test_hook_chain_adds_both_channels(healthy, socket_dir):
 async def test_boot_to_first_sample(healthy, vm_launcher, libvirtd, tmp_path, e2e_timings):
     """Sweeps from dom.create() on until the guest's agent is up.
 
-    In-process :class:`SweepRunner`, ``transport = auto``.  Until the guest
+    In-process :class:`Pipeline`, ``transport = auto``.  Until the guest
     opens its ports libvirt shows the channels ``disconnected`` and the
     guest is reported down (``not_connected``) without being contacted.
     Then ``auto`` uses the dedicated monitor channel; for a sweep or so the
@@ -569,7 +569,7 @@ async def test_boot_to_first_sample(healthy, vm_launcher, libvirtd, tmp_path, e2
     """
     vm = healthy.vm
     conf = in_process_conf(libvirtd.uri, str(tmp_path / 's.jsonl'), 'auto')
-    runner = runner_mod.SweepRunner(conf)
+    runner = pipeline_mod.Pipeline(conf)
     seen = []
     try:
         deadline = vm.started_at + 120
@@ -799,7 +799,7 @@ async def test_paused_and_resumed(healthy, agent_commands, libvirtd, tmp_path):
     connection) across the pause.
     """
     vm = healthy.vm
-    runners = {t: runner_mod.SweepRunner(
+    runners = {t: pipeline_mod.Pipeline(
         in_process_conf(libvirtd.uri, str(tmp_path / ('%s.jsonl' % t)), t))
         for t in ('socket', 'libvirt')}
     try:

@@ -21,7 +21,7 @@ from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga import poller as poller_mod
-from ceilometer_qga import runner as runner_mod
+from ceilometer_qga import pipeline as pipeline_mod
 from tools.qga_standin import StandinFleet
 from tools.qga_standin import StandinGuest
 
@@ -84,7 +84,7 @@ def make_conf(guests, **overrides):
 
 def sweep(conf, times=1):
     async def run():
-        runner = runner_mod.SweepRunner(conf)
+        runner = pipeline_mod.Pipeline(conf)
         try:
             return [await runner.run_once() for _ in range(times)]
         finally:
@@ -230,7 +230,7 @@ def test_agent_restart_is_survived_and_capabilities_reread(workdir):
         conf = make_conf([(UUIDS[0], guest.socket)], backoff_initial=0.0)
 
         async def run():
-            runner = runner_mod.SweepRunner(conf)
+            runner = pipeline_mod.Pipeline(conf)
             try:
                 first = await runner.run_once()
                 session = runner.poller.sessions[UUIDS[0]]

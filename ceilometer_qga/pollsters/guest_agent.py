@@ -38,9 +38,9 @@ from ceilometer.compute.pollsters import util
 from ceilometer.polling import plugin_base
 from ceilometer import sample as ceilometer_sample
 
-from ceilometer_qga.ceilometer import instance_guests
-from ceilometer_qga.ceilometer import options
-from ceilometer_qga.ceilometer import polling_cycle
+from ceilometer_qga.pollsters import instance_guests
+from ceilometer_qga.pollsters import options
+from ceilometer_qga.pollsters import polling_cycle
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga import meters
 from ceilometer_qga import sample as sample_mod
