@@ -8,7 +8,7 @@ row, measured in the same run.
 1. Sweep of a host: N stand-in guests plus H hung ones (sockets that accept
    and never answer, like a VM whose agent is not running).  Ours: one
    ``Pipeline`` sweep (all collectors, bounded concurrency).  Baseline:
-   the straightforward client of feasibility.md, guests one after another
+   a straightforward blocking client, guests one after another
    with the same commands and the same per-command timeout (what peers such
    as OpenNebula's probe and the NetEase study do).
 2. Per-command latency of guest-ping: our asyncio transport (policy check,

@@ -54,6 +54,7 @@ import threading
 import time
 from typing import Any
 
+from ceilometer.publisher.utils import verify_signature
 import libvirt
 import libvirt_qemu
 from lxml import etree
@@ -68,7 +69,6 @@ from ceilometer_qga.qga import capabilities
 from ceilometer_qga.qga import transport_libvirt
 from ceilometer_qga.qga import transport_socket
 from ceilometer_qga import pipeline as pipeline_mod
-from ceilometer_qga import signature
 from nova_qga import hook_chain
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import processes
@@ -455,7 +455,7 @@ def check_healthy(run: OnceRun, guest: vm_fixtures.NovaGuest,
     why = run.diagnostics()
     for s in samples:
         assert set(s) == SAMPLE_KEYS, s
-        assert signature.verify(s, SECRET), s
+        assert verify_signature(s, SECRET), s
         assert s['source'] == 'openstack'
         assert (s['project_id'], s['user_id']) == (instance.project_id, instance.user_id)
     by_meter = collections.defaultdict(list)

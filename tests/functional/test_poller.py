@@ -3,7 +3,8 @@
 Real parts: qemu-ga processes (tools/qga_standin.py), the static discovery,
 every collector, the socket transport.  The unresponsive guest is a unix
 socket that accepts connections and never answers, which is exactly what a
-VM's channel looks like while its agent is not running (feasibility.md §3).
+VM's channel looks like while nothing in the guest reads it (the ``hung``
+VM of tests/e2e/test_vm_boot.py is the real thing).
 """
 
 import asyncio
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.functional
 
 UUIDS = ['11111111-1111-4111-8111-%012d' % i for i in range(1, 9)]
 HUNG_UUID = '99999999-9999-4999-8999-999999999999'
-
-# What qemu-ga 7.2 on a Linux host gives, and how (DESIGN.md §4).
+# What qemu-ga 7.2 on a Linux host gives, and how (the meter catalogue,
+# ceilometer_qga/meters.py and the collectors).
 NATIVE_72 = {'guest.filesystem.used', 'guest.filesystem.total',
              'guest.filesystem.usage', 'guest.cpu.time',
              'guest.disk.read.bytes', 'guest.disk.write.bytes',

@@ -377,7 +377,7 @@ def test_discover_from_many_threads(conf, domains):
     assert results == [[UUID_A, UUID_B]] * 8
 
 
-# Live XML of a domain run by libvirt's QEMU driver (feasibility study §4):
+# Live XML of a domain run by libvirt's QEMU driver:
 # libvirt adds state=, alias and address to every virtio channel.
 LIVE_QEMU_XML = """
 <domain type='qemu' id='1'>
