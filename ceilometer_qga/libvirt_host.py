@@ -4,9 +4,9 @@
   which option setting does, so its absence is a clear configuration error.
 * :class:`Connection`: one lazily opened libvirt connection (read-only for
   discovery, read-write for agent commands) with the one reconnect rule:
-  a connection that is no longer alive, or whose call failed with
-  :func:`is_disconnect`, is dropped, and the next :meth:`Connection.get`
-  opens a new one.  There is no libvirt event loop, so no keepalive: a dead
+  a connection whose call failed with :func:`is_disconnect` (or, where
+  asked for, that is no longer alive) is dropped, and the next
+  :meth:`Connection.get` opens a new one.  There is no libvirt event loop, so no keepalive: a dead
   daemon is noticed by the next call, which fails at once.
 * :class:`ConnectionProvider`: the read-write connection plus the pool of
   worker threads every libvirt transport of a poller shares.
@@ -149,13 +149,20 @@ class Connection:
     :param uri: the libvirt URI
     :param read_only: ``openReadOnly`` rather than ``open``
     :param opener: opens the connection instead (tests inject faults)
+    :param check_alive: ask ``isAlive`` before handing the connection out
+        (discovery, once per sweep); without it a dead connection is found
+        by the call that fails on it, which then resets it and retries
+        (the transports: a libvirtd just restarted needs that moment to
+        report the agent channel connected again)
     """
 
     def __init__(self, libvirt: ModuleType, uri: str, read_only: bool,
-                 opener: Callable[[], Any] | None = None) -> None:
+                 opener: Callable[[], Any] | None = None,
+                 check_alive: bool = True) -> None:
         self.libvirt = libvirt
         self.uri = uri
         self.read_only = read_only
+        self.check_alive = check_alive
         self._opener = opener or (
             (lambda: libvirt.openReadOnly(uri)) if read_only
             else (lambda: libvirt.open(uri)))
@@ -177,6 +184,8 @@ class Connection:
         with self._lock:
             if self._closed:
                 raise ProviderClosed('libvirt connection provider is closed')
+            if self._conn is not None and not self.check_alive:
+                return self._conn
             if self._conn is not None:
                 try:
                     alive = self._conn.isAlive()
@@ -233,7 +242,8 @@ class ConnectionProvider:
         self.libvirt = import_libvirt()
         self.uri = uri or conf.libvirt_discovery.uri
         self.max_threads = max_threads or conf.libvirt_discovery.max_threads
-        self.connection = Connection(self.libvirt, self.uri, read_only=False)
+        self.connection = Connection(self.libvirt, self.uri, read_only=False,
+                                     check_alive=False)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.max_threads, thread_name_prefix='qga-libvirt')
         self._busy = 0
