@@ -14,12 +14,12 @@ task (``tests/functional/test_transport_socket.py``,
 ``test_qemu_qmp_cannot_sync``).  A subclass that does the handshake in
 ``_establish_session`` works (``tools/qmp_qga_client.py``, tested against
 qemu-ga 7.2) and then routes replies by id as this class does, but ``make
-bench`` measured it slower: ``guest-ping`` median 0.21 ms against 0.09 ms
-for this transport (1000 pings, five interleaved runs, 2 cores, qemu-ga
-7.2 stand-in; its reader and writer tasks and queues cost two extra task
-switches per command).  A sweep sends about a dozen commands per guest, so
-this framing stays: about a hundred lines, every read bounded in time and
-bytes.
+bench`` measured it slower: ``guest-ping`` median 0.147 ms against 0.094 ms
+for this transport (2000 pings, five interleaved runs, 2 shared cores,
+qemu-ga 7.2 stand-in; 0.21 against 0.09 ms in a run of 1000 pings); its
+reader and writer tasks and queues cost extra task switches per command.
+A sweep sends about a dozen commands per guest, so this framing stays:
+about a hundred lines, every read bounded in time and bytes.
 
 Request ids
 -----------
