@@ -36,6 +36,7 @@ AGENTS = os.path.join(ROOT, 'tests', 'fixtures', 'agents')
 UUID_REC = '99999999-9999-4999-8999-999999999999'
 #: README column of each recording
 RECORDINGS = {
+    '2.5': 'qemu-ga-2.5.json',
     '2.12': 'qemu-ga-2.12.json',
     '2.12+statvfs': 'qemu-ga-2.12-statvfs.json',
     '4.2': 'qemu-ga-4.2.json',
