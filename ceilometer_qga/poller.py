@@ -93,10 +93,11 @@ class Poller:
                 report, self.meters, timestamp, monotonic_time))
         result = SweepResult(list(reports), samples,
                              time.monotonic() - start)
-        LOG.info('Sweep: %d guests, %d up, %d legacy (no agent channel), '
-                 '%d samples in %.2f s', len(reports),
-                 sum(r.up for r in reports), result.legacy, len(samples),
-                 result.duration)
+        # Legacy last: tools parsing the first part of the line keep working.
+        LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s, '
+                 '%d legacy (no agent channel)', len(reports),
+                 sum(r.up for r in reports), len(samples), result.duration,
+                 result.legacy)
         return result
 
     async def close(self) -> None:
