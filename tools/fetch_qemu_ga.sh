@@ -6,8 +6,9 @@
 # apt-get runs with a private source list (bullseye main only) and private
 # list and cache directories, downloads the two .deb files the agent needs
 # (qemu-guest-agent and liburing1: `ldd` of the 5.2 binary lists liburing.so.1
-# as the one library Debian 12 lacks; libglib-2.0, libudev, libpcre2-8 and
-# libc are Debian 12's own), and unpacks them with `dpkg-deb -x`.  The result:
+# as the one library Debian 12 lacks; libudev, libglib-2.0, libgmodule-2.0,
+# libpcre2-8, libm, libpthread and libc come from Debian 12 itself), and
+# unpacks them with `dpkg-deb -x`.  The result:
 #
 #     $CACHE/qemu-ga-5.2/bin/qemu-ga     a wrapper that sets LD_LIBRARY_PATH
 #     $CACHE/qemu-ga-5.2/root/...        the unpacked packages
