@@ -10,8 +10,8 @@ once for all of them, which source to use on a given guest and runs it:
    ``fallback_command``, that command once per item the file lists -- when
    ``[qga_polling] allow_file_reads`` is on, the agent offers every command
    the fallback needs, and the guest has a ``/proc`` at all;
-3. else the incomplete native result, if there was one;
-4. else nothing, with the reason.
+3. else nothing, with the reason (for an incomplete native reply: that it
+   lacks the figures, and why the fallback cannot run).
 
 Whether the guest has a ``/proc`` is the OS facts' call: a Windows agent
 (virtio-win qemu-ga, ``guest-get-osinfo`` id ``mswindows``) has none, and
@@ -107,22 +107,17 @@ async def run(collector: base.Collector, caps: caps_mod.Capabilities,
     except GUEST_LEVEL_ERRORS:
         raise
     except errors.QgaError as exc:
-        if native is not None:
-            # The fallback failed; the incomplete native reply still stands.
-            native.dropped.append('fallback %s failed: %s'
-                                  % (collector.fallback_file, exc))
-            return CollectorOutcome(name, 'native', native)
-        return CollectorOutcome(name, 'skipped', base.ParseResult(),
+        # An incomplete native result has no readings: keep what it dropped.
+        return CollectorOutcome(name, 'skipped', native or base.ParseResult(),
                                 str(exc), exc.state)
     except base.BadReply as exc:
-        if native is not None:
-            native.dropped.append('fallback %s: bad reply: %s'
-                                  % (collector.fallback_file, exc))
-            return CollectorOutcome(name, 'native', native)
-        return CollectorOutcome(name, 'skipped', base.ParseResult(),
+        return CollectorOutcome(name, 'skipped', native or base.ParseResult(),
                                 'bad reply: %s' % exc)
     if native is not None:
-        return CollectorOutcome(name, 'native', native)
+        # An old agent's reply without the figures, and no way around it.
+        return CollectorOutcome(name, 'skipped', native, '%s reply lacks '
+                                'the figures (an old agent); %s'
+                                % (collector.command, blocker))
     return CollectorOutcome(name, 'skipped', base.ParseResult(),
                             _why_skipped(collector, blocker))
 
@@ -139,7 +134,7 @@ async def _run_fallback(collector: base.Collector, execute: Execute,
         try:
             replies[item] = await execute(collector.fallback_command,
                                           {'path': item})
-        except GUEST_LEVEL_ERRORS:
+        except (GUEST_LEVEL_ERRORS + (errors.AgentFrozen,)):
             raise
         except errors.CommandFailed as exc:
             # One mountpoint gone (unmounted since /proc/mounts was read)

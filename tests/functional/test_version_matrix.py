@@ -220,3 +220,23 @@ def test_windows_guest_facts_users_and_filesystems(short_tmpdir, fake_agent):
     assert users['counter_volume'] == 2  # Administrator of two domains
     assert not [n for n in by_name if n.startswith(
         ('guest.memory.', 'guest.cpu.', 'guest.load.', 'guest.disk.'))]
+
+
+def test_probe_says_how_an_old_agent_is_read(fake_agent):
+    """``qga-probe`` on CentOS 7's 2.12: what comes from /proc, what cannot."""
+    agent = fake_agent('ok', name='old',
+                       recording=os.path.join(AGENTS, RECORDINGS['2.12']))
+    probe = os.path.join(os.path.dirname(sys.executable), 'qga-probe')
+    proc = subprocess.run([probe, '--socket', agent.socket, '--json',
+                           '--pings', '1'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report['agent_version'] == '2.12.0'
+    via = {m['meter']: m['via'] for m in report['meters']}
+    assert via['guest.disk.read.bytes'] == 'fallback'
+    assert via['guest.cpu.time'] == 'fallback'
+    assert via['guest.network.incoming.bytes'] == 'native'
+    assert report['skipped']['FilesystemCollector'] == (
+        'guest-get-fsinfo reply lacks the figures (an old agent); '
+        'guest-get-statvfs not offered for /proc/mounts')
