@@ -54,8 +54,9 @@ async def run_once(conf: cfg.ConfigOpts,
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
     finally:
         await runner.close()
-    LOG.info('One sweep done: %d guests, %d samples',
-             len(result.reports), len(result.samples))
+    LOG.info('One sweep done: %d guests (%d legacy, without agent '
+             'channel), %d samples', len(result.reports), result.legacy,
+             len(result.samples))
     if not flushed:
         LOG.error('Some samples could not be delivered before exiting')
         return 1

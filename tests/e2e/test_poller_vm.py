@@ -93,7 +93,7 @@ SAMPLE_KEYS = {'source', 'counter_name', 'counter_type', 'counter_unit',
                'project_name', 'resource_id', 'timestamp', 'resource_metadata',
                'message_id', 'monotonic_time', 'message_signature'}
 _SWEEP_RE = re.compile(r'^(\S+ \S+) .*Sweep: (\d+) guests, (\d+) up, (\d+) samples '
-                       r'in ([\d.]+) s$', re.MULTILINE)
+                       r'in ([\d.]+) s(?:, \d+ legacy .*)?$', re.MULTILINE)
 
 
 # -- qga-polling as a process ----------------------------------------------
