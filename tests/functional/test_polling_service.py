@@ -292,13 +292,14 @@ def test_service_with_file_and_notifier_publishers(fleet, bus, bus_url, tmp_path
     assert in_file == {s['message_id']: s for s in run['samples']}
 
 
-#: Imports a process may do before it runs ``qga-polling``'s main, worst first:
-#: ``oslo_messaging`` (and so ``oslo_service.service``) before our package.
+#: Imports a process may do before it runs ``qga-polling``'s main, worst first,
+#: and whether main() has to restart in a fresh interpreter: ``oslo_messaging``
+#: (and so ``oslo_service.service``) before our package fixes eventlet for good.
 IMPORT_ORDERS = {
-    'oslo_messaging_first': ['oslo_messaging'],
-    'oslo_service_service_first': ['oslo_service.service'],
-    'notifier_publisher_first': ['ceilometer_qga.publishers.notifier'],
-    'runner_then_publishers': ['ceilometer_qga.runner', 'ceilometer_qga.publishers'],
+    'oslo_messaging_first': (['oslo_messaging'], True),
+    'oslo_service_service_first': (['oslo_service.service'], True),
+    'notifier_publisher_first': (['ceilometer_qga.publishers.notifier'], True),
+    'runner_then_publishers': (['ceilometer_qga.runner', 'ceilometer_qga.publishers'], False),
 }
 
 
@@ -308,11 +309,13 @@ def test_service_starts_whatever_is_imported_first(order, fleet, bus, bus_url, t
 
     The working tree first on the path, as the rest of the suite runs it.
     """
+    imports, restarts = IMPORT_ORDERS[order]
     conf, log = write_conf(str(tmp_path), fleet, bus_url, ['notifier://'])
-    code = ''.join('import %s; ' % name for name in IMPORT_ORDERS[order])
+    code = ''.join('import %s; ' % name for name in imports)
     code += 'import sys; from ceilometer_qga.cmd import polling; sys.exit(polling.main())'
     path = os.environ.get('PYTHONPATH')
     env = dict(os.environ, PYTHONPATH=ROOT + (os.pathsep + path if path else ''))
     run = run_service([sys.executable, '-c', code, '--config-file', conf], log, bus,
                       sweeps=2, env=env)
     check_run(run, sweeps=2)
+    assert ('restarting qga-polling in a fresh interpreter' in run['log']) is restarts
