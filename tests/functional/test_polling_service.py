@@ -45,6 +45,7 @@ pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(os.path.dirname(sys.executable), 'qga-polling')
 UUIDS = ['33333333-3333-4333-8333-%012d' % i for i in range(1, 4)]
+HUNG = '33333333-3333-4333-8333-000000000009'
 SECRET = 'service-test-secret'
 INTERVAL = 2
 SHUTDOWN_TIMEOUT = 3
@@ -137,12 +138,17 @@ def fleet() -> Any:
 
 # -- the service ---------------------------------------------------------------
 
-def write_conf(workdir: str, fleet: Any, transport_url: str,
-               publishers: list[str]) -> tuple[str, str]:
-    """A service configuration; (conf path, log path)."""
+def write_conf(workdir: str, fleet: Any, transport_url: str, publishers: list[str],
+               hung: str | None = None) -> tuple[str, str]:
+    """A service configuration; (conf path, log path).
+
+    :param hung: socket of an agent that never answers (instance ``HUNG``)
+    """
     path = os.path.join(workdir, 'qga-polling.conf')
     log = os.path.join(workdir, 'qga-polling.log')
     guests = ','.join('%s=%s' % (UUIDS[i], g.socket) for i, g in enumerate(fleet))
+    if hung:
+        guests += ',%s=%s' % (HUNG, hung)
     with open(path, 'w') as f:
         f.write(f"""[DEFAULT]
 transport_url = {transport_url}
@@ -155,6 +161,7 @@ interval = {INTERVAL}
 command_timeout = 1
 guest_budget = 5
 shutdown_timeout = {SHUTDOWN_TIMEOUT}
+backoff_initial = 0
 [static_discovery]
 guests = {guests}
 [publisher]
@@ -163,15 +170,19 @@ telemetry_secret = {SECRET}
     return path, log
 
 
-def logged_sweeps(log_path: str) -> list[tuple[float, int, int, int]]:
-    """(end wall clock, guests, up, samples) of every ``Sweep:`` line so far."""
+def logged_sweeps(log_path: str) -> list[tuple[float, int, int, int, float]]:
+    """(start wall clock, guests, up, samples, duration) of every ``Sweep:`` line.
+
+    The start is the line's time less the sweep's duration (to about 10 ms).
+    """
     try:
         with open(log_path, errors='replace') as f:
             text = f.read()
     except FileNotFoundError:
         return []
-    return [(datetime.datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S.%f').timestamp(),
-             int(m.group(2)), int(m.group(3)), int(m.group(4)))
+    return [(datetime.datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S.%f').timestamp()
+             - float(m.group(5)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+             float(m.group(5)))
             for m in _SWEEP_RE.finditer(text)]
 
 
@@ -235,8 +246,11 @@ def run_service(argv: list[str], log_path: str, bus: BusCounter, sweeps: int = 3
             'samples': samples, 'log': open(log_path, errors='replace').read()}
 
 
-def check_run(run: dict[str, Any], sweeps: int = 3) -> None:
-    """Exit 0 in time, every logged sweep complete on the bus, nothing twice."""
+def check_run(run: dict[str, Any], sweeps: int = 3, hung: bool = False) -> None:
+    """Exit 0 in time, every logged sweep complete on the bus, nothing twice.
+
+    :param hung: the ``HUNG`` guest is configured too (reported down)
+    """
     why = 'rc %s\n--- stderr:\n%s\n--- log:\n%s' % (run['rc'], run['stderr'][-3000:],
                                                     run['log'][-3000:])
     assert run['rc'] == 0, why
@@ -246,7 +260,8 @@ def check_run(run: dict[str, Any], sweeps: int = 3) -> None:
     assert len(run['sweeps']) >= sweeps, why
     started = [s[0] for s in run['sweeps']]
     gaps = [b - a for a, b in zip(started, started[1:])]
-    assert all(INTERVAL - 0.5 < g < INTERVAL + 1.5 for g in gaps), gaps
+    # Every interval, never sooner (a slow sweep only delays the next one).
+    assert all(INTERVAL - 0.1 < g < INTERVAL + 2 for g in gaps), gaps
 
     samples = run['samples']
     ids = [s['message_id'] for s in samples]
@@ -262,14 +277,20 @@ def check_run(run: dict[str, Any], sweeps: int = 3) -> None:
     groups = sorted(by_sweep.values(), key=lambda g: g[0]['monotonic_time'])
     assert [len(g) for g in groups] == [s[3] for s in run['sweeps']], why
     meters = catalogue()
-    for group, (_, guests, up, _) in zip(groups, run['sweeps']):
-        assert (guests, up) == (3, 3), why
+    for group, (_, guests, up, _, _) in zip(groups, run['sweeps']):
+        assert (guests, up) == (3 + hung, 3), why
         per_guest = collections.defaultdict(set)
         for s in group:
             per_guest[s['resource_id'][:36]].add(s['counter_name'])
-        assert set(per_guest) == set(UUIDS), per_guest.keys()
+        assert set(per_guest) == set(UUIDS) | ({HUNG} if hung else set()), per_guest.keys()
         for instance_id, names in per_guest.items():
-            assert names == meters, (instance_id, meters ^ names)
+            if instance_id == HUNG:
+                assert names == {'guest.agent.up'}, names
+                (down,) = [s for s in group if s['resource_id'] == HUNG]
+                assert down['counter_volume'] == 0
+                assert down['resource_metadata']['agent_state'] == 'timeout', down
+            else:
+                assert names == meters, (instance_id, meters ^ names)
 
 
 # -- the tests -------------------------------------------------------------------
@@ -292,12 +313,53 @@ def test_service_with_file_and_notifier_publishers(fleet, bus, bus_url, tmp_path
     assert in_file == {s['message_id']: s for s in run['samples']}
 
 
+def test_sigterm_mid_sweep_delivers_that_sweep(fleet, bus, bus_url, tmp_path, fake_agent):
+    """SIGTERM while a sweep waits on a hung guest: it ends, is delivered, exit 0.
+
+    The hung agent (``tools/fake_agent.py --mode hang``) holds every sweep
+    for the command timeout (1 s of the 2 s interval); SIGTERM comes 0.4 s
+    into the fourth sweep, which then finishes within ``shutdown_timeout``.
+    """
+    hung = fake_agent('hang')
+    conf, log = write_conf(str(tmp_path), fleet, bus_url, ['notifier://'], hung=hung.socket)
+    stderr_path = log + '.stderr'
+    with open(stderr_path, 'w') as stderr:
+        proc = subprocess.Popen([BIN, '--config-file', conf], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(logged_sweeps(log)) < 3:
+            assert proc.poll() is None, open(stderr_path).read()[-3000:]
+            assert time.monotonic() < deadline, open(log).read()[-3000:]
+            time.sleep(0.05)
+        next_start = logged_sweeps(log)[-1][0] + INTERVAL
+        time.sleep(max(0.0, next_start + 0.4 - time.time()))
+        signalled = time.time()
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(STOP_BOUND + 5)
+        stop_s = time.monotonic() - stopping
+    finally:
+        if proc.poll() is None:
+            procs.stop_pid(proc.pid, timeout=5, group=True)
+            proc.wait(10)
+    found = logged_sweeps(log)
+    total = sum(s[3] for s in found)
+    run = {'rc': rc, 'stop_s': stop_s, 'stderr': open(stderr_path, errors='replace').read(),
+           'sweeps': found, 'samples': bus.wait_count(lambda got: len(got) >= total, 10),
+           'log': open(log, errors='replace').read()}
+    # The last sweep was running when the signal came.
+    assert found[-1][0] < signalled < found[-1][0] + found[-1][4], (found, signalled)
+    assert len(found) == 4, found
+    check_run(run, sweeps=4, hung=True)
+
+
 #: Imports a process may do before it runs ``qga-polling``'s main, worst first,
 #: and whether main() has to restart in a fresh interpreter: ``oslo_messaging``
-#: (and so ``oslo_service.service``) before our package fixes eventlet for good.
+#: (it imports ``oslo_service.service``) before our package fixes eventlet for good.
 IMPORT_ORDERS = {
     'oslo_messaging_first': (['oslo_messaging'], True),
-    'oslo_service_service_first': (['oslo_service.service'], True),
     'notifier_publisher_first': (['ceilometer_qga.publishers.notifier'], True),
     'runner_then_publishers': (['ceilometer_qga.runner', 'ceilometer_qga.publishers'], False),
 }
