@@ -145,21 +145,34 @@ class PollingService:
             LOG.info('qga-polling stopped')
 
 
-def _restart_in_fresh_interpreter(argv: list[str]) -> None:
+#: set in the environment of the fresh interpreter, so that it never loops
+RESTARTED_ENV = 'QGA_POLLING_RESTARTED'
+
+
+def _restart_in_fresh_interpreter(argv: list[str]) -> int:
     """Run ``qga-polling argv`` in a new interpreter, in place of this one.
 
     Only when main() is called from a process that imported oslo.messaging
     (or oslo.service) before ``ceilometer_qga.cmd``: its backend is then
     fixed to eventlet for good, and the service needs the threading one.
     The console script never gets here.
+
+    :returns: 1 (and does not restart) when this already is the restarted
+        interpreter: something imported at its start picks the backend
     """
+    chosen = backend.get_backend_type().value
+    if os.environ.get(RESTARTED_ENV):
+        LOG.error('oslo.service backend set to %r before qga-polling could '
+                  'choose the threading one, even in a fresh interpreter '
+                  '(sitecustomize?)', chosen)
+        return 1
     LOG.warning('oslo.service backend already set to %r by an earlier import; '
-                'restarting qga-polling in a fresh interpreter',
-                backend.get_backend_type().value)
+                'restarting qga-polling in a fresh interpreter', chosen)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, '-m', 'ceilometer_qga.cmd.polling',
-                              *argv])
+    os.execve(sys.executable, [sys.executable, '-m', 'ceilometer_qga.cmd.polling', *argv],
+              dict(os.environ, **{RESTARTED_ENV: '1'}))
+    return 1  # not reached: execve() returns only by raising
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     conf = prepare(argv)
     if not conf.once and not concurrency.select_threading():
-        _restart_in_fresh_interpreter(argv)
+        return _restart_in_fresh_interpreter(argv)
     try:
         # Validate everything before forking a worker or polling.
         runner = runner_mod.SweepRunner(conf)

@@ -381,3 +381,18 @@ def test_service_starts_whatever_is_imported_first(order, fleet, bus, bus_url, t
                       sweeps=2, env=env)
     check_run(run, sweeps=2)
     assert ('restarting qga-polling in a fresh interpreter' in run['log']) is restarts
+
+
+def test_restart_happens_once_at_most(fleet, bus_url, tmp_path):
+    """If even the fresh interpreter starts on eventlet, exit 1 saying why."""
+    conf, log = write_conf(str(tmp_path), fleet, bus_url, ['notifier://'])
+    code = ('import oslo_messaging; import sys; from ceilometer_qga.cmd import polling; '
+            'sys.exit(polling.main())')
+    env = dict(os.environ, PYTHONPATH=ROOT, QGA_POLLING_RESTARTED='1')
+    proc = subprocess.run([sys.executable, '-c', code, '--config-file', conf], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    with open(log) as f:
+        text = f.read()
+    assert 'even in a fresh interpreter' in text, text
+    assert 'Sweep:' not in text
