@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from typing import Any
+import uuid
 
 from oslo_config import cfg
 import oslo_messaging
@@ -67,6 +68,8 @@ class BusCounter:
     def __init__(self) -> None:
         self.notifications: list[tuple[str, str, dict[str, Any]]] = []
         self._cond = threading.Condition()
+        #: publishes the markers of :meth:`sync` (set by the fixture)
+        self.notifier: oslo_messaging.Notifier | None = None
 
     def sample(self, ctxt: Any, publisher_id: str, event_type: str, payload: dict,
                metadata: dict) -> Any:
@@ -91,6 +94,23 @@ class BusCounter:
                     return found
                 self._cond.wait(min(left, 0.5))
 
+    def sync(self, timeout: float = 20) -> list[dict[str, Any]]:
+        """Every sample published before now, once all were consumed.
+
+        Sends a marker after them on the same exchange and topic and waits
+        for it: a sample sent twice is then among those returned.
+        """
+        assert self.notifier is not None
+        marker = uuid.uuid4().hex
+        self.notifier.sample({}, 'qga.test.marker', {'marker': marker, 'samples': []})
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not any(p.get('marker') == marker for _, _, p in self.notifications):
+                left = deadline - time.monotonic()
+                assert left > 0, 'the marker did not come back within %ss' % timeout
+                self._cond.wait(min(left, 0.5))
+        return self.samples()
+
     def clear(self) -> None:
         """Forget what was received (between tests)."""
         with self._cond:
@@ -104,12 +124,21 @@ def bus_url(rabbit_vhost: str) -> str:
 
 
 @pytest.fixture(scope='module')
-def bus_listener(bus_url: str) -> Any:
+def bus_listener(bus_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A listener on exchange ``ceilometer``, topic ``notifications``."""
+    # The markers of BusCounter.sync() go to the exchange the service
+    # publishes on: the transport takes its default exchange when it is
+    # made, from the configuration (not from the process-wide default that
+    # set_transport_defaults() would change).
+    conf_file = tmp_path_factory.mktemp('bus') / 'bus.conf'
+    conf_file.write_text('[DEFAULT]\ncontrol_exchange = ceilometer\n')
     conf = cfg.ConfigOpts()
-    conf([], project='qga-service-test', default_config_files=[], default_config_dirs=[])
+    conf(['--config-file', str(conf_file)], project='qga-service-test',
+         default_config_files=[], default_config_dirs=[])
     transport = oslo_messaging.get_notification_transport(conf, url=bus_url)
     endpoint = BusCounter()
+    endpoint.notifier = oslo_messaging.Notifier(
+        transport, publisher_id='qga.test', driver='messagingv2', topics=['notifications'])
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic='notifications', exchange='ceilometer')],
         [endpoint], executor='threading', pool='qga-service-test')
@@ -237,13 +266,10 @@ def run_service(argv: list[str], log_path: str, bus: BusCounter, sweeps: int = 3
             proc.wait(10)
     with open(stderr_path, errors='replace') as f:
         stderr_text = f.read()
-    found = logged_sweeps(log_path)
-    # Whatever the last (finished) sweep published is on the bus by now:
-    # the service flushed before exiting.
-    total = sum(s[3] for s in found)
-    samples = bus.wait_count(lambda got: len(got) >= total, 10)
-    return {'rc': rc, 'stop_s': stop_s, 'stderr': stderr_text, 'sweeps': found,
-            'samples': samples, 'log': open(log_path, errors='replace').read()}
+    # The service flushed before exiting: all it sent is on the bus.
+    return {'rc': rc, 'stop_s': stop_s, 'stderr': stderr_text,
+            'sweeps': logged_sweeps(log_path), 'samples': bus.sync(),
+            'log': open(log_path, errors='replace').read()}
 
 
 def check_run(run: dict[str, Any], sweeps: int = 3, hung: bool = False) -> None:
@@ -345,10 +371,8 @@ def test_sigterm_mid_sweep_delivers_that_sweep(fleet, bus, bus_url, tmp_path, fa
             procs.stop_pid(proc.pid, timeout=5, group=True)
             proc.wait(10)
     found = logged_sweeps(log)
-    total = sum(s[3] for s in found)
     run = {'rc': rc, 'stop_s': stop_s, 'stderr': open(stderr_path, errors='replace').read(),
-           'sweeps': found, 'samples': bus.wait_count(lambda got: len(got) >= total, 10),
-           'log': open(log, errors='replace').read()}
+           'sweeps': found, 'samples': bus.sync(), 'log': open(log, errors='replace').read()}
     # The last sweep was running when the signal came.
     assert found[-1][0] < signalled < found[-1][0] + found[-1][4], (found, signalled)
     assert len(found) == 4, found
