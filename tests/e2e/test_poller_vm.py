@@ -260,7 +260,7 @@ class PollerCli:
                           text=True)
         try:
             _, stderr = proc.communicate(timeout=timeout)
-            leftovers = session_pids(proc.pid)
+            leftovers = processes.session_pids(proc.pid)
         finally:
             stop_session(proc)
         wall = time.monotonic() - started
@@ -273,22 +273,6 @@ class PollerCli:
         return run
 
 
-def session_pids(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (a process started with a new session)."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != 'Z' and int(fields[3]) == sid:
-            found.append(int(entry))
-    return found
-
-
 def stop_session(proc: subprocess.Popen) -> None:
     """Stop ``proc`` (its whole group) and anything left in its session, by pid."""
     if proc.poll() is None:
@@ -297,7 +281,7 @@ def stop_session(proc: subprocess.Popen) -> None:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         pass
-    for pid in session_pids(proc.pid):
+    for pid in processes.session_pids(proc.pid):
         processes.stop_pid(pid, timeout=5)
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
@@ -701,7 +685,7 @@ def test_service_on_the_bus(healthy, poller, bus, agent_commands, e2e_timings):
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(15)
         e2e_timings['service_bus_sigterm_to_exit_s'] = time.monotonic() - stopping
-        leftovers = session_pids(proc.pid)
+        leftovers = processes.session_pids(proc.pid)
     finally:
         stop_session(proc)
     why = 'rc %s\n--- stderr:\n%s\n--- log:\n%s' % (
@@ -842,7 +826,7 @@ def test_destroyed_mid_sweep(healthy, agent_commands, troubled, poller, e2e_timi
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(15)
         e2e_timings['service_sigterm_to_exit_s'] = time.monotonic() - stopping
-        leftovers = session_pids(proc.pid)
+        leftovers = processes.session_pids(proc.pid)
     finally:
         stop_session(proc)
     assert rc == 0, open(stderr_path).read()[-3000:]

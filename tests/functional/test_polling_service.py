@@ -260,14 +260,17 @@ def run_service(argv: list[str], log_path: str, bus: BusCounter, sweeps: int = 3
             proc.send_signal(signal.SIGTERM)
         rc = proc.wait(STOP_BOUND + 5)
         stop_s = time.monotonic() - stopping
+        leftovers = procs.session_pids(proc.pid)
     finally:
         if proc.poll() is None:
             procs.stop_pid(proc.pid, timeout=5, group=True)
             proc.wait(10)
+        for pid in procs.session_pids(proc.pid):
+            procs.stop_pid(pid, timeout=5)
     with open(stderr_path, errors='replace') as f:
         stderr_text = f.read()
     # The service flushed before exiting: all it sent is on the bus.
-    return {'rc': rc, 'stop_s': stop_s, 'stderr': stderr_text,
+    return {'rc': rc, 'stop_s': stop_s, 'leftovers': leftovers, 'stderr': stderr_text,
             'sweeps': logged_sweeps(log_path), 'samples': bus.sync(),
             'log': open(log_path, errors='replace').read()}
 
@@ -281,6 +284,7 @@ def check_run(run: dict[str, Any], sweeps: int = 3, hung: bool = False) -> None:
                                                     run['log'][-3000:])
     assert run['rc'] == 0, why
     assert run['stop_s'] < STOP_BOUND, (run['stop_s'], why)
+    assert run['leftovers'] == [], 'left running: %s' % run['leftovers']
     assert 'Traceback' not in run['log'] + run['stderr'], why
     assert 'qga-polling stopped' in run['log'], why
     assert len(run['sweeps']) >= sweeps, why
@@ -366,12 +370,16 @@ def test_sigterm_mid_sweep_delivers_that_sweep(fleet, bus, bus_url, tmp_path, fa
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(STOP_BOUND + 5)
         stop_s = time.monotonic() - stopping
+        leftovers = procs.session_pids(proc.pid)
     finally:
         if proc.poll() is None:
             procs.stop_pid(proc.pid, timeout=5, group=True)
             proc.wait(10)
+        for pid in procs.session_pids(proc.pid):
+            procs.stop_pid(pid, timeout=5)
     found = logged_sweeps(log)
-    run = {'rc': rc, 'stop_s': stop_s, 'stderr': open(stderr_path, errors='replace').read(),
+    run = {'rc': rc, 'stop_s': stop_s, 'leftovers': leftovers,
+           'stderr': open(stderr_path, errors='replace').read(),
            'sweeps': found, 'samples': bus.sync(), 'log': open(log, errors='replace').read()}
     # The last sweep was running when the signal came.
     assert found[-1][0] < signalled < found[-1][0] + found[-1][4], (found, signalled)
