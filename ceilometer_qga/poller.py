@@ -10,6 +10,12 @@ guest gets ``[qga_polling] guest_budget`` seconds per sweep; every command
 samples.  Whatever happens to one guest (hung agent, garbage,
 paused domain, vanished domain, a bug in a collector) ends up as that
 guest's ``guest.agent.up`` sample and never delays or breaks the others.
+
+Guests created the old way, without any agent channel
+(:meth:`~ceilometer_qga.guest.Guest.is_legacy`), are not contacted and get
+no samples at all: they keep their injected monitoring, and an up=0 for
+each would set off every alarm on ``guest.agent.up``.  They are logged once
+when first seen and counted in every sweep's log line.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from oslo_utils import timeutils
 
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.discovery import base as discovery_base
+from ceilometer_qga.guest import LEGACY
 from ceilometer_qga import meters as meters_mod
 from ceilometer_qga.qga import selection
 from ceilometer_qga.report import GuestReport
@@ -41,6 +48,11 @@ class SweepResult:
     reports: list[GuestReport]
     samples: list[sample_mod.Sample]
     duration: float
+
+    @property
+    def legacy(self) -> int:
+        """How many guests had no agent channel (old-way guests)."""
+        return sum(r.state == LEGACY for r in self.reports)
 
 
 class Poller:
@@ -78,13 +90,18 @@ class Poller:
         monotonic_time = time.monotonic()
         samples = []
         for report in reports:
+            if report.state == LEGACY:
+                continue
             samples.extend(sample_factory.build_samples(
                 report, self.meters, timestamp, monotonic_time))
-        duration = time.monotonic() - start
-        LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s',
-                 len(reports), sum(r.up for r in reports), len(samples),
-                 duration)
-        return SweepResult(list(reports), samples, duration)
+        result = SweepResult(list(reports), samples,
+                             time.monotonic() - start)
+        # Legacy last: tools parsing the first part of the line keep working.
+        LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s, '
+                 '%d legacy (no agent channel)', len(reports),
+                 sum(r.up for r in reports), len(samples), result.duration,
+                 result.legacy)
+        return result
 
     async def close(self) -> None:
         """Close every session and the shared transport resources."""

@@ -3,15 +3,16 @@
 A :class:`GuestSession` lives as long as its guest is discovered and owns
 that guest's part of every sweep (:meth:`GuestSession.sweep`):
 
-1. the pre-check: a domain that is not running, a guest without a usable
-   channel, a channel the guest has not opened, a guest in back-off -- none
-   of them is contacted;
+1. the pre-check: a guest created the old way without any agent channel
+   (:meth:`~ceilometer_qga.guest.Guest.is_legacy`), a domain that is not
+   running, a guest without a usable channel, a channel the guest has not
+   opened, a guest in back-off -- none of them is contacted;
 2. the poll, within the budget the poller gives: ``guest-ping``,
    ``guest-info`` when the cached copy is old or the agent reconnected, the
-   OS facts, then each collector through the one decision the engine owns:
-   native command if the guest offers it, else the allow-listed ``/proc``
-   file if file reads are enabled and the guest offers ``guest-file-*``,
-   else skip with a reason;
+   OS facts, then each collector through the one decision the engine owns
+   (:mod:`ceilometer_qga.collectors.engine`): native command if the guest
+   offers it, else the declared ``/proc`` fallback if file reads are
+   enabled and the guest can do it, else skip with a reason;
 3. the mapping of what went wrong onto the guest's ``agent_state``, the
    back-off after a guest-level failure, and one log line per state change.
 
@@ -22,6 +23,7 @@ at a time (the transport serialises them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -29,9 +31,11 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.collectors import engine
 from ceilometer_qga.collectors import osfacts
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+from ceilometer_qga.guest import LEGACY
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import guest_file
@@ -88,9 +92,14 @@ class GuestSession:
         skip = self._precheck()
         if skip is not None:
             report.state, report.error = skip
-        else:
-            async with limit:
-                await self._poll_within(collectors, report, budget)
+            # Only an old-way guest is logged (once): the other reasons
+            # to skip are the guest's known state, logged when it was
+            # last polled.
+            if report.state == LEGACY:
+                self._log_state(report)
+            return report
+        async with limit:
+            await self._poll_within(collectors, report, budget)
         self._log_state(report)
         return report
 
@@ -119,6 +128,8 @@ class GuestSession:
 
     def _precheck(self) -> tuple[str, str | None] | None:
         """Reasons not to contact the guest at all this sweep."""
+        if self.guest.is_legacy(self.conf.qga_polling.monitor_channel_name):
+            return LEGACY, 'no guest-agent channel'
         state = self.guest.metadata.get('state')
         if state is not None and state != 'running':
             # A paused, suspended or crashed guest cannot answer; asking
@@ -140,8 +151,12 @@ class GuestSession:
 
     def _log_state(self, report: GuestReport) -> None:
         previous = self.logged_state
-        if report.state != previous and not (previous is None
-                                             and report.state == 'ok'):
+        if report.state == LEGACY and previous != LEGACY:
+            LOG.info('Guest %s: no guest-agent channel: an old-way guest, '
+                     'left to its own monitoring (no guest.agent.up)',
+                     self.guest.instance_id)
+        elif report.state != previous and not (
+                previous is None and report.state == 'ok'):
             level = LOG.info if report.state == 'ok' else LOG.warning
             level('Guest %s: agent state %s -> %s%s',
                   self.guest.instance_id, previous or 'new', report.state,
@@ -215,45 +230,10 @@ class GuestSession:
     async def _run(self, collector: collector_base.Collector
                    ) -> CollectorOutcome:
         assert self.capabilities is not None and self.transport is not None
-        name = collector.__class__.__name__
-        caps = self.capabilities
-        try:
-            if collector.command and caps.supports(collector.command):
-                reply = await self.transport.execute(collector.command)
-                return CollectorOutcome(name, 'native',
-                                        collector.parse(reply))
-            if (collector.fallback_file
-                    and self.conf.qga_polling.allow_file_reads
-                    and caps.supports_all(guest_file.FILE_COMMANDS)):
-                text = await guest_file.read_file(self.transport,
-                                                  collector.fallback_file)
-                return CollectorOutcome(name, 'fallback',
-                                        collector.parse_file(text))
-        except GUEST_LEVEL_ERRORS:
-            raise
-        except errors.QgaError as exc:
-            return CollectorOutcome(name, 'skipped',
-                                    collector_base.ParseResult(), str(exc),
-                                    exc.state)
-        except collector_base.BadReply as exc:
-            return CollectorOutcome(name, 'skipped',
-                                    collector_base.ParseResult(),
-                                    'bad reply: %s' % exc)
-        return CollectorOutcome(name, 'skipped', collector_base.ParseResult(),
-                                self._why_skipped(collector))
-
-    def _why_skipped(self, collector: collector_base.Collector) -> str:
-        parts = []
-        if collector.command:
-            parts.append('%s not offered by the agent' % collector.command)
-        if collector.fallback_file:
-            if not self.conf.qga_polling.allow_file_reads:
-                parts.append('file reads disabled by [qga_polling] '
-                             'allow_file_reads')
-            else:
-                parts.append('guest-file-* not offered for %s'
-                             % collector.fallback_file)
-        return '; '.join(parts) or 'nothing to run'
+        return await engine.run(collector, self.capabilities, self.facts,
+                                self.conf, self.transport.execute,
+                                functools.partial(guest_file.read_file,
+                                                  self.transport))
 
     async def close(self) -> None:
         """Close the transport (the guest went away or we stop)."""
