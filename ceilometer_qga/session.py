@@ -92,9 +92,9 @@ class GuestSession:
         skip = self._precheck()
         if skip is not None:
             report.state, report.error = skip
-            # Only an old-way guest is logged (once): the other reasons
-            # to skip are the guest's known state, logged when it was
-            # last polled.
+            # A skip is not logged (its agent state is in the sample),
+            # except the first sighting of an old-way guest, which gets
+            # no sample at all.
             if report.state == LEGACY:
                 self._log_state(report)
             return report
