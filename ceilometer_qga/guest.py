@@ -13,6 +13,11 @@ from typing import Any
 #: the channel stock qemu-guest-agent packages open by themselves
 STANDARD_CHANNEL = 'org.qemu.guest_agent.0'
 
+#: what operators see for a guest without any guest-agent channel: an
+#: instance started before the Nova extension (or opted out), which keeps
+#: its old monitoring and is not an agent that is down
+LEGACY_STATE = 'legacy'
+
 
 @dataclasses.dataclass(frozen=True)
 class Channel:
@@ -56,3 +61,15 @@ class Guest:
             if chan.target_name == target_name:
                 return chan
         return None
+
+    def has_agent_channel(self, monitor_channel_name: str) -> bool:
+        """Whether the domain has a guest-agent channel at all.
+
+        The standard channel or the dedicated monitor channel
+        (``[qga_polling] monitor_channel_name``), whatever its state.  A
+        guest without either is a legacy guest (:data:`LEGACY_STATE`): no
+        transport can ever reach an agent in it.
+        """
+        return any(chan.target_name in (STANDARD_CHANNEL,
+                                        monitor_channel_name)
+                   for chan in self.channels)
