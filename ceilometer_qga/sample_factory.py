@@ -78,10 +78,11 @@ def item_name(instance_id: str, rid: str) -> str | None:
     while i < len(escaped):
         ch = escaped[i]
         if ch == '_':
-            try:
-                out.append(int(escaped[i + 1:i + 3], 16))
-            except ValueError:
+            code = escaped[i + 1:i + 3]
+            if len(code) != 2 or not all(c in string.hexdigits
+                                         for c in code):
                 return escaped  # not made by resource_id(): show it raw
+            out.append(int(code, 16))
             i += 3
         else:
             out += ch.encode('ascii', 'replace')

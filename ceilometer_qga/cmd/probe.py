@@ -61,6 +61,9 @@ LOG = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 
+LEGACY_REASON = ('the domain has no guest-agent channel (started before '
+                 'the Nova extension, or opted out)')
+
 #: states that are not a problem of the agent: listed last by ``--all``
 HEALTHY_STATES = ('ok', LEGACY_STATE)
 
@@ -247,12 +250,12 @@ def socket_guest(conf: cfg.ConfigOpts, path: str) -> Guest:
 # -- what a report says ------------------------------------------------------
 
 def agent_state(session: session_mod.GuestSession,
-                report: session_mod.GuestReport) -> str:
-    """The poller's agent state, ``legacy`` for a guest without a channel."""
+                report: session_mod.GuestReport) -> tuple[str, str | None]:
+    """The poller's agent state and error; ``legacy`` without a channel."""
     if (session.transport is None and not report.guest.has_agent_channel(
             session.conf.qga_polling.monitor_channel_name)):
-        return LEGACY_STATE
-    return report.state
+        return LEGACY_STATE, LEGACY_REASON
+    return report.state, report.error
 
 
 def channel_of(session: session_mod.GuestSession) -> dict[str, Any]:
@@ -311,9 +314,9 @@ async def probe_guest(conf: cfg.ConfigOpts, guest: Guest,
         report = result.reports[0]
         out: dict[str, Any] = {'instance': guest_fields(guest)}
         out.update(channel_of(session))
-        out['state'] = agent_state(session, report)
-        if report.error:
-            out['error'] = report.error
+        out['state'], error = agent_state(session, report)
+        if error:
+            out['error'] = error
         if not report.up:
             return out
         timed = session.transport
@@ -407,8 +410,11 @@ def sort_key(row: dict[str, Any]) -> tuple:
     return (rank, row['display_name'] or row['name'], row['instance_id'])
 
 
-async def probe_all(conf: cfg.ConfigOpts) -> list[dict[str, Any]]:
+async def probe_all(conf: cfg.ConfigOpts) -> dict[str, Any]:
     """One sweep of the poller's engine over every guest; one row each.
+
+    Returns ``{'guests': [row, ...], 'sweep_s': seconds}``, the rows sorted
+    by :func:`sort_key`.
 
     :raises UsageError: the discovery cannot be built or cannot answer
     """
@@ -424,9 +430,10 @@ async def probe_all(conf: cfg.ConfigOpts) -> list[dict[str, Any]]:
             session = poller.sessions[report.guest.instance_id]
             row = guest_fields(report.guest)
             row.update(channel_of(session))
+            state, error = agent_state(session, report)
             row.update(
-                state=agent_state(session, report),
-                error=report.error,
+                state=state,
+                error=error,
                 agent_version=report.facts.get('agent_version'),
                 latency_ms=(round(report.latency_ms, 3)
                             if report.latency_ms is not None else None),
@@ -434,23 +441,28 @@ async def probe_all(conf: cfg.ConfigOpts) -> list[dict[str, Any]]:
             rows.append(row)
     finally:
         await poller.close()
-    return sorted(rows, key=sort_key)
+    return {'guests': sorted(rows, key=sort_key),
+            'sweep_s': round(result.duration, 3)}
 
 
-def render_all(rows: list[dict[str, Any]]) -> str:
-    """The ``--all`` table: one line per guest."""
+def render_all(found: dict[str, Any]) -> str:
+    """The ``--all`` table: one line per guest, then the problems."""
+    rows = found['guests']
     if not rows:
         return 'No guests found.'
     lines = [table(
-        ('instance', 'name', 'state', 'version', 'ping ms', 'transport',
-         'native/fallback'),
-        [(r['instance_id'], r['display_name'] or r['name'], r['state'],
+        ('instance', 'name', 'domain', 'state', 'version', 'ping ms',
+         'transport', 'native/fallback'),
+        [(r['instance_id'], r['display_name'] or '-', r['name'], r['state'],
           r['agent_version'] or '-',
           '%.3f' % r['latency_ms'] if r['latency_ms'] is not None else '-',
           _transport_cell(r),
           '%d/%d' % (r['meters']['native'], r['meters']['fallback'])
           if r['state'] == 'ok' or r['latency_ms'] is not None else '-')
-         for r in rows], right=(4,))]
+         for r in rows], right=(5,))]
+    lines.append('%d guests, %d ok, swept in %.2f s'
+                 % (len(rows), sum(r['state'] == 'ok' for r in rows),
+                    found['sweep_s']))
     problems = [r for r in rows if r['error'] and r['state'] != 'ok']
     if problems:
         lines.append('')
@@ -492,10 +504,10 @@ def _fmt(value: Any) -> str:
 def run(conf: cfg.ConfigOpts) -> int:
     """Do what the parsed command line asks; print; return the exit code."""
     if conf.all:
-        rows = asyncio.run(probe_all(conf))
-        print(json.dumps(rows, indent=2, sort_keys=True) if conf.json
-              else render_all(rows))
-        healthy = all(r['state'] in HEALTHY_STATES for r in rows)
+        found = asyncio.run(probe_all(conf))
+        print(json.dumps(found, indent=2, sort_keys=True) if conf.json
+              else render_all(found))
+        healthy = all(r['state'] in HEALTHY_STATES for r in found['guests'])
         return EXIT_OK if healthy else EXIT_UNHEALTHY
     if conf.socket:
         guest = socket_guest(conf, conf.socket)
