@@ -171,6 +171,9 @@ def prepare(argv: list[str]) -> cfg.ConfigOpts:
     conf(argv, project='qga-monitor', prog='qga-probe',
          default_config_files=cfg.find_config_files('qga-monitor',
                                                     'qga-polling'))
+    if not conf.log_file:
+        # stdout is the report (JSON for scripts); logs go to stderr.
+        conf.set_override('use_stderr', True)
     logging.setup(conf, 'qga-probe')
     if conf.timeout is not None:
         conf.set_override('command_timeout', conf.timeout, 'qga_polling')
