@@ -304,3 +304,13 @@ def test_bad_usage_or_configuration_exits_2(node, short_tmpdir):
     assert down.returncode == 2
     assert 'discovery failed' in down.stderr
     assert '[libvirt_discovery] uri' in down.stderr
+
+
+def test_frozen_agent_is_reported_frozen(fake_agent):
+    """The fake answers as qemu-ga 7.2 does during a Nova quiesce."""
+    agent = fake_agent('frozen')
+    proc = run_probe('--socket', agent.socket, '--json', '--pings', '1')
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report['state'] == 'frozen'
+    assert 'frozen' in report['skipped']['FilesystemCollector']
