@@ -15,6 +15,9 @@ Guests (module scope, booted together):
 * ``probe-legacy``: Nova's XML without any guest-agent channel (started
   before the extension was enabled).
 
+The last test is about the libvirt transport itself: a hung guest's call
+must not stall calls to the healthy one (it did, on a shared connection).
+
 Timings go into ``e2e_timings``: ``probe_all_<transport>_sweep_s``, the
 sweep of ``--all`` with the hung guest in it (bounded by the command
 timeout once, not once per guest).
