@@ -169,6 +169,11 @@ def prepare(argv: list[str]) -> cfg.ConfigOpts:
     conf_mod.register_opts(conf)
     conf.register_cli_opts(cli_opts)
     conf(argv, project='qga-monitor', prog='qga-probe',
+         description='Show what the guest agents of this host answer: one '
+                     'instance (INSTANCE), every guest (--all), or one agent '
+                     'socket (--socket). Exit status 0: answered; 1: not; '
+                     '2: usage, configuration or discovery error, or '
+                     'INSTANCE matches no guest or several.',
          default_config_files=cfg.find_config_files('qga-monitor',
                                                     'qga-polling'))
     if not conf.log_file:
