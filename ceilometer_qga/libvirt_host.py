@@ -2,14 +2,14 @@
 
 * :func:`import_libvirt`: libvirt-python is optional; whoever needs it says
   which option setting does, so its absence is a clear configuration error.
-* :class:`Connection`: one lazily opened libvirt connection (read-only for
-  discovery, read-write for agent commands) with the one reconnect rule:
-  a connection whose call failed with :func:`is_disconnect` (or, where
-  asked for, that is no longer alive) is dropped, and the next
+* :class:`Connection`: discovery's lazily opened read-only connection,
+  with the one reconnect rule: a connection that is no longer alive, or
+  whose call failed with :func:`is_disconnect`, is dropped, and the next
   :meth:`Connection.get` opens a new one.  There is no libvirt event loop, so no keepalive: a dead
   daemon is noticed by the next call, which fails at once.
-* :class:`ConnectionProvider`: the read-write connection plus the pool of
-  worker threads every libvirt transport of a poller shares.
+* :class:`ConnectionProvider`: the pool of worker threads every libvirt
+  transport of a poller shares, each thread with its own read-write
+  connection, under the same rule.
 * The domain-state tables: virDomainState as words, as Ceilometer's power
   states and statuses, and Nova's ``vm_state`` in the same words.
 
@@ -149,20 +149,13 @@ class Connection:
     :param uri: the libvirt URI
     :param read_only: ``openReadOnly`` rather than ``open``
     :param opener: opens the connection instead (tests inject faults)
-    :param check_alive: ask ``isAlive`` before handing the connection out
-        (discovery, once per sweep); without it a dead connection is found
-        by the call that fails on it, which then resets it and retries
-        (the transports: a libvirtd just restarted needs that moment to
-        report the agent channel connected again)
     """
 
     def __init__(self, libvirt: ModuleType, uri: str, read_only: bool,
-                 opener: Callable[[], Any] | None = None,
-                 check_alive: bool = True) -> None:
+                 opener: Callable[[], Any] | None = None) -> None:
         self.libvirt = libvirt
         self.uri = uri
         self.read_only = read_only
-        self.check_alive = check_alive
         self._opener = opener or (
             (lambda: libvirt.openReadOnly(uri)) if read_only
             else (lambda: libvirt.open(uri)))
@@ -184,8 +177,6 @@ class Connection:
         with self._lock:
             if self._closed:
                 raise ProviderClosed('libvirt connection provider is closed')
-            if self._conn is not None and not self.check_alive:
-                return self._conn
             if self._conn is not None:
                 try:
                     alive = self._conn.isAlive()
@@ -229,7 +220,22 @@ class Connection:
 
 
 class ConnectionProvider:
-    """The shared read-write connection plus its thread pool.
+    """Worker threads, each with a lazily opened read-write connection.
+
+    A ``virConnect`` is safe to use from several threads at once, but not
+    independent: measured with libvirt 9.0 (tests/e2e/test_probe_vm.py),
+    while one thread's ``qemuAgentCommand`` waited on a hung agent, calls of
+    other threads on the same connection (``XMLDesc``, agent commands to
+    healthy domains) stalled until it returned in about half the tries, and
+    never on another connection.  One connection per thread keeps a hung
+    guest from timing out the others.
+
+    The reconnect rule is :class:`Connection`'s, for all threads at once: a
+    call that fails because its connection is gone hands it back with
+    :meth:`reset`; the daemon went away, so every connection opened before
+    is stale, and the next :meth:`get` of each thread opens a new one (each
+    thread closes its own stale one, never one another thread may be
+    using).
 
     :param conf: the poller's configuration (``[libvirt_discovery] uri``
         and ``max_threads``)
@@ -242,10 +248,14 @@ class ConnectionProvider:
         self.libvirt = import_libvirt()
         self.uri = uri or conf.libvirt_discovery.uri
         self.max_threads = max_threads or conf.libvirt_discovery.max_threads
-        self.connection = Connection(self.libvirt, self.uri, read_only=False,
-                                     check_alive=False)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.max_threads, thread_name_prefix='qga-libvirt')
+        self._conn_lock = threading.Lock()
+        #: (generation, connection) of each worker thread
+        self._local = threading.local()
+        #: connections opened in the current generation
+        self._conns: set[Any] = set()
+        self._generation = 0
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._closed = False
@@ -256,12 +266,55 @@ class ConnectionProvider:
         return self._busy
 
     def get(self) -> Any:
-        """The read-write connection (see :meth:`Connection.get`)."""
-        return self.connection.get()
+        """Return this thread's open connection, opening it first if needed.
+
+        Blocking: call it from a worker thread (inside :meth:`submit`).
+
+        :raises libvirt.libvirtError: the connection cannot be opened
+        :raises ProviderClosed: after :meth:`close`
+        """
+        with self._conn_lock:
+            if self._closed:
+                raise ProviderClosed('libvirt connection provider is closed')
+            generation, conn = getattr(self._local, 'conn', (None, None))
+            if conn is not None and generation == self._generation:
+                return conn
+            if conn is not None:
+                self._close_quietly(conn)  # stale, and this thread's own
+            self._local.conn = (None, None)
+            conn = self.libvirt.open(self.uri)
+            self._conns.add(conn)
+            self._local.conn = (self._generation, conn)
+            LOG.debug('libvirt read-write connection to %s opened',
+                      self.uri)
+            return conn
 
     def reset(self, conn: Any) -> None:
-        """Forget a broken connection (see :meth:`Connection.reset`)."""
-        self.connection.reset(conn)
+        """``conn`` broke: every connection opened so far is stale.
+
+        Each thread opens a new one on its next :meth:`get`; a report about
+        a connection already replaced changes nothing.  Blocking.
+        """
+        with self._conn_lock:
+            if conn is None or conn not in self._conns:
+                return  # another thread already reported this generation
+            self._conns = set()
+            self._generation += 1
+            if getattr(self._local, 'conn', (None, None))[1] is conn:
+                self._local.conn = (None, None)
+            else:
+                conn = None  # another thread's: it closes it itself
+        LOG.info('libvirt connection to %s lost; reopening on next use',
+                 self.uri)
+        if conn is not None:
+            self._close_quietly(conn)
+
+    def _close_quietly(self, conn: Any) -> None:
+        try:
+            conn.close()
+        except self.libvirt.libvirtError:
+            # It is broken already; closing is best effort.
+            LOG.debug('closing a libvirt connection failed', exc_info=True)
 
     def submit(self, fn: Callable[..., T], *args: Any
                ) -> concurrent.futures.Future[T]:
@@ -294,7 +347,7 @@ class ConnectionProvider:
             self._busy -= 1
 
     def close(self) -> None:
-        """Close the connection and stop the pool; idempotent.
+        """Close the connections and stop the pool; idempotent.
 
         Calls still running in C are not waited for; they end on their own
         libvirt timeouts.
@@ -302,4 +355,8 @@ class ConnectionProvider:
         with self._busy_lock:
             self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.connection.close(final=True)
+        with self._conn_lock:
+            conns, self._conns = self._conns, set()
+            self._generation += 1
+        for conn in conns:
+            self._close_quietly(conn)

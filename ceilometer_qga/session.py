@@ -36,6 +36,7 @@ from ceilometer_qga.collectors import osfacts
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
+from ceilometer_qga.guest import LEGACY_REASON
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import guest_file
@@ -129,7 +130,7 @@ class GuestSession:
     def _precheck(self) -> tuple[str, str | None] | None:
         """Reasons not to contact the guest at all this sweep."""
         if self.guest.is_legacy(self.conf.qga_polling.monitor_channel_name):
-            return LEGACY, 'no guest-agent channel'
+            return LEGACY, LEGACY_REASON
         state = self.guest.metadata.get('state')
         if state is not None and state != 'running':
             # A paused, suspended or crashed guest cannot answer; asking
@@ -187,8 +188,7 @@ class GuestSession:
         """Ping, refresh capabilities, run the collectors into ``report``.
 
         ``report`` is filled in place so that what was gathered survives the
-        budget cancelling this coroutine.  :meth:`sweep` calls it; so does
-        ``qga-probe``, which has no pre-check and no back-off.
+        budget cancelling this coroutine (:meth:`sweep` calls it).
 
         :raises errors.QgaError: one of :data:`GUEST_LEVEL_ERRORS` when the
             guest cannot be reached; other errors are per collector and end

@@ -248,6 +248,8 @@ class LibvirtTransport(transport.Transport):
         reply cap
     """
 
+    kind = 'libvirt'
+
     def __init__(self, guest: str, connection: libvirt_host.ConnectionProvider,
                  domain_uuid: str, conf: cfg.ConfigOpts) -> None:
         super().__init__(guest, conf.qga_polling.command_timeout)
@@ -330,49 +332,61 @@ class LibvirtTransport(transport.Transport):
         return dom
 
     def _call(self, command: str, payload: str, agent_timeout: int) -> _Outcome:
-        """One agent call, blocking; never raises (errors are returned)."""
+        """One agent call, blocking; never raises (errors are returned).
+
+        A call that meets a lost connection first is made once more, on a
+        fresh connection, reading the live XML again.
+        """
+        outcome, retry = self._attempt(command, payload, agent_timeout,
+                                       self._state_known)
+        if retry:
+            outcome, _retry = self._attempt(command, payload, agent_timeout,
+                                            False)
+        return outcome
+
+    def _attempt(self, command: str, payload: str, agent_timeout: int,
+                 known: bool) -> tuple[_Outcome, bool]:
+        """``(outcome, retry)``: retry when the connection was found lost
+        before anything reached the agent, or by the first libvirt call
+        (with ``known``, the live XML is not read: the agent call is it)."""
         libvirt = _libvirt()
         conn = dom = None
-        state: str | None = None
-        for attempt in (1, 2):
-            try:
-                conn = self.connection.get()
-                known = self._state_known and self._domain is not None \
-                    and self._domain[0] is conn
-                dom = self._lookup(conn)
-                # The live XML once per sweep, not before every command.
-                state = self.channel_state if known else channel_state(dom.XMLDesc(0))
-                break
-            except libvirt.libvirtError as exc:
-                if libvirt_host.is_disconnect(libvirt, exc):
-                    self.connection.reset(conn)
-                    if attempt == 1:
-                        continue  # once, on a fresh connection
-                return _Outcome(None, error=error_from_libvirt(self.guest, command, exc))
-            except libvirt_host.ProviderClosed as exc:
-                return _Outcome(None, error=errors.AgentNotConnected(
-                    self.guest, command, str(exc)))
-            except ValueError as exc:
-                return _Outcome(None, error=errors.ProtocolError(
-                    self.guest, command, 'live XML from libvirt: %s' % exc))
+        try:
+            conn = self.connection.get()
+            dom = self._lookup(conn)
+            # The live XML once per sweep, not before every command.
+            state = self.channel_state if known else channel_state(dom.XMLDesc(0))
+        except libvirt.libvirtError as exc:
+            lost = libvirt_host.is_disconnect(libvirt, exc)
+            if lost:
+                self.connection.reset(conn)
+            return _Outcome(None, error=error_from_libvirt(self.guest, command, exc)), lost
+        except libvirt_host.ProviderClosed as exc:
+            return _Outcome(None, error=errors.AgentNotConnected(
+                self.guest, command, str(exc))), False
+        except ValueError as exc:
+            return _Outcome(None, error=errors.ProtocolError(
+                self.guest, command, 'live XML from libvirt: %s' % exc)), False
         if state == CHANNEL_MISSING:
             return _Outcome(state, error=errors.AgentNotConnected(
-                self.guest, command, 'the domain has no %s channel' % STANDARD_CHANNEL))
+                self.guest, command,
+                'the domain has no %s channel' % STANDARD_CHANNEL)), False
         if state == 'disconnected':
             return _Outcome(state, error=errors.AgentNotConnected(
                 self.guest, command, 'the guest has not opened %s (no agent running)'
-                % STANDARD_CHANNEL, {'channel_state': state}))
+                % STANDARD_CHANNEL, {'channel_state': state})), False
         try:
             reply = _libvirt_qemu().qemuAgentCommand(dom, payload, agent_timeout, 0)
         except libvirt.libvirtError as exc:
-            if libvirt_host.is_disconnect(libvirt, exc):
+            lost = libvirt_host.is_disconnect(libvirt, exc)
+            if lost:
                 self.connection.reset(conn)
             domain_state = None
             if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
                 domain_state = self._domain_state(dom)
-            return _Outcome(state, error=error_from_libvirt(self.guest, command, exc,
-                                                            domain_state))
-        return _Outcome(state, reply=reply)
+            return _Outcome(state, error=error_from_libvirt(
+                self.guest, command, exc, domain_state)), lost and known
+        return _Outcome(state, reply=reply), False
 
     def _domain_state(self, dom: Any) -> str | None:
         try:
