@@ -2,10 +2,12 @@
 
 One sweep discovers the guests, keeps a :class:`~ceilometer_qga.session.
 GuestSession` per guest (opened for new guests, closed for vanished ones),
-and polls them concurrently, at most ``[qga_polling]
+and runs their sweeps concurrently, at most ``[qga_polling]
 max_concurrent_guests`` at a time.  Commands to one guest stay serial.  Each
 guest gets ``[qga_polling] guest_budget`` seconds per sweep; every command
-``command_timeout``.  Whatever happens to one guest (hung agent, garbage,
+``command_timeout``.  The session decides what each guest's outcome means
+(agent state, back-off, logging); the poller turns the reports into
+samples.  Whatever happens to one guest (hung agent, garbage,
 paused domain, vanished domain, a bug in a collector) ends up as that
 guest's ``guest.agent.up`` sample and never delays or breaks the others.
 
@@ -29,9 +31,9 @@ from oslo_utils import timeutils
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import LEGACY
-from ceilometer_qga.guest import LEGACY_REASON
-from ceilometer_qga.qga import errors
+from ceilometer_qga import meters as meters_mod
 from ceilometer_qga.qga import selection
+from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
 from ceilometer_qga import session as session_mod
@@ -43,7 +45,7 @@ LOG = logging.getLogger(__name__)
 class SweepResult:
     """What one sweep produced."""
 
-    reports: list[session_mod.GuestReport]
+    reports: list[GuestReport]
     samples: list[sample_mod.Sample]
     duration: float
 
@@ -59,16 +61,14 @@ class Poller:
     def __init__(self, conf: cfg.ConfigOpts,
                  discovery: discovery_base.Discovery,
                  collectors: list[collector_base.Collector],
-                 transports: selection.TransportFactory | None = None
+                 transports: selection.TransportSelector | None = None
                  ) -> None:
         self.conf = conf
         self.discovery = discovery
         self.collectors = collectors
-        self.transports = transports or selection.TransportFactory(conf)
+        self.transports = transports or selection.TransportSelector(conf)
         self.sessions: dict[str, session_mod.GuestSession] = {}
-        self.meters = {m.name: m for m in sample_factory.LIVENESS_METERS}
-        for collector in collectors:
-            self.meters.update((m.name, m) for m in collector.meters)
+        self.meters = meters_mod.catalogue(collectors)
 
     async def sweep(self) -> SweepResult:
         """Poll every discovered guest once and return the samples."""
@@ -82,8 +82,10 @@ class Poller:
             return SweepResult([], [], time.monotonic() - start)
         await self._update_sessions(guests)
         limit = asyncio.Semaphore(self.conf.qga_polling.max_concurrent_guests)
+        budget = self.conf.qga_polling.guest_budget
         reports = await asyncio.gather(
-            *(self._poll_guest(s, limit) for s in self.sessions.values()))
+            *(s.sweep(self.collectors, limit, budget)
+              for s in self.sessions.values()))
         timestamp = timeutils.utcnow().isoformat()
         monotonic_time = time.monotonic()
         samples = []
@@ -128,83 +130,3 @@ class Poller:
         for instance_id in list(self.sessions):
             if instance_id not in seen:
                 await self.sessions.pop(instance_id).close()
-
-    async def _poll_guest(self, session: session_mod.GuestSession,
-                          limit: asyncio.Semaphore
-                          ) -> session_mod.GuestReport:
-        guest = session.guest
-        report = session_mod.GuestReport(guest)
-        skip = self._precheck(session)
-        if skip is not None:
-            report.state, report.error = skip
-            if report.state == LEGACY:
-                self._log_state(session, report)
-            return report
-        budget = self.conf.qga_polling.guest_budget
-        async with limit:
-            try:
-                await asyncio.wait_for(
-                    session.poll(self.collectors, report), budget)
-            except asyncio.TimeoutError:
-                report.state = 'over_budget'
-                report.error = 'guest took longer than %.1f s' % budget
-                if not report.up:
-                    session.record_failure(errors.AgentTimeout(
-                        guest.instance_id, None, report.error),
-                        time.monotonic())
-            except errors.QgaError as exc:
-                report.state, report.error = exc.state, str(exc)
-                if isinstance(exc, session_mod.GUEST_LEVEL_ERRORS):
-                    session.record_failure(exc, time.monotonic())
-            except Exception as exc:
-                LOG.exception('Guest %s: unexpected error while polling',
-                              guest.instance_id)
-                report.state, report.error = 'error', repr(exc)[:500]
-                session.record_failure(errors.QgaError(
-                    guest.instance_id, None, report.error), time.monotonic())
-            else:
-                session.record_success()
-        self._log_state(session, report)
-        return report
-
-    def _precheck(self, session: session_mod.GuestSession
-                  ) -> tuple[str, str | None] | None:
-        """Reasons not to contact the guest at all this sweep."""
-        guest = session.guest
-        if guest.is_legacy(self.conf.qga_polling.monitor_channel_name):
-            return LEGACY, LEGACY_REASON
-        state = guest.metadata.get('state')
-        if state is not None and state != 'running':
-            # A paused, suspended or crashed guest cannot answer; asking
-            # would only burn the timeout (and libvirt refuses anyway).
-            return state, 'domain is %s' % state
-        if session.transport is None:
-            return 'no_channel', session.no_transport_reason
-        channel = session.channel
-        if channel is not None and channel.state == 'disconnected':
-            # libvirt says the guest never opened the port: a read would
-            # only hang until the timeout, so do not even connect.
-            return 'not_connected', ('channel %s is disconnected (the guest '
-                                     'has not opened it)'
-                                     % channel.target_name)
-        if session.backed_off(time.monotonic()):
-            last = session.last_error
-            return 'backoff', ('backing off after %d failure(s); last: %s'
-                               % (session.failures, last))
-        return None
-
-    @staticmethod
-    def _log_state(session: session_mod.GuestSession,
-                   report: session_mod.GuestReport) -> None:
-        previous = session.logged_state
-        if report.state == LEGACY and previous != LEGACY:
-            LOG.info('Guest %s: no guest-agent channel: an old-way guest, '
-                     'left to its own monitoring (no guest.agent.up)',
-                     session.guest.instance_id)
-        elif report.state != previous and not (
-                previous is None and report.state == 'ok'):
-            level = LOG.info if report.state == 'ok' else LOG.warning
-            level('Guest %s: agent state %s -> %s%s',
-                  session.guest.instance_id, previous or 'new', report.state,
-                  (': %s' % report.error) if report.error else '')
-        session.logged_state = report.state

@@ -10,26 +10,19 @@ whatever state its agent is in.
 from __future__ import annotations
 
 import hashlib
-import math
 import string
 from typing import Any
 
 from oslo_log import log as logging
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.collectors import checks
+from ceilometer_qga import meters as meters_mod
+from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
-from ceilometer_qga import session as session_mod
 
 LOG = logging.getLogger(__name__)
 
-AGENT_UP = collector_base.Meter('guest.agent.up', collector_base.GAUGE,
-                                'agent')
-AGENT_LATENCY = collector_base.Meter('guest.agent.latency',
-                                     collector_base.GAUGE, 'ms')
-LIVENESS_METERS = (AGENT_UP, AGENT_LATENCY)
-
-#: values at or above this are treated as nonsense (no counter gets there)
-MAX_VOLUME = 2 ** 63
 #: Gnocchi's limit on original resource ids
 MAX_RESOURCE_ID = 255
 _ID_SAFE = frozenset(string.ascii_letters + string.digits + '.-')
@@ -90,16 +83,7 @@ def item_name(instance_id: str, rid: str) -> str | None:
     return out.decode('utf-8', 'replace')
 
 
-def valid_volume(volume: Any) -> bool:
-    """A finite, non-negative int or float below 2**63 (bool is not)."""
-    if isinstance(volume, bool) or not isinstance(volume, (int, float)):
-        return False
-    if isinstance(volume, float) and not math.isfinite(volume):
-        return False
-    return 0 <= volume < MAX_VOLUME
-
-
-def build_samples(report: session_mod.GuestReport,
+def build_samples(report: GuestReport,
                   meters: dict[str, collector_base.Meter],
                   timestamp: str, monotonic_time: float) -> list[
                       sample_mod.Sample]:
@@ -126,9 +110,9 @@ def build_samples(report: session_mod.GuestReport,
     state_md = {'agent_state': report.state}
     if report.error:
         state_md['agent_error'] = report.error[:500]
-    samples = [make(AGENT_UP, 1 if report.up else 0, None, state_md)]
+    samples = [make(meters_mod.AGENT_UP, 1 if report.up else 0, None, state_md)]
     if report.latency_ms is not None:
-        samples.append(make(AGENT_LATENCY, round(report.latency_ms, 3), None,
+        samples.append(make(meters_mod.AGENT_LATENCY, round(report.latency_ms, 3), None,
                             {}))
     for outcome in report.outcomes:
         for reason in outcome.result.dropped:
@@ -140,7 +124,7 @@ def build_samples(report: session_mod.GuestReport,
                 LOG.warning('Guest %s: %s produced unknown meter %s; dropped',
                             guest.instance_id, outcome.name, reading.meter)
                 continue
-            if not valid_volume(reading.volume):
+            if not checks.valid_volume(reading.volume):
                 LOG.warning('Guest %s: %s=%r is not a sane value; dropped',
                             guest.instance_id, reading.meter, reading.volume)
                 continue

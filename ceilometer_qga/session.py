@@ -1,60 +1,61 @@
 """One guest, across sweeps: its transport, capabilities, facts, back-off.
 
-A :class:`GuestSession` lives as long as its guest is discovered.  It sends
-one command at a time (the transport serialises), re-reads ``guest-info``
-when the cached copy is old or the agent reconnected, and runs each
-collector through the one decision the engine owns: native command if the
-guest offers it, else the declared ``/proc`` fallback if file reads are
-enabled and the guest can do it, else skip with a reason
-(:mod:`ceilometer_qga.collectors.engine`).
+A :class:`GuestSession` lives as long as its guest is discovered and owns
+that guest's part of every sweep (:meth:`GuestSession.sweep`):
+
+1. the pre-check: a guest created the old way without any agent channel
+   (:meth:`~ceilometer_qga.guest.Guest.is_legacy`), a domain that is not
+   running, a guest without a usable channel, a channel the guest has not
+   opened, a guest in back-off -- none of them is contacted;
+2. the poll, within the budget the poller gives: ``guest-ping``,
+   ``guest-info`` when the cached copy is old or the agent reconnected, the
+   OS facts, then each collector through the one decision the engine owns
+   (:mod:`ceilometer_qga.collectors.engine`): native command if the guest
+   offers it, else the declared ``/proc`` fallback if file reads are
+   enabled and the guest can do it, else skip with a reason;
+3. the mapping of what went wrong onto the guest's ``agent_state``, the
+   back-off after a guest-level failure, and one log line per state change.
+
+It returns a :class:`~ceilometer_qga.report.GuestReport`.  Commands go one
+at a time (the transport serialises them).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
+import asyncio
+import functools
 import time
 from typing import Any
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.collectors import engine
 from ceilometer_qga.collectors import osfacts
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+from ceilometer_qga.guest import LEGACY
+from ceilometer_qga.guest import LEGACY_REASON
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import guest_file
+from ceilometer_qga.qga import os_facts
 from ceilometer_qga.qga import transport as transport_mod
+from ceilometer_qga.report import CollectorOutcome
+from ceilometer_qga.report import GuestReport
 
-FILE_COMMANDS = engine.FILE_COMMANDS
-_FILE_CHUNK = 16384
-_MAX_FILE_BYTES = 256 * 1024
+LOG = logging.getLogger(__name__)
 
-GUEST_LEVEL_ERRORS = engine.GUEST_LEVEL_ERRORS
-CollectorOutcome = engine.CollectorOutcome
+#: errors after which the guest as a whole is unreachable for this sweep
+GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
 
-
-@dataclasses.dataclass
-class GuestReport:
-    """Everything one sweep learnt about one guest."""
-
-    guest: Guest
-    state: str = 'ok'
-    error: str | None = None
-    latency_ms: float | None = None
-    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
-    outcomes: list[CollectorOutcome] = dataclasses.field(default_factory=list)
-
-    @property
-    def up(self) -> bool:
-        """The agent answered guest-ping in this sweep."""
-        return self.latency_ms is not None
+_FACT_PARSERS = {'guest-get-osinfo': osfacts.parse_osinfo,
+                 'guest-get-host-name': osfacts.parse_hostname}
 
 
 class GuestSession:
-    """Per-guest state kept between sweeps."""
+    """Per-guest state kept between sweeps, and the guest's sweep."""
 
     def __init__(self, guest: Guest,
                  transport: transport_mod.Transport | None,
@@ -77,41 +78,124 @@ class GuestSession:
         self.next_attempt = 0.0
         self.last_error: errors.QgaError | None = None
 
+    # -- the guest's sweep -------------------------------------------------
+
+    async def sweep(self, collectors: list[collector_base.Collector],
+                    limit: asyncio.Semaphore, budget: float) -> GuestReport:
+        """This guest's part of one sweep; never raises for the guest.
+
+        :param collectors: what to run
+        :param limit: held while the guest is contacted (the poller's bound
+            on guests in flight); not taken when the pre-check skips it
+        :param budget: seconds the guest may take in all
+        """
+        report = GuestReport(self.guest)
+        skip = self._precheck()
+        if skip is not None:
+            report.state, report.error = skip
+            # A skip is not logged (its agent state is in the sample),
+            # except the first sighting of an old-way guest, which gets
+            # no sample at all.
+            if report.state == LEGACY:
+                self._log_state(report)
+            return report
+        async with limit:
+            await self._poll_within(collectors, report, budget)
+        self._log_state(report)
+        return report
+
+    async def _poll_within(self, collectors: list[collector_base.Collector],
+                           report: GuestReport, budget: float) -> None:
+        try:
+            await asyncio.wait_for(self.poll(collectors, report), budget)
+        except asyncio.TimeoutError:
+            report.state = 'over_budget'
+            report.error = 'guest took longer than %.1f s' % budget
+            if not report.up:
+                self._record_failure(errors.AgentTimeout(
+                    self.guest.instance_id, None, report.error))
+        except errors.QgaError as exc:
+            report.state, report.error = exc.state, str(exc)
+            if isinstance(exc, GUEST_LEVEL_ERRORS):
+                self._record_failure(exc)
+        except Exception as exc:
+            LOG.exception('Guest %s: unexpected error while polling',
+                          self.guest.instance_id)
+            report.state, report.error = 'error', repr(exc)[:500]
+            self._record_failure(errors.QgaError(
+                self.guest.instance_id, None, report.error))
+        else:
+            self._record_success()
+
+    def _precheck(self) -> tuple[str, str | None] | None:
+        """Reasons not to contact the guest at all this sweep."""
+        if self.guest.is_legacy(self.conf.qga_polling.monitor_channel_name):
+            return LEGACY, LEGACY_REASON
+        state = self.guest.metadata.get('state')
+        if state is not None and state != 'running':
+            # A paused, suspended or crashed guest cannot answer; asking
+            # would only burn the timeout (and libvirt refuses anyway).
+            return state, 'domain is %s' % state
+        if self.transport is None:
+            return 'no_channel', self.no_transport_reason
+        channel = self.channel
+        if channel is not None and channel.state == 'disconnected':
+            # libvirt says the guest never opened the port: a read would
+            # only hang until the timeout, so do not even connect.
+            return 'not_connected', ('channel %s is disconnected (the guest '
+                                     'has not opened it)'
+                                     % channel.target_name)
+        if time.monotonic() < self.next_attempt:
+            return 'backoff', ('backing off after %d failure(s); last: %s'
+                               % (self.failures, self.last_error))
+        return None
+
+    def _log_state(self, report: GuestReport) -> None:
+        previous = self.logged_state
+        if report.state == LEGACY and previous != LEGACY:
+            LOG.info('Guest %s: no guest-agent channel: an old-way guest, '
+                     'left to its own monitoring (no guest.agent.up)',
+                     self.guest.instance_id)
+        elif report.state != previous and not (
+                previous is None and report.state == 'ok'):
+            level = LOG.info if report.state == 'ok' else LOG.warning
+            level('Guest %s: agent state %s -> %s%s',
+                  self.guest.instance_id, previous or 'new', report.state,
+                  (': %s' % report.error) if report.error else '')
+        self.logged_state = report.state
+
     # -- back-off ----------------------------------------------------------
 
-    def backed_off(self, now: float) -> bool:
-        """True while a failing guest must be left alone."""
-        return now < self.next_attempt
-
-    def record_failure(self, error: errors.QgaError, now: float) -> None:
+    def _record_failure(self, error: errors.QgaError) -> None:
         """Push the next attempt out: initial * 2**(failures-1), capped."""
         self.failures += 1
         self.last_error = error
         opts = self.conf.qga_polling
         delay = min(opts.backoff_initial * 2 ** min(self.failures - 1, 30),
                     opts.backoff_max)
-        self.next_attempt = now + delay
+        self.next_attempt = time.monotonic() + delay
 
-    def record_success(self) -> None:
+    def _record_success(self) -> None:
         """Forget past failures."""
         self.failures = 0
         self.next_attempt = 0.0
         self.last_error = None
 
-    # -- one sweep ---------------------------------------------------------
+    # -- talking to the agent ----------------------------------------------
 
     async def poll(self, collectors: list[collector_base.Collector],
                    report: GuestReport) -> None:
         """Ping, refresh capabilities, run the collectors into ``report``.
 
         ``report`` is filled in place so that what was gathered survives the
-        poller cancelling this coroutine at the end of the guest's budget.
+        budget cancelling this coroutine (:meth:`sweep` calls it).
 
         :raises errors.QgaError: one of :data:`GUEST_LEVEL_ERRORS` when the
             guest cannot be reached; other errors are per collector and end
             up in the report.
         """
         assert self.transport is not None
+        self.transport.new_sweep()
         start = time.monotonic()
         await self.transport.execute('guest-ping')
         report.latency_ms = (time.monotonic() - start) * 1000.0
@@ -138,14 +222,9 @@ class GuestSession:
         facts: dict[str, Any] = {}
         if self.capabilities.version:
             facts['agent_version'] = self.capabilities.version
-        for command, parse in (('guest-get-osinfo', osfacts.parse_osinfo),
-                               ('guest-get-host-name',
-                                osfacts.parse_hostname)):
-            if self.capabilities.supports(command):
-                try:
-                    facts.update(parse(await self.transport.execute(command)))
-                except (errors.CommandFailed, errors.CommandNotSupported):
-                    pass  # facts are optional; the samples still go out
+        replies = await os_facts.query(self.transport, self.capabilities)
+        for command, reply in replies.items():
+            facts.update(_FACT_PARSERS[command](reply))
         self.facts = facts
 
     async def _run(self, collector: collector_base.Collector
@@ -153,58 +232,10 @@ class GuestSession:
         assert self.capabilities is not None and self.transport is not None
         return await engine.run(collector, self.capabilities, self.facts,
                                 self.conf, self.transport.execute,
-                                self.read_file)
-
-    async def read_file(self, path: str) -> str:
-        """Read an allow-listed /proc file through guest-file-*.
-
-        Bounded to 256 KiB.  The handle is closed unless the agent became
-        unreachable (then a close would only burn the budget again).
-        """
-        assert self.transport is not None
-        execute = self.transport.execute
-        handle = await execute('guest-file-open', {'path': path, 'mode': 'r'})
-        if not isinstance(handle, int) or isinstance(handle, bool):
-            raise errors.ProtocolError(self.transport.guest, 'guest-file-open',
-                                       'handle is not an integer')
-        reachable = True
-        try:
-            data = bytearray()
-            while True:
-                chunk = await execute('guest-file-read',
-                                      {'handle': handle, 'count': _FILE_CHUNK})
-                raw = _decode_chunk(self.transport.guest, chunk)
-                data += raw
-                if len(data) > _MAX_FILE_BYTES:
-                    raise errors.ProtocolError(
-                        self.transport.guest, 'guest-file-read',
-                        '%s longer than %d bytes' % (path, _MAX_FILE_BYTES))
-                if not raw or chunk.get('eof') is True:
-                    break
-            return data.decode('utf-8', 'replace')
-        except GUEST_LEVEL_ERRORS:
-            reachable = False
-            raise
-        finally:
-            if reachable:
-                try:
-                    await execute('guest-file-close', {'handle': handle})
-                except errors.QgaError:
-                    pass  # the read result stands; the agent frees it on exit
+                                functools.partial(guest_file.read_file,
+                                                  self.transport))
 
     async def close(self) -> None:
         """Close the transport (the guest went away or we stop)."""
         if self.transport is not None:
             await self.transport.close()
-
-
-def _decode_chunk(guest: str, chunk: Any) -> bytes:
-    if not isinstance(chunk, dict) or not isinstance(chunk.get('buf-b64'),
-                                                     str):
-        raise errors.ProtocolError(guest, 'guest-file-read',
-                                   'reply without buf-b64')
-    try:
-        return base64.b64decode(chunk['buf-b64'], validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.ProtocolError(guest, 'guest-file-read',
-                                   'buf-b64 is not base64')

@@ -90,25 +90,3 @@ def compute(message: Mapping[str, Any], secret: str | bytes | None) -> str:
         digest.update(str(name).encode('utf-8'))
         digest.update(str(value).encode('utf-8'))
     return digest.hexdigest()
-
-
-def verify(message: Mapping[str, Any], secret: str | bytes | None) -> bool:
-    """Say whether ``message['message_signature']`` matches its content.
-
-    Like ``ceilometer.publisher.utils.verify_signature``: every message
-    verifies when there is no secret, and the comparison takes constant
-    time.  Unlike it, a signature that is not ASCII text (which Ceilometer
-    answers with an exception) simply does not verify.
-    """
-    if not secret:
-        return True
-    claimed = message.get(SIGNATURE_KEY, '')
-    if isinstance(claimed, str):
-        try:
-            claimed = claimed.encode('ascii')
-        except UnicodeEncodeError:
-            return False
-    if not isinstance(claimed, bytes):
-        return False
-    return hmac.compare_digest(compute(message, secret).encode('ascii'),
-                               claimed)

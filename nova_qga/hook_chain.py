@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import copy
-from importlib import metadata
 from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from stevedore import named
 
+from ceilometer_qga import plugins
 from nova_qga import domain_xml
 from nova_qga.hooks import base
 from nova_qga import opt_out
@@ -52,29 +51,10 @@ class HookChain:
             driver start so that a typo stops nova-compute instead of
             silently leaving every instance without its channels.
         """
-        names = list(conf.qga.domain_hooks)
-        if not names:
-            return cls(conf, [])
-
-        def missing(unknown: Any) -> None:
-            known = sorted({ep.name for ep in
-                            metadata.entry_points(group=NAMESPACE)})
-            raise HookLoadError(
-                '[qga] domain_hooks names unknown hook(s) %s; the %s entry '
-                'points on this host are: %s' % (
-                    ', '.join(sorted(unknown)), NAMESPACE,
-                    ', '.join(known) or 'none'))
-
-        def failed(_manager: Any, entry_point: Any, exc: Exception) -> None:
-            raise HookLoadError(
-                '[qga] domain_hooks: hook %s (%s) cannot be loaded: %s' %
-                (entry_point.name, entry_point.value, exc)) from exc
-
-        manager = named.NamedExtensionManager(
-            NAMESPACE, names, invoke_on_load=True, invoke_args=(conf,),
-            name_order=True, on_load_failure_callback=failed,
-            on_missing_entrypoints_callback=missing)
-        return cls(conf, [(ext.name, ext.obj) for ext in manager])
+        hooks = plugins.load(NAMESPACE, conf.qga.domain_hooks,
+                             '[qga] domain_hooks', 'domain hook',
+                             args=(conf,), error=HookLoadError)
+        return cls(conf, hooks)
 
     @property
     def names(self) -> list[str]:

@@ -7,12 +7,14 @@ row, measured in the same run.
 
 1. Sweep of a host: N stand-in guests plus H hung ones (sockets that accept
    and never answer, like a VM whose agent is not running).  Ours: one
-   ``SweepRunner`` sweep (all collectors, bounded concurrency).  Baseline:
-   the straightforward client of feasibility.md, guests one after another
+   ``Pipeline`` sweep (all collectors, bounded concurrency).  Baseline:
+   a straightforward blocking client, guests one after another
    with the same commands and the same per-command timeout (what peers such
    as OpenNebula's probe and the NetEase study do).
 2. Per-command latency of guest-ping: our asyncio transport (policy check,
    framing, byte cap) against the blocking standard-library client.
+   The same against a client built on QEMU's ``qemu.qmp``
+   (``tools/qmp_qga_client.py``).
 3. Sample signing: ours against Ceilometer's own ``compute_signature``.
 
 Usage: ``python tools/bench.py [--guests 16] [--hung 2] [--pings 2000]``
@@ -37,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from ceilometer_qga import conf as conf_mod  # noqa: E402
 from ceilometer_qga.qga import transport_socket  # noqa: E402
-from ceilometer_qga import runner as runner_mod  # noqa: E402
+from ceilometer_qga import pipeline as pipeline_mod  # noqa: E402
 from ceilometer_qga import sample as sample_mod  # noqa: E402
 from ceilometer_qga import signature  # noqa: E402
 from tools.qga_standin import RawClient  # noqa: E402
@@ -88,7 +90,7 @@ def our_sweep(sockets: list[str], concurrency: int) -> tuple[float, int]:
                       'static_discovery')
 
     async def run() -> tuple[float, int]:
-        runner = runner_mod.SweepRunner(conf)
+        runner = pipeline_mod.Pipeline(conf)
         try:
             result = await runner.run_once()
             return result.duration, len(result.samples)
@@ -118,6 +120,40 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
         return out
     mine = asyncio.run(ours())
     return statistics.median(mine) * 1000, statistics.median(base) * 1000
+
+
+def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
+    """Median guest-ping ms: (ours, the qemu.qmp-based prototype)."""
+    from tools.qmp_qga_client import QgaQmpClient
+
+    async def measure(connect, ping, close) -> float:
+        client = await connect()
+        await ping(client)
+        out = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await ping(client)
+            out.append(time.perf_counter() - start)
+        await close(client)
+        return statistics.median(out) * 1000
+
+    async def our_connect():
+        return transport_socket.SocketTransport('bench', path, TIMEOUT, 1 << 20)
+
+    async def qmp_connect():
+        client = QgaQmpClient()
+        await client.connect(path)
+        return client
+
+    async def run() -> tuple[float, float]:
+        mine = await measure(our_connect,
+                             lambda t: asyncio.wait_for(t.execute('guest-ping'), TIMEOUT),
+                             lambda t: t.close())
+        qmp = await measure(qmp_connect,
+                            lambda c: asyncio.wait_for(c.call('guest-ping'), TIMEOUT),
+                            lambda c: c.disconnect())
+        return mine, qmp
+    return asyncio.run(run())
 
 
 def signing(count: int) -> tuple[float, float]:
@@ -191,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         mine_ms, base_ms = ping_latency(sockets[0], args.pings)
         rows.append(('guest-ping median (ms)', mine_ms,
                      'stdlib blocking client', base_ms))
+        results = [qmp_ping_latency(sockets[0], args.pings)
+                   for _ in range(REPEATS)]
+        rows.append(('guest-ping median (ms)',
+                     statistics.median(r[0] for r in results),
+                     'qemu.qmp client (prototype)',
+                     statistics.median(r[1] for r in results)))
     for sock in hung:
         sock.close()
     mine_us, ceilo_us = signing(2000)

@@ -22,10 +22,13 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import backend
+# After ceilometer_qga.cmd chose the threading backend (the package imports
+# its concurrency module first): the service classes are the backend's.
+from oslo_service import service
 
 from ceilometer_qga.cmd import concurrency
 from ceilometer_qga import conf as conf_mod
-from ceilometer_qga import runner as runner_mod
+from ceilometer_qga import pipeline as pipeline_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -47,12 +50,12 @@ def prepare(argv: list[str] | None) -> cfg.ConfigOpts:
 
 
 async def run_once(conf: cfg.ConfigOpts,
-                   runner: runner_mod.SweepRunner | None = None) -> int:
+                   runner: pipeline_mod.Pipeline | None = None) -> int:
     """One sweep, flushed; the exit code (0 unless flushing failed).
 
     :param runner: one already built from ``conf`` (built here if None)
     """
-    runner = runner or runner_mod.SweepRunner(conf)
+    runner = runner or pipeline_mod.Pipeline(conf)
     try:
         result = await runner.run_once()
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
@@ -67,12 +70,11 @@ async def run_once(conf: cfg.ConfigOpts,
     return 0
 
 
-class PollingService:
+class PollingService(service.ServiceBase):
     """Periodic sweeps in an asyncio loop on a thread of its own.
 
-    Implements oslo.service's ServiceBase protocol (start/stop/wait/reset);
-    the base class is bound at run time because oslo.service picks its
-    backend on first use.
+    oslo.service's ServiceBase (start/stop/wait/reset), of the threading
+    backend that :mod:`ceilometer_qga.cmd.concurrency` selected.
     """
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -112,7 +114,7 @@ class PollingService:
         self._stopping = asyncio.Event()
         self._started.set()
         opts = self.conf.qga_polling
-        runner = runner_mod.SweepRunner(self.conf)
+        runner = pipeline_mod.Pipeline(self.conf)
         try:
             while not self._stopping.is_set():
                 started = self._loop.time()
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return _restart_in_fresh_interpreter(argv)
     try:
         # Validate everything before forking a worker or polling.
-        runner = runner_mod.SweepRunner(conf)
+        runner = pipeline_mod.Pipeline(conf)
     except ValueError as exc:
         LOG.error('Configuration error: %s', exc)
         print('qga-polling: configuration error: %s' % exc, file=sys.stderr)
@@ -193,10 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_once(conf, runner))
     # The worker process builds its own runner after the fork: connections
     # and threads do not survive it.
-    from oslo_service import service
-    svc_class = type('QgaPollingService', (PollingService,
-                                           service.ServiceBase), {})
-    launcher = service.launch(conf, svc_class(conf), workers=1,
+    launcher = service.launch(conf, PollingService(conf), workers=1,
                               restart_method='mutate')
     return launcher.wait() or 0
 

@@ -54,6 +54,7 @@ from ceilometer_qga import poller as poller_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import selection
 from ceilometer_qga.qga import transport as transport_mod
+from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample_factory
 from ceilometer_qga import session as session_mod
 
@@ -108,6 +109,10 @@ class TimedTransport(transport_mod.Transport):
     def generation(self, value: int) -> None:
         pass  # owned by the wrapped transport
 
+    def new_sweep(self) -> None:
+        """Pass the start of a sweep on to the wrapped transport."""
+        self.inner.new_sweep()
+
     async def _execute(self, command: str, arguments: dict[str, Any] | None,
                        timeout: float) -> Any:
         start = time.monotonic()
@@ -126,7 +131,7 @@ class TimedTransport(transport_mod.Transport):
         await self.inner.close()
 
 
-class TimedTransportFactory(selection.TransportFactory):
+class TimedTransportSelector(selection.TransportSelector):
     """The poller's transport choice, with every transport timed."""
 
     def make(self, guest: Guest) -> tuple[
@@ -264,7 +269,7 @@ def channel_of(session: session_mod.GuestSession) -> dict[str, Any]:
         'reason': session.no_transport_reason or None}
 
 
-def meters_of(report: session_mod.GuestReport,
+def meters_of(report: GuestReport,
               units: dict[str, str]) -> list[dict[str, Any]]:
     """Every reading: meter, escaped resource id and human item name."""
     instance_id = report.guest.instance_id
@@ -279,7 +284,7 @@ def meters_of(report: session_mod.GuestReport,
             for reading in outcome.result.readings]
 
 
-def meter_counts(report: session_mod.GuestReport) -> dict[str, int]:
+def meter_counts(report: GuestReport) -> dict[str, int]:
     """How many distinct meters came natively and by /proc fallback."""
     counts = {}
     for source in ('native', 'fallback'):
@@ -303,7 +308,7 @@ async def probe_guest(conf: cfg.ConfigOpts, guest: Guest,
     collectors = load_collectors(conf)
     units = {m.name: m.unit for c in collectors for m in c.meters}
     poller = poller_mod.Poller(conf, KnownGuests(conf, [guest]), collectors,
-                               TimedTransportFactory(conf))
+                               TimedTransportSelector(conf))
     try:
         result = await poller.sweep()
         session = poller.sessions[guest.instance_id]

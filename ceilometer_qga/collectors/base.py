@@ -45,7 +45,7 @@ DELTA = 'delta'
 
 @dataclasses.dataclass(frozen=True)
 class Meter:
-    """A meter of the catalogue (DESIGN.md section 4)."""
+    """A meter of the catalogue (:mod:`ceilometer_qga.meters`)."""
 
     name: str
     type: str

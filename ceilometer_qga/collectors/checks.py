@@ -18,8 +18,10 @@ from oslo_config import cfg
 
 from ceilometer_qga.collectors import base
 
-#: Largest volume accepted.  Ceilometer and Gnocchi store volumes as 64-bit
-#: figures; anything above cannot be a real counter of a real guest.
+#: Largest volume accepted.  Ceilometer and Gnocchi store volumes as
+#: 64-bit figures; anything above cannot be a real counter of a real guest.
+#: The one limit: collectors check their values with :func:`number`, and
+#: the sample factory checks every reading again with :func:`valid_volume`.
 MAX_VOLUME = 2 ** 63
 #: Longest item (mountpoint, disk, interface name) and metadata string kept.
 MAX_NAME = 255
@@ -63,6 +65,15 @@ def number(value: Any, what: str) -> int | float:
     if value > MAX_VOLUME:
         raise Nonsense('%s is absurdly large (%s)' % (what, show(value)))
     return value
+
+
+def valid_volume(value: Any) -> bool:
+    """Whether :func:`number` accepts ``value`` (bool is not a number)."""
+    try:
+        number(value, 'volume')
+    except Nonsense:
+        return False
+    return True
 
 
 def count(value: Any, what: str) -> int:

@@ -23,7 +23,6 @@ as the 2013 script did.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,30 +31,19 @@ from oslo_config import cfg
 from ceilometer_qga.collectors import base
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import guest_file
+from ceilometer_qga.report import CollectorOutcome
 
-FILE_COMMANDS = ('guest-file-open', 'guest-file-read', 'guest-file-close')
+FILE_COMMANDS = guest_file.FILE_COMMANDS
 
 #: ``guest-get-osinfo`` ids of guests without a ``/proc``
 NO_PROC_OS_IDS = frozenset({'mswindows'})
 
 #: errors after which the guest as a whole is unreachable for this sweep
-GUEST_LEVEL_ERRORS = (errors.AgentNotConnected, errors.AgentTimeout,
-                      errors.ProtocolError)
+GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
 
 Execute = Callable[..., Awaitable[Any]]
 ReadFile = Callable[[str], Awaitable[str]]
-
-
-@dataclasses.dataclass
-class CollectorOutcome:
-    """What one collector produced on one guest in one sweep."""
-
-    name: str
-    source: str  # 'native', 'fallback' or 'skipped'
-    result: base.ParseResult
-    reason: str | None = None
-    #: the agent_state of the error that made it skip, if one did
-    error_state: str | None = None
 
 
 def has_proc(facts: dict[str, Any]) -> bool:

@@ -69,5 +69,10 @@ class LoadCollector(base.Collector):
                 result.dropped.append('/proc/loadavg %s is not a load (%s)'
                                       % (key, checks.show(word)))
                 continue
-            result.readings.append(base.Reading(meter, float(word)))
+            try:
+                value = checks.number(float(word), '/proc/loadavg %s' % key)
+            except checks.Nonsense as exc:
+                result.dropped.append(str(exc))
+                continue
+            result.readings.append(base.Reading(meter, value))
         return result

@@ -9,14 +9,12 @@ import a plugin module.  Plugins are entry points in
 
 from __future__ import annotations
 
-import importlib.metadata
 import socket
 
 from oslo_config import cfg
-from stevedore import driver
-from stevedore import exception as stevedore_exc
 
 from ceilometer_qga.discovery.base import Discovery
+from ceilometer_qga import plugins
 
 NAMESPACE = 'ceilometer_qga.discovery'
 
@@ -29,31 +27,16 @@ class DiscoveryError(Exception):
     """
 
 
-def known_names() -> list[str]:
-    """Names of the installed discovery plugins, sorted."""
-    return sorted({ep.name for ep in
-                   importlib.metadata.entry_points(group=NAMESPACE)})
-
-
 def load_discovery(conf: cfg.ConfigOpts) -> Discovery:
     """Build the discovery plugin named by ``[qga_polling] discovery``.
 
     :raises ValueError: no plugin has that name, or the plugin refused its
         configuration (the message names the option).
     """
-    name = conf.qga_polling.discovery
-    try:
-        # Load failures (a plugin's ValueError, ImportError...) propagate
-        # as they are: stevedore's DriverManager re-raises them.
-        manager = driver.DriverManager(NAMESPACE, name,
-                                       invoke_on_load=True,
-                                       invoke_args=(conf,))
-    except stevedore_exc.NoMatches:
-        raise ValueError(
-            '[qga_polling] discovery = %r: no such discovery plugin; '
-            'known: %s' % (name, ', '.join(known_names()) or '(none)')
-        ) from None
-    return manager.driver
+    [(_name, plugin)] = plugins.load(
+        NAMESPACE, [conf.qga_polling.discovery], '[qga_polling] discovery',
+        'discovery plugin', args=(conf,))
+    return plugin
 
 
 def host_name(conf: cfg.ConfigOpts) -> str:

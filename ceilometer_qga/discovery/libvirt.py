@@ -17,9 +17,10 @@ ways:
 * the flavor id comes only from the metadata (Nova writes it since 2025.2),
   else the flavor name; there is no Nova API lookup.
 
-libvirt-python is not a requirement of this package: it is imported when
-the plugin is built, and its absence is reported against
-``[qga_polling] discovery``.
+The connection, its reconnect rule and the state tables are
+:mod:`ceilometer_qga.libvirt_host`'s.  libvirt-python is imported when the
+plugin is built, and its absence is reported against ``[qga_polling]
+discovery``.
 """
 
 from __future__ import annotations
@@ -35,36 +36,10 @@ from ceilometer_qga import discovery
 from ceilometer_qga.discovery import base
 from ceilometer_qga.discovery import nova_metadata
 from ceilometer_qga.guest import Guest
+from ceilometer_qga import libvirt_host
 from ceilometer_qga import libvirt_xml
-from ceilometer_qga.qga import libvirt_connection
 
 LOG = logging.getLogger(__name__)
-
-# virDomainState -> Ceilometer's power state / status (the same tables as
-# ceilometer/compute/virt/libvirt/utils.py, which took them from Nova).
-# Numbers rather than libvirt constants: this module imports without
-# libvirt.
-_SHUTOFF = 5
-POWER_STATE = {
-    0: 'pending',
-    1: 'running',
-    2: 'running',
-    3: 'paused',
-    4: 'shutdown',
-    5: 'shutdown',
-    6: 'crashed',
-    7: 'suspended',
-}
-STATUS = {
-    0: 'building',
-    1: 'active',
-    2: 'active',
-    3: 'paused',
-    4: 'stopped',
-    5: 'stopped',
-    6: 'error',
-    7: 'suspended',
-}
 
 
 def host_id(project_id: str | None, host: str) -> str:
@@ -84,15 +59,13 @@ class LibvirtDiscovery(base.Discovery):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
-        self._libvirt = libvirt_connection.import_libvirt(
+        self._libvirt = libvirt_host.import_libvirt(
             '[qga_polling] discovery = libvirt')
-        # libvirt prints every error to stderr by default; we get them as
-        # exceptions and log them once, so silence the default (as Nova's
-        # libvirt driver does).
-        self._libvirt.registerErrorHandler(lambda ctx, err: None, None)
         self._uri = conf.libvirt_discovery.uri
         self._host = discovery.host_name(conf)
-        self._conn: Any = None
+        self._connection = libvirt_host.Connection(
+            self._libvirt, self._uri, read_only=True,
+            opener=self._open_connection)
         self._lock = threading.Lock()
 
     # -- connection ----------------------------------------------------
@@ -101,37 +74,16 @@ class LibvirtDiscovery(base.Discovery):
         """Open the read-only connection (tests wrap it to inject faults)."""
         return self._libvirt.openReadOnly(self._uri)
 
-    def _connection(self) -> Any:
-        if self._conn is not None:
-            try:
-                alive = self._conn.isAlive()
-            except self._libvirt.libvirtError:
-                # e.g. "invalid connection pointer" once it was closed
-                alive = False
-            if alive:
-                return self._conn
-            LOG.info('libvirt connection to %s is gone; reconnecting',
-                     self._uri)
-            self._drop_connection()
+    def _connect(self) -> Any:
         try:
-            self._conn = self._open_connection()
+            return self._connection.get()
         except self._libvirt.libvirtError as exc:
             raise discovery.DiscoveryError(
                 'cannot open a read-only libvirt connection to %s '
                 '([libvirt_discovery] uri): %s' % (self._uri, exc)) from exc
-        LOG.debug('libvirt read-only connection to %s opened', self._uri)
-        return self._conn
 
     def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            conn.close()
-        except self._libvirt.libvirtError:
-            # Already dead; closing is best effort.
-            LOG.debug('closing the dead libvirt connection failed',
-                      exc_info=True)
+        self._connection.close()
 
     def close(self) -> None:
         """Close the libvirt connection (reopened by the next discover)."""
@@ -151,7 +103,7 @@ class LibvirtDiscovery(base.Discovery):
             try:
                 return self._discover_once()
             except self._libvirt.libvirtError as exc:
-                if not libvirt_connection.is_disconnect(self._libvirt, exc):
+                if not libvirt_host.is_disconnect(self._libvirt, exc):
                     raise discovery.DiscoveryError(
                         'cannot list the domains of %s: %s'
                         % (self._uri, exc)) from exc
@@ -167,7 +119,7 @@ class LibvirtDiscovery(base.Discovery):
                     % (self._uri, exc)) from exc
 
     def _discover_once(self) -> list[Guest]:
-        conn = self._connection()
+        conn = self._connect()
         domains = conn.listAllDomains(
             self._libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
         guests = []
@@ -191,7 +143,7 @@ class LibvirtDiscovery(base.Discovery):
             # (inactive) XML, but now reports shut-off.
             state = dom.state()[0]
         except self._libvirt.libvirtError as exc:
-            if libvirt_connection.is_disconnect(self._libvirt, exc):
+            if libvirt_host.is_disconnect(self._libvirt, exc):
                 raise
             if exc.get_error_code() == self._libvirt.VIR_ERR_NO_DOMAIN:
                 LOG.debug('domain vanished while being inspected: %s', exc)
@@ -199,7 +151,7 @@ class LibvirtDiscovery(base.Discovery):
                 LOG.warning('skipping a domain that cannot be inspected: '
                             '%s', exc)
             return None
-        if state == _SHUTOFF:
+        if state == libvirt_host.SHUTOFF:
             LOG.debug('domain %s (%s) stopped while being inspected',
                       name, instance_id)
             return None
@@ -221,8 +173,8 @@ class LibvirtDiscovery(base.Discovery):
             'instance_id': instance_id,
             'host': host_id(instance.project_id, self._host),
             'instance_host': self._host,
-            'status': STATUS.get(state, 'unknown'),
-            'state': POWER_STATE.get(state, 'unknown'),
+            'status': libvirt_host.STATUS.get(state, 'unknown'),
+            'state': libvirt_host.POWER_STATE.get(state, 'unknown'),
         })
         return Guest(instance_id=instance_id,
                      name=name,

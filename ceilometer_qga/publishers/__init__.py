@@ -14,13 +14,11 @@ mistyped one line of the configuration file is told which one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import metadata
 import urllib.parse
 
 from oslo_config import cfg
-from stevedore import driver
-from stevedore import exception as stevedore_exc
 
+from ceilometer_qga import plugins
 from ceilometer_qga.publishers import base
 from ceilometer_qga.publishers.base import display_url  # noqa: F401
 
@@ -86,25 +84,11 @@ def float_param(url: urllib.parse.SplitResult, params: dict[str, list[str]],
     return value
 
 
-def _known_schemes() -> list[str]:
-    return sorted({ep.name for ep in metadata.entry_points(group=NAMESPACE)})
-
-
-def _reraise(manager, entrypoint, exc: Exception) -> None:
-    # A plugin that exists but cannot be imported is a packaging bug, not
-    # an unknown scheme: let its own exception through.
-    raise exc
-
-
 def _publisher_class(url: urllib.parse.SplitResult) -> type[base.Publisher]:
-    try:
-        manager = driver.DriverManager(NAMESPACE, url.scheme,
-                                       on_load_failure_callback=_reraise,
-                                       warn_on_missing_entrypoint=False)
-    except stevedore_exc.NoMatches:
-        raise url_error(url, 'unknown scheme %r; known schemes: %s'
-                        % (url.scheme, ', '.join(_known_schemes()))) from None
-    return manager.driver
+    option = '%s: bad publisher URL %r: scheme' % (OPTION, display_url(url))
+    [(_name, cls)] = plugins.load(NAMESPACE, [url.scheme], option,
+                                  'publisher', invoke=False)
+    return cls
 
 
 def _split(text: str) -> urllib.parse.SplitResult:

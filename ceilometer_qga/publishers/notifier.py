@@ -2,8 +2,10 @@
 
 What goes on the wire is what ``ceilometer-polling`` itself sends
 (``ceilometer/polling/manager.py``), so Ceilometer's notification agent
-takes our samples like its own: an oslo.messaging ``Notifier`` with driver
-``messagingv2`` (always: the agent consumes the 2.0 envelope only),
+takes our samples like its own: an oslo.messaging ``Notifier`` with the
+``messagingv2`` envelope (always: the agent consumes the 2.0 envelope only;
+sent by :mod:`.notification_driver`, ``messagingv2`` that also says whether
+each send worked),
 ``publisher_id='ceilometer.polling'``, priority ``sample``,
 ``event_type='telemetry.polling'``, payload ``{'samples': [...]}`` in
 batches of ``batch_size`` (Ceilometer's ``[polling] batch_size`` default,
@@ -56,66 +58,16 @@ import oslo_messaging
 
 from ceilometer_qga import publishers
 from ceilometer_qga.publishers import buffer
+from ceilometer_qga.publishers import notification_driver
 
 LOG = logging.getLogger(__name__)
 
-DRIVER = 'messagingv2'
 EXCHANGE = 'ceilometer'
 PUBLISHER_ID = 'ceilometer.polling'
 EVENT_TYPE = 'telemetry.polling'
 DEFAULT_BATCH_SIZE = 50
 DEFAULT_RETRY = 1
 DEFAULT_HOLD_OFF = 30.0
-
-
-class DeliveryNotConfirmed(Exception):
-    """oslo.messaging did not say that a notification was sent."""
-
-
-class _DeliveryWatch:
-    """Learns whether oslo.messaging really sent a notification.
-
-    ``Notifier.sample()`` never raises: its messaging drivers catch every
-    error, log it with the whole payload and return (documented at the top
-    of ``oslo_messaging/notify/messaging.py``).  The outcome is visible only
-    in ``Transport._send_notification``, which the driver calls once per
-    topic.  This wraps that method on our own transport instance -- no
-    other object is touched -- to record each call's outcome, and swallows
-    the error: the publisher logs one short line instead of the driver's
-    traceback with fifty samples in it.
-
-    It counts *successes*: if a future oslo.messaging stopped calling this
-    method, no success would be seen, the batches would stay buffered and
-    be reported, and samples would never be silently taken for sent.
-    """
-
-    def __init__(self, transport: oslo_messaging.Transport) -> None:
-        self._send = transport._send_notification
-        transport._send_notification = self._send_and_record
-        self.sent = 0
-        self.error: Exception | None = None
-
-    def reset(self) -> None:
-        self.sent = 0
-        self.error = None
-
-    def _send_and_record(self, target, ctxt, message, version, retry=None):
-        try:
-            result = self._send(target, ctxt, message, version, retry=retry)
-        except Exception as exc:
-            self.error = exc
-            return None
-        self.sent += 1
-        return result
-
-    def check(self, expected: int) -> None:
-        """Raise unless ``expected`` sends succeeded since :meth:`reset`."""
-        if self.error is not None:
-            raise self.error
-        if self.sent < expected:
-            raise DeliveryNotConfirmed(
-                'oslo.messaging confirmed %d of %d sends'
-                % (self.sent, expected))
 
 
 class NotifierPublisher(buffer.BufferedPublisher):
@@ -149,9 +101,9 @@ class NotifierPublisher(buffer.BufferedPublisher):
             raise ValueError(
                 '[oslo_messaging_notifications] transport_url / [DEFAULT] '
                 'transport_url: %s' % exc) from exc
-        self._watch = _DeliveryWatch(transport)
         self._notifier = oslo_messaging.Notifier(
-            transport, publisher_id=PUBLISHER_ID, driver=DRIVER,
+            transport, publisher_id=PUBLISHER_ID,
+            driver=notification_driver.DRIVER_NAME,
             topics=params.get('topic'), retry=self.retry)
         self.topics = list(params.get('topic')
                            or conf.oslo_messaging_notifications.topics)
@@ -174,9 +126,10 @@ class NotifierPublisher(buffer.BufferedPublisher):
             super().describe(), self.exchange, ','.join(topics))
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        self._watch.reset()
+        outcome = notification_driver.outcome
+        outcome.reset()
         self._notifier.sample({}, EVENT_TYPE, {'samples': batch})
-        self._watch.check(len(self.topics))
+        outcome.check(len(self.topics))
 
     def _release(self) -> None:
         self._notifier.transport.cleanup()

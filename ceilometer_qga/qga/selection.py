@@ -21,7 +21,7 @@ from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.qga import transport_socket
 
 
-class TransportFactory:
+class TransportSelector:
     """Builds transports; owns what they share (the libvirt connection)."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -57,8 +57,8 @@ class TransportFactory:
     def _libvirt_transport(self, guest: Guest) -> transport_mod.Transport:
         from ceilometer_qga.qga import transport_libvirt
         if self._libvirt is None:
-            from ceilometer_qga.qga import libvirt_connection
-            self._libvirt = libvirt_connection.ConnectionProvider(self.conf)
+            from ceilometer_qga import libvirt_host
+            self._libvirt = libvirt_host.ConnectionProvider(self.conf)
         return transport_libvirt.LibvirtTransport(
             guest.instance_id, self._libvirt, guest.instance_id, self.conf)
 

@@ -51,6 +51,13 @@ class Transport(abc.ABC):
         async with self._lock:
             return await self._execute(command, arguments, bound)
 
+    def new_sweep(self) -> None:
+        """A new sweep starts: forget what is only valid for one sweep.
+
+        The session calls it before the sweep's first command.  A transport
+        that caches nothing per sweep does nothing.
+        """
+
     @abc.abstractmethod
     async def _execute(self, command: str, arguments: dict[str, Any] | None,
                        timeout: float) -> Any:

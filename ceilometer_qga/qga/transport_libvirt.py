@@ -10,7 +10,7 @@ such as ``virDomainGetGuestInfo`` are not used: they wait forever unless
 the domain's agent timeout was changed, which is Nova's setting, not ours.
 
 One call, step by step (all in a worker thread of the shared
-:class:`~ceilometer_qga.qga.libvirt_connection.ConnectionProvider`):
+:class:`~ceilometer_qga.qga.libvirt_host.ConnectionProvider`):
 
 1. look the domain up by uuid (cached per connection);
 2. read the live XML and the ``state`` of the standard channel's
@@ -27,7 +27,7 @@ The asyncio side waits at most the caller's timeout.  A call still running
 in C after that keeps its thread; until it returns, further calls to this
 guest fail at once with :class:`errors.AgentTimeout`, and when the whole
 pool is taken every libvirt transport fails that way (see
-``libvirt_connection``).
+``ceilometer_qga/libvirt_host.py``).
 
 libvirt errors become our typed errors (:func:`error_from_libvirt`):
 
@@ -72,38 +72,24 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import importlib
 import json
 import math
 import re
+from types import ModuleType
 from typing import Any
 
 from oslo_config import cfg
 
-from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import STANDARD_CHANNEL
+from ceilometer_qga import libvirt_host
 from ceilometer_qga import libvirt_xml
 from ceilometer_qga.qga import errors
-from ceilometer_qga.qga import libvirt_connection
 from ceilometer_qga.qga import transport
-
-libvirt = libvirt_connection.import_libvirt()
-libvirt_qemu = importlib.import_module('libvirt_qemu')
 
 #: ``<channel><target state=...>`` when the standard channel is absent
 CHANNEL_MISSING = 'missing'
-
-#: virDomainState -> word used in error details
-DOMAIN_STATES = {
-    0: 'nostate',
-    1: 'running',
-    2: 'blocked',
-    3: 'paused',
-    4: 'shutdown',
-    5: 'shutoff',
-    6: 'crashed',
-    7: 'pmsuspended',
-}
 
 _AGENT_COMMAND_RE = re.compile(
     r"unable to execute QEMU agent command '[^']*'(?:: (?P<desc>.*))?\Z", re.DOTALL)
@@ -111,9 +97,45 @@ _UNSUPPORTED_DESC = ('has been disabled', 'has not been found', 'CommandNotFound
                      'CommandDisabled')
 
 
-def _code(name: str) -> int | None:
-    """A libvirt error code by name; None when this libvirt predates it."""
-    return getattr(libvirt, name, None)
+@functools.cache
+def _libvirt() -> ModuleType:
+    """The binding, imported on first use (this module imports without it)."""
+    return libvirt_host.import_libvirt()
+
+
+@functools.cache
+def _libvirt_qemu() -> ModuleType:
+    """``libvirt_qemu`` (part of libvirt-python), imported on first use."""
+    _libvirt()  # the clear error naming the option, if the binding is missing
+    return importlib.import_module('libvirt_qemu')
+
+
+#: (libvirt error codes, words the message must contain, error raised,
+#: its message, extra details); the first matching row wins
+_ERROR_TABLE: tuple[tuple[tuple[str, ...], str, type[errors.QgaError], str,
+                          dict[str, Any]], ...] = (
+    (('VIR_ERR_AGENT_UNRESPONSIVE',), 'due to an error', errors.ProtocolError,
+     '%s (until the guest agent reconnects)', {'sticky': True}),
+    (('VIR_ERR_AGENT_UNRESPONSIVE',), 'not available for now',
+     errors.AgentTimeout, '%s', {}),
+    (('VIR_ERR_AGENT_UNRESPONSIVE',), '', errors.AgentNotConnected, '%s', {}),
+    (('VIR_ERR_AGENT_COMMAND_TIMEOUT', 'VIR_ERR_OPERATION_TIMEOUT'), '',
+     errors.AgentTimeout, '%s', {}),
+    (('VIR_ERR_AGENT_UNSYNCED',), '', errors.ProtocolError, '%s', {}),
+    (('VIR_ERR_NO_DOMAIN',), '', errors.AgentNotConnected, 'domain gone: %s',
+     {}),
+    (('VIR_ERR_ARGUMENT_UNSUPPORTED',), '', errors.AgentNotConnected, '%s',
+     {}),
+    (('VIR_ERR_NO_SUPPORT',), '', errors.AgentNotConnected,
+     'the libvirt driver cannot reach guest agents: %s', {}),
+)
+#: codes of "unable to execute QEMU agent command 'X': DESC"
+_GUEST_ERROR_CODES = ('VIR_ERR_INTERNAL_ERROR', 'VIR_ERR_AGENT_COMMAND_FAILED')
+
+
+def _codes(libvirt: ModuleType, names: tuple[str, ...]) -> set[int]:
+    """The codes of ``names`` that this libvirt defines."""
+    return {getattr(libvirt, n) for n in names if hasattr(libvirt, n)}
 
 
 def channel_state(xml: str, target_name: str = STANDARD_CHANNEL) -> str | None:
@@ -137,46 +159,32 @@ def error_from_libvirt(guest: str, command: str, exc: Exception,
                        domain_state: str | None = None) -> errors.QgaError:
     """Map a libvirt error of an agent call onto our typed errors.
 
-    See the table in the module docstring.
+    See the table in the module docstring (and :data:`_ERROR_TABLE`).
 
     :param guest: guest label for the error
     :param command: the qga command that was being sent
     :param exc: the ``libvirt.libvirtError`` raised
-    :param domain_state: the domain's state (:data:`DOMAIN_STATES`) when the
-        caller asked for it after "domain is not running"
+    :param domain_state: the domain's state
+        (:data:`ceilometer_qga.libvirt_host.STATE_WORDS`) when the caller
+        asked for it after "domain is not running"
     """
+    libvirt = _libvirt()
     code = exc.get_error_code() if isinstance(exc, libvirt.libvirtError) else None
     message = str(exc)
     details: dict[str, Any] = {'libvirt_code': code}
-    if libvirt_connection.is_disconnect(libvirt, exc):
+    if libvirt_host.is_disconnect(libvirt, exc):
         return errors.AgentNotConnected(
             guest, command, 'libvirt connection lost: %s' % message, details)
-    if code == libvirt.VIR_ERR_AGENT_UNRESPONSIVE:
-        if 'due to an error' in message:
-            details['sticky'] = True
-            return errors.ProtocolError(
-                guest, command, '%s (until the guest agent reconnects)' % message, details)
-        if 'not available for now' in message:
-            return errors.AgentTimeout(guest, command, message, details)
-        return errors.AgentNotConnected(guest, command, message, details)
-    if code in (_code('VIR_ERR_AGENT_COMMAND_TIMEOUT'), libvirt.VIR_ERR_OPERATION_TIMEOUT):
-        return errors.AgentTimeout(guest, command, message, details)
-    if code == libvirt.VIR_ERR_AGENT_UNSYNCED:
-        return errors.ProtocolError(guest, command, message, details)
     if code == libvirt.VIR_ERR_OPERATION_INVALID and 'not running' in message:
         details['domain_state'] = domain_state
         return errors.AgentNotConnected(
             guest, command, 'domain is %s' % (domain_state or 'not running'), details)
-    if code == libvirt.VIR_ERR_NO_DOMAIN:
-        return errors.AgentNotConnected(guest, command, 'domain gone: %s' % message, details)
-    if code == libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED:
-        return errors.AgentNotConnected(guest, command, message, details)
-    if code == libvirt.VIR_ERR_NO_SUPPORT:
-        return errors.AgentNotConnected(
-            guest, command, 'the libvirt driver cannot reach guest agents: %s' % message,
-            details)
+    for names, words, error, template, extra in _ERROR_TABLE:
+        if code in _codes(libvirt, names) and words in message:
+            details.update(extra)
+            return error(guest, command, template % message, details)
     match = _AGENT_COMMAND_RE.search(message)
-    if match and code in (libvirt.VIR_ERR_INTERNAL_ERROR, _code('VIR_ERR_AGENT_COMMAND_FAILED')):
+    if match and code in _codes(libvirt, _GUEST_ERROR_CODES):
         desc = match.group('desc')
         if desc is None:
             return errors.ProtocolError(guest, command, message, details)
@@ -242,7 +250,7 @@ class LibvirtTransport(transport.Transport):
 
     kind = 'libvirt'
 
-    def __init__(self, guest: str, connection: libvirt_connection.ConnectionProvider,
+    def __init__(self, guest: str, connection: libvirt_host.ConnectionProvider,
                  domain_uuid: str, conf: cfg.ConfigOpts) -> None:
         super().__init__(guest, conf.qga_polling.command_timeout)
         self.connection = connection
@@ -250,15 +258,11 @@ class LibvirtTransport(transport.Transport):
         self.max_reply_bytes = conf.qga_polling.max_reply_bytes
         #: last ``state`` of the standard channel seen in the live XML
         self.channel_state: str | None = None
+        #: channel_state is this sweep's: read once, kept while calls work
+        self._state_known = False
         self._answering = False
         self._domain: tuple[Any, Any] | None = None
         self._pending: concurrent.futures.Future[_Outcome] | None = None
-
-    @classmethod
-    def for_guest(cls, guest: Guest, connection: libvirt_connection.ConnectionProvider,
-                  conf: cfg.ConfigOpts) -> LibvirtTransport:
-        """The transport of a discovered guest (its uuid is the domain's)."""
-        return cls(guest.instance_id, connection, guest.instance_id, conf)
 
     async def _execute(self, command: str, arguments: dict[str, Any] | None,
                        timeout: float) -> Any:
@@ -273,23 +277,32 @@ class LibvirtTransport(transport.Transport):
         try:
             future = self.connection.submit(self._call, command, json.dumps(message),
                                             agent_timeout)
-        except libvirt_connection.PoolExhausted as exc:
+        except libvirt_host.PoolExhausted as exc:
             raise errors.AgentTimeout(self.guest, command, str(exc)) from None
-        except libvirt_connection.ProviderClosed as exc:
+        except libvirt_host.ProviderClosed as exc:
             raise errors.AgentNotConnected(self.guest, command, str(exc)) from None
         self._pending = future
         try:
             outcome = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
+            self._state_known = False
             raise errors.AgentTimeout(
                 self.guest, command, 'no reply through libvirt within %.3g s' % timeout
             ) from None
         return self._apply(command, outcome)
 
+    def new_sweep(self) -> None:
+        """Read the channel state again before the next command."""
+        self._state_known = False
+
     def _apply(self, command: str, outcome: _Outcome) -> Any:
         """Update channel state and generation; return or raise the result."""
         self.channel_state = outcome.channel_state
         error = outcome.error
+        # The agent answered (even with an error of its own): the channel
+        # state read for this sweep still holds.  Anything else: read again.
+        self._state_known = error is None or isinstance(
+            error, (errors.CommandFailed, errors.CommandNotSupported))
         details = error.details if error is not None and isinstance(
             error.details, dict) else {}
         if outcome.channel_state == 'disconnected' or details.get('sticky') or (
@@ -319,52 +332,68 @@ class LibvirtTransport(transport.Transport):
         return dom
 
     def _call(self, command: str, payload: str, agent_timeout: int) -> _Outcome:
-        """One agent call, blocking; never raises (errors are returned)."""
+        """One agent call, blocking; never raises (errors are returned).
+
+        A call that meets a lost connection first is made once more, on a
+        fresh connection, reading the live XML again.
+        """
+        outcome, retry = self._attempt(command, payload, agent_timeout,
+                                       self._state_known)
+        if retry:
+            outcome, _retry = self._attempt(command, payload, agent_timeout,
+                                            False)
+        return outcome
+
+    def _attempt(self, command: str, payload: str, agent_timeout: int,
+                 known: bool) -> tuple[_Outcome, bool]:
+        """``(outcome, retry)``: retry when the connection was found lost
+        before anything reached the agent, or by the first libvirt call
+        (with ``known``, the live XML is not read: the agent call is it)."""
+        libvirt = _libvirt()
         conn = dom = None
-        state: str | None = None
-        for attempt in (1, 2):
-            try:
-                conn = self.connection.get()
-                dom = self._lookup(conn)
-                state = channel_state(dom.XMLDesc(0))
-                break
-            except libvirt.libvirtError as exc:
-                if libvirt_connection.is_disconnect(libvirt, exc):
-                    self.connection.reset(conn)
-                    if attempt == 1:
-                        continue  # once, on a fresh connection
-                return _Outcome(None, error=error_from_libvirt(self.guest, command, exc))
-            except libvirt_connection.ProviderClosed as exc:
-                return _Outcome(None, error=errors.AgentNotConnected(
-                    self.guest, command, str(exc)))
-            except ValueError as exc:
-                return _Outcome(None, error=errors.ProtocolError(
-                    self.guest, command, 'live XML from libvirt: %s' % exc))
+        try:
+            conn = self.connection.get()
+            dom = self._lookup(conn)
+            # The live XML once per sweep, not before every command.
+            state = self.channel_state if known else channel_state(dom.XMLDesc(0))
+        except libvirt.libvirtError as exc:
+            lost = libvirt_host.is_disconnect(libvirt, exc)
+            if lost:
+                self.connection.reset(conn)
+            return _Outcome(None, error=error_from_libvirt(self.guest, command, exc)), lost
+        except libvirt_host.ProviderClosed as exc:
+            return _Outcome(None, error=errors.AgentNotConnected(
+                self.guest, command, str(exc))), False
+        except ValueError as exc:
+            return _Outcome(None, error=errors.ProtocolError(
+                self.guest, command, 'live XML from libvirt: %s' % exc)), False
         if state == CHANNEL_MISSING:
             return _Outcome(state, error=errors.AgentNotConnected(
-                self.guest, command, 'the domain has no %s channel' % STANDARD_CHANNEL))
+                self.guest, command,
+                'the domain has no %s channel' % STANDARD_CHANNEL)), False
         if state == 'disconnected':
             return _Outcome(state, error=errors.AgentNotConnected(
                 self.guest, command, 'the guest has not opened %s (no agent running)'
-                % STANDARD_CHANNEL, {'channel_state': state}))
+                % STANDARD_CHANNEL, {'channel_state': state})), False
         try:
-            reply = libvirt_qemu.qemuAgentCommand(dom, payload, agent_timeout, 0)
+            reply = _libvirt_qemu().qemuAgentCommand(dom, payload, agent_timeout, 0)
         except libvirt.libvirtError as exc:
-            if libvirt_connection.is_disconnect(libvirt, exc):
+            lost = libvirt_host.is_disconnect(libvirt, exc)
+            if lost:
                 self.connection.reset(conn)
             domain_state = None
             if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
                 domain_state = self._domain_state(dom)
-            return _Outcome(state, error=error_from_libvirt(self.guest, command, exc,
-                                                            domain_state))
-        return _Outcome(state, reply=reply)
+            return _Outcome(state, error=error_from_libvirt(
+                self.guest, command, exc, domain_state)), lost and known
+        return _Outcome(state, reply=reply), False
 
     def _domain_state(self, dom: Any) -> str | None:
         try:
             code = dom.state()[0]
-        except libvirt.libvirtError:
+        except _libvirt().libvirtError:
             return None  # gone meanwhile; "not running" says enough
-        return DOMAIN_STATES.get(code, str(code))
+        return libvirt_host.STATE_WORDS.get(code, str(code))
 
     async def close(self) -> None:
         """Forget the cached domain; the shared connection stays open.
@@ -372,4 +401,5 @@ class LibvirtTransport(transport.Transport):
         The next successful call counts as a new connection (generation).
         """
         self._domain = None
+        self._state_known = False
         self._answering = False

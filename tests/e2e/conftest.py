@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ceilometer_qga.qga import libvirt_connection
+from ceilometer_qga import libvirt_host
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import vm as vm_fixtures
 
@@ -56,9 +56,9 @@ def libvirtd(guest_image: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope='session')
-def libvirt_provider(libvirtd: Any) -> Iterator[libvirt_connection.ConnectionProvider]:
+def libvirt_provider(libvirtd: Any) -> Iterator[libvirt_host.ConnectionProvider]:
     """The read-write connection + thread pool the libvirt transports share."""
-    provider = libvirt_connection.ConnectionProvider(
+    provider = libvirt_host.ConnectionProvider(
         env_fixtures.poller_conf(libvirtd.uri))
     yield provider
     provider.close()

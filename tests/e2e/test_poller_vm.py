@@ -57,6 +57,7 @@ import threading
 import time
 from typing import Any
 
+from ceilometer.publisher.utils import verify_signature
 import libvirt
 import libvirt_qemu
 from lxml import etree
@@ -70,8 +71,7 @@ from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga.qga import capabilities
 from ceilometer_qga.qga import transport_libvirt
 from ceilometer_qga.qga import transport_socket
-from ceilometer_qga import runner as runner_mod
-from ceilometer_qga import signature
+from ceilometer_qga import pipeline as pipeline_mod
 from nova_qga import hook_chain
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import processes
@@ -408,7 +408,7 @@ def agent_commands(healthy: vm_fixtures.NovaGuest) -> capabilities.Capabilities:
 
 
 def in_process_conf(uri: str, samples_path: str, transport: str) -> cfg.ConfigOpts:
-    """Configuration of an in-process :class:`SweepRunner`."""
+    """Configuration of an in-process :class:`Pipeline`."""
     conf = env_fixtures.poller_conf(uri, qga_polling={
         'transport': transport, 'publishers': ['file://' + samples_path],
         'command_timeout': COMMAND_TIMEOUT, 'backoff_initial': 0})
@@ -457,7 +457,7 @@ def check_healthy(run: OnceRun, guest: vm_fixtures.NovaGuest,
     why = run.diagnostics()
     for s in samples:
         assert set(s) == SAMPLE_KEYS, s
-        assert signature.verify(s, SECRET), s
+        assert verify_signature(s, SECRET), s
         assert s['source'] == 'openstack'
         assert (s['project_id'], s['user_id']) == (instance.project_id, instance.user_id)
     by_meter = collections.defaultdict(list)
@@ -562,7 +562,7 @@ def test_hook_chain_adds_both_channels(healthy, socket_dir):
 async def test_boot_to_first_sample(healthy, vm_launcher, libvirtd, tmp_path, e2e_timings):
     """Sweeps from dom.create() on until the guest's agent is up.
 
-    In-process :class:`SweepRunner`, ``transport = auto``.  Until the guest
+    In-process :class:`Pipeline`, ``transport = auto``.  Until the guest
     opens its ports libvirt shows the channels ``disconnected`` and the
     guest is reported down (``not_connected``) without being contacted.
     Then ``auto`` uses the dedicated monitor channel; for a sweep or so the
@@ -571,7 +571,7 @@ async def test_boot_to_first_sample(healthy, vm_launcher, libvirtd, tmp_path, e2
     """
     vm = healthy.vm
     conf = in_process_conf(libvirtd.uri, str(tmp_path / 's.jsonl'), 'auto')
-    runner = runner_mod.SweepRunner(conf)
+    runner = pipeline_mod.Pipeline(conf)
     seen = []
     try:
         deadline = vm.started_at + 120
@@ -711,7 +711,7 @@ def test_service_on_the_bus(healthy, poller, bus, agent_commands, e2e_timings):
     for message_id, (publisher_id, event_type, sample) in on_bus.items():
         assert (publisher_id, event_type) == ('ceilometer.polling', 'telemetry.polling')
         assert sample == in_file[message_id]
-        assert signature.verify(sample, SECRET)
+        assert verify_signature(sample, SECRET)
 
     # One timestamp per sweep: every logged sweep, complete, in order.
     by_sweep = collections.defaultdict(list)
@@ -868,7 +868,7 @@ async def test_paused_and_resumed(healthy, agent_commands, libvirtd, tmp_path):
     connection) across the pause.
     """
     vm = healthy.vm
-    runners = {t: runner_mod.SweepRunner(
+    runners = {t: pipeline_mod.Pipeline(
         in_process_conf(libvirtd.uri, str(tmp_path / ('%s.jsonl' % t)), t))
         for t in ('socket', 'libvirt')}
     try:

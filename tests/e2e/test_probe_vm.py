@@ -214,7 +214,7 @@ def test_hung_guest_through_libvirt_does_not_stall_the_others(guests, libvirtd):
     hung guest's ping is in flight through the same provider, must each
     come back well within the command timeout.
     """
-    from ceilometer_qga.qga import libvirt_connection
+    from ceilometer_qga import libvirt_host
     from ceilometer_qga.qga import transport_libvirt
     from tests.fixtures import libvirt_env as env_fixtures
 
@@ -224,7 +224,7 @@ def test_hung_guest_through_libvirt_does_not_stall_the_others(guests, libvirtd):
     commands = ['guest-ping', 'guest-info', 'guest-get-osinfo', 'guest-get-fsinfo',
                 'guest-get-cpustats', 'guest-get-vcpus']
 
-    async def rounds(provider: libvirt_connection.ConnectionProvider) -> list:
+    async def rounds(provider: libvirt_host.ConnectionProvider) -> list:
         good = transport_libvirt.LibvirtTransport(healthy.uuid, provider, healthy.uuid, conf)
         bad = transport_libvirt.LibvirtTransport(hung.uuid, provider, hung.uuid, conf)
         slow = []
@@ -251,7 +251,7 @@ def test_hung_guest_through_libvirt_does_not_stall_the_others(guests, libvirtd):
             await bad.close()
         return slow
 
-    provider = libvirt_connection.ConnectionProvider(conf)
+    provider = libvirt_host.ConnectionProvider(conf)
     try:
         slow = asyncio.run(rounds(provider))
     finally:

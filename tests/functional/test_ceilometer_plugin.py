@@ -47,10 +47,10 @@ from ceilometer import service as ceilometer_service
 from oslo_messaging.notify import _impl_test
 import pytest
 
-from ceilometer_qga.ceilometer import instance_guests
-from ceilometer_qga.ceilometer import polling_cycle
-from ceilometer_qga.ceilometer import pollsters
 from ceilometer_qga.guest import Guest
+from ceilometer_qga.pollsters import guest_agent
+from ceilometer_qga.pollsters import instance_guests
+from ceilometer_qga.pollsters import polling_cycle
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga import sample_factory
 from tests.unit.discovery import nova_domain
@@ -169,14 +169,14 @@ def test_agent_loads_every_meter_and_polling_yaml_selects_by_name(
     manager = polling_manager.AgentManager(0, conf, namespaces=['compute'])
     ours = our_extensions(manager)
 
-    assert sorted(ours) == sorted(pollsters.catalogue())
+    assert sorted(ours) == sorted(guest_agent.catalogue())
     assert len(ours) == 26
     for name, ext in ours.items():
-        assert ext.entry_point.module == 'ceilometer_qga.ceilometer.pollsters'
-        assert isinstance(ext.obj, pollsters.GuestAgentPollster)
+        assert ext.entry_point.module == 'ceilometer_qga.pollsters.guest_agent'
+        assert isinstance(ext.obj, guest_agent.GuestAgentPollster)
         assert ext.obj.meter_name == name
         assert ext.obj.default_discovery == 'local_instances'
-        meter = pollsters.catalogue()[name]
+        meter = guest_agent.catalogue()[name]
         assert (ext.obj.sample_type, ext.obj.sample_unit) == (meter.type,
                                                               meter.unit)
 
@@ -239,7 +239,7 @@ def _check_plausible(found, instance_id):
 
     for prefix, key in (('guest.disk.', 'disk_name'),
                         ('guest.network.', 'vnic_name')):
-        names = [n for n in pollsters.catalogue() if n.startswith(prefix)]
+        names = [n for n in guest_agent.catalogue() if n.startswith(prefix)]
         for name in names:
             assert found[name], name
             for s in found[name]:
@@ -278,7 +278,7 @@ def test_polling_cycles_with_real_agents_and_a_hung_one(
     # the metadata with what a native compute sample would carry.
     instances = {i.id: i for i in ceilometer_discovery.InstanceDiscovery(
         conf).discover(manager)}
-    catalogue = pollsters.catalogue()
+    catalogue = guest_agent.catalogue()
     for samples in (first, second):
         for s in samples:
             assert publisher_utils.verify_signature(s, SECRET)
@@ -396,10 +396,10 @@ import ceilometer_qga
 names = [m.name for m in pkgutil.walk_packages(ceilometer_qga.__path__,
                                                'ceilometer_qga.')]
 for name in names:
-    if not name.startswith('ceilometer_qga.ceilometer.'):
+    if not name.startswith('ceilometer_qga.pollsters.'):
         importlib.import_module(name)
 try:
-    importlib.import_module('ceilometer_qga.ceilometer.pollsters')
+    importlib.import_module('ceilometer_qga.pollsters.guest_agent')
 except ImportError:
     print('%d modules without ceilometer' % len(names))
 """

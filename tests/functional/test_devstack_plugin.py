@@ -38,7 +38,7 @@ import oslo_messaging
 import pytest
 import yaml
 
-from ceilometer_qga.ceilometer import options as ceilometer_options
+from ceilometer_qga.pollsters import options as ceilometer_options
 from ceilometer_qga import conf as qga_conf
 from nova_qga import conf as nova_qga_conf
 from tests.unit.test_config_samples import documented_options

@@ -3,7 +3,8 @@
 Real parts: qemu-ga processes (tools/qga_standin.py), the static discovery,
 every collector, the socket transport.  The unresponsive guest is a unix
 socket that accepts connections and never answers, which is exactly what a
-VM's channel looks like while its agent is not running (feasibility.md §3).
+VM's channel looks like while nothing in the guest reads it (the ``hung``
+VM of tests/e2e/test_vm_boot.py is the real thing).
 """
 
 import asyncio
@@ -21,7 +22,7 @@ from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga import poller as poller_mod
-from ceilometer_qga import runner as runner_mod
+from ceilometer_qga import pipeline as pipeline_mod
 from tools.qga_standin import StandinFleet
 from tools.qga_standin import StandinGuest
 
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.functional
 
 UUIDS = ['11111111-1111-4111-8111-%012d' % i for i in range(1, 9)]
 HUNG_UUID = '99999999-9999-4999-8999-999999999999'
-
-# What qemu-ga 7.2 on a Linux host gives, and how (DESIGN.md §4).
+# What qemu-ga 7.2 on a Linux host gives, and how (the meter catalogue,
+# ceilometer_qga/meters.py and the collectors).
 NATIVE_72 = {'guest.filesystem.used', 'guest.filesystem.total',
              'guest.filesystem.usage', 'guest.cpu.time',
              'guest.disk.read.bytes', 'guest.disk.write.bytes',
@@ -84,7 +85,7 @@ def make_conf(guests, **overrides):
 
 def sweep(conf, times=1):
     async def run():
-        runner = runner_mod.SweepRunner(conf)
+        runner = pipeline_mod.Pipeline(conf)
         try:
             return [await runner.run_once() for _ in range(times)]
         finally:
@@ -230,7 +231,7 @@ def test_agent_restart_is_survived_and_capabilities_reread(workdir):
         conf = make_conf([(UUIDS[0], guest.socket)], backoff_initial=0.0)
 
         async def run():
-            runner = runner_mod.SweepRunner(conf)
+            runner = pipeline_mod.Pipeline(conf)
             try:
                 first = await runner.run_once()
                 session = runner.poller.sessions[UUIDS[0]]

@@ -17,6 +17,7 @@ import pytest
 
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_socket
+from tools.qga_standin import RawClient
 from tools.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
@@ -63,6 +64,33 @@ def test_real_agent_sync_and_commands(short_tmpdir):
             assert t.generation == 2
             await t.close()
         asyncio.run(run())
+    finally:
+        guest.stop()
+
+
+def test_real_agent_echoes_ids_and_foreign_replies_are_dropped(short_tmpdir):
+    """qemu-ga 7.2 echoes a request's id (return and error alike); the
+    transport takes only the reply with its own id."""
+    guest = StandinGuest('ids', short_tmpdir).start()
+    try:
+        async def run():
+            t = transport(guest.socket)
+            assert await t.execute('guest-ping') == {}
+            # Replies that belong to nobody: one return, one error, each
+            # with an id the transport never used.
+            t._writer.write(b'{"execute": "guest-info", "id": "stray-1"}\n'
+                            b'{"execute": "guest-nosuch", "id": "stray-2"}\n')
+            assert 'host-name' in await t.execute('guest-get-host-name')
+            assert t.state is transport_socket.State.READY
+            assert t.generation == 1  # routed by id, no resync needed
+            await t.close()
+        asyncio.run(run())
+        with RawClient(guest.socket) as raw:
+            raw.sock.sendall(b'{"execute": "guest-ping", "id": "r-1"}\n')
+            assert raw.reply() == {'return': {}, 'id': 'r-1'}
+            raw.sock.sendall(b'{"execute": "guest-nosuch", "id": 7}\n')
+            reply = raw.reply()
+            assert reply['id'] == 7 and reply['error']['class'] == 'CommandNotFound'
     finally:
         guest.stop()
 
@@ -221,5 +249,30 @@ def test_qemu_qmp_cannot_sync(short_tmpdir):
         assert type(exc).__name__ in ('ExecInterruptedError',
                                       'UnicodeDecodeError',
                                       'ConnectionResetError')
+    finally:
+        guest.stop()
+
+
+def test_qemu_qmp_prototype_syncs_and_routes_by_id(short_tmpdir):
+    """The qemu.qmp-based client that ``make bench`` compares with ours
+    (tools/qmp_qga_client.py) does the 0xFF handshake in
+    ``_establish_session`` and then talks to real qemu-ga 7.2."""
+    from qemu.qmp import ExecuteError
+
+    from tools.qmp_qga_client import QgaQmpClient
+    guest = StandinGuest('qmpp', short_tmpdir).start()
+    try:
+        async def run():
+            client = QgaQmpClient()
+            await asyncio.wait_for(client.connect(guest.socket), 5)
+            try:
+                assert await asyncio.wait_for(client.call('guest-ping'), 2) == {}
+                with pytest.raises(ExecuteError):
+                    await asyncio.wait_for(client.call('guest-nosuch'), 2)
+                info = await asyncio.wait_for(client.call('guest-info'), 2)
+                assert info['version'].startswith('7.2')
+            finally:
+                await asyncio.wait_for(client.disconnect(), 2)
+        asyncio.run(run())
     finally:
         guest.stop()

@@ -41,9 +41,10 @@ from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.collectors import osfacts
 from ceilometer_qga import conf as qga_conf
 from ceilometer_qga.discovery import libvirt as lv_discovery
+from ceilometer_qga import meters as meters_mod
+from ceilometer_qga import report as report_mod
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
-from ceilometer_qga import session as session_mod
 from tests.unit.collectors import support
 from tests.unit.discovery import nova_domain
 from tools import gnocchi_resource_types
@@ -108,7 +109,7 @@ def _all_collectors(conf: cfg.ConfigOpts) -> list[collector_base.Collector]:
 @pytest.fixture(scope='module')
 def catalogue() -> dict[str, collector_base.Meter]:
     """Meter name -> Meter, from the code."""
-    meters = {m.name: m for m in sample_factory.LIVENESS_METERS}
+    meters = {m.name: m for m in meters_mod.LIVENESS_METERS}
     for collector in _all_collectors(_qga_conf()):
         for meter in collector.meters:
             assert meter.name not in meters, meter
@@ -187,12 +188,12 @@ def samples(ceilometer_conf):
                 FILES[collector.fallback_file]))
             source = 'fallback'
         assert result.readings, collector
-        outcomes.append(session_mod.CollectorOutcome(
+        outcomes.append(report_mod.CollectorOutcome(
             type(collector).__name__, source, result))
     facts = {'agent_version': '7.2.22'}
     facts.update(osfacts.parse_osinfo(support.load_json('osinfo.json')))
-    report = session_mod.GuestReport(guest=guest, latency_ms=0.4,
-                                     facts=facts, outcomes=outcomes)
+    report = report_mod.GuestReport(guest=guest, latency_ms=0.4,
+                                    facts=facts, outcomes=outcomes)
     meters = {m.name: m for c in _all_collectors(conf) for m in c.meters}
     ours = sample_factory.build_samples(
         report, meters, '2025-01-01T00:00:00+00:00', 12.5)

@@ -13,7 +13,7 @@ import re
 from oslo_config import cfg
 
 from ceilometer_qga import conf as conf_mod
-from ceilometer_qga import runner as runner_mod
+from ceilometer_qga import pipeline as pipeline_mod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,4 +49,4 @@ def test_standalone_config_reads_as_printed(tmp_path):
         # oslo.config would keep the comment in the value
         assert not re.match(r'^\s*[^#\s].*=.*\s#', line), line
     # the service validates it (no connection is made here)
-    runner_mod.SweepRunner(conf)
+    pipeline_mod.Pipeline(conf)

@@ -10,15 +10,17 @@ from hypothesis import strategies as st
 import pytest
 
 from ceilometer_qga.collectors import base
+from ceilometer_qga.collectors import checks
 from ceilometer_qga.guest import Guest
+from ceilometer_qga import meters as meters_mod
+from ceilometer_qga import report as report_mod
 from ceilometer_qga import sample_factory
-from ceilometer_qga import session
 
 UUID = '8a4c4b07-6a1c-4a55-a6b3-5d3c7e8a0f11'
 FS_USED = base.Meter('guest.filesystem.used', base.GAUGE, 'B', 'filesystem')
 LOAD1 = base.Meter('guest.load.1', base.GAUGE, 'process')
 METERS = {m.name: m for m in (FS_USED, LOAD1,
-                              *sample_factory.LIVENESS_METERS)}
+                              *meters_mod.LIVENESS_METERS)}
 
 
 def guest():
@@ -68,17 +70,17 @@ def test_any_item_gives_a_gnocchi_safe_id(item):
 
 
 @pytest.mark.parametrize('volume,ok', [
-    (0, True), (1.5, True), (2 ** 62, True),
-    (-1, False), (2 ** 63, False), (math.nan, False), (math.inf, False),
+    (0, True), (1.5, True), (2 ** 62, True), (2 ** 63, True),
+    (-1, False), (2 ** 63 + 1, False), (math.nan, False), (math.inf, False),
     (True, False), ('5', False), (None, False), ([1], False),
 ])
 def test_valid_volume(volume, ok):
-    assert sample_factory.valid_volume(volume) is ok
+    assert checks.valid_volume(volume) is ok
 
 
 def test_down_guest_gets_only_the_liveness_sample():
-    report = session.GuestReport(guest(), state='timeout',
-                                 error='no reply within the timeout')
+    report = report_mod.GuestReport(guest(), state='timeout',
+                                    error='no reply within the timeout')
     samples = sample_factory.build_samples(report, METERS, 'ts', 1.0)
     assert [s.name for s in samples] == ['guest.agent.up']
     up = samples[0]
@@ -90,9 +92,9 @@ def test_down_guest_gets_only_the_liveness_sample():
 
 
 def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
-    report = session.GuestReport(guest(), latency_ms=0.25,
-                                 facts={'os_id': 'debian'})
-    report.outcomes.append(session.CollectorOutcome(
+    report = report_mod.GuestReport(guest(), latency_ms=0.25,
+                                    facts={'os_id': 'debian'})
+    report.outcomes.append(report_mod.CollectorOutcome(
         'Fs', 'native', base.ParseResult(
             readings=[base.Reading('guest.filesystem.used', 100, '/',
                                    {'fstype': 'ext4'}),
@@ -100,7 +102,7 @@ def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
                       base.Reading('guest.filesystem.used', math.nan, '/y'),
                       base.Reading('guest.no.such.meter', 1)],
             dropped=['/z: used > total'])))
-    report.outcomes.append(session.CollectorOutcome(
+    report.outcomes.append(report_mod.CollectorOutcome(
         'Load', 'fallback', base.ParseResult(
             readings=[base.Reading('guest.load.1', 0.5)])))
     samples = sample_factory.build_samples(report, METERS, 'ts', 2.0)

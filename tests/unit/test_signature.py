@@ -82,24 +82,13 @@ def test_no_secret_means_no_signature(secret):
     assert signature.compute(MESSAGE, secret) == ''
 
 
-def test_verify_accepts_own_signature_and_rejects_tampering():
+def test_ceilometer_verifies_our_signature_and_rejects_tampering():
+    from ceilometer.publisher import utils
+
     signed = dict(MESSAGE, message_signature=signature.compute(MESSAGE, SECRET))
-    assert signature.verify(signed, SECRET)
-    assert signature.verify(
-        dict(signed, message_signature=signed['message_signature'].encode()),
-        SECRET)
-    assert not signature.verify(dict(signed, counter_volume=1537), SECRET)
-    assert not signature.verify(signed, 'another secret')
-
-
-@pytest.mark.parametrize('claimed', ['', None, 42, 'sign\u00e9', 'abc'])
-def test_verify_rejects_missing_or_malformed_signature(claimed):
-    assert not signature.verify(dict(MESSAGE, message_signature=claimed),
-                                SECRET)
-
-
-def test_verify_without_secret_accepts_anything():
-    assert signature.verify(dict(MESSAGE, message_signature='junk'), '')
+    assert utils.verify_signature(signed, SECRET)
+    assert not utils.verify_signature(dict(signed, counter_volume=1537), SECRET)
+    assert not utils.verify_signature(signed, 'another secret')
 
 
 def test_unsortable_keys_fail_like_ceilometer():
@@ -137,10 +126,9 @@ def test_same_verdict_as_ceilometer_verify_signature(message, secret, tamper):
     from ceilometer.publisher import utils
 
     signed = dict(message,
-                  message_signature=utils.compute_signature(message, secret))
-    assert signature.verify(signed, secret)
+                  message_signature=signature.compute(message, secret))
     assert utils.verify_signature(signed, secret)
 
     tampered = dict(signed, tampered=tamper)
-    assert (signature.verify(tampered, secret)
-            == utils.verify_signature(tampered, secret))
+    assert (signature.compute(tampered, secret) == signed['message_signature']
+            ) == utils.verify_signature(tampered, secret)

@@ -29,10 +29,8 @@ from oslo_config import cfg
 import pytest
 
 from ceilometer_qga import conf as qga_conf
-from ceilometer_qga.guest import Channel
-from ceilometer_qga.guest import Guest
 from ceilometer_qga.qga import errors
-from ceilometer_qga.qga import libvirt_connection
+from ceilometer_qga import libvirt_host
 from ceilometer_qga.qga import transport_libvirt
 
 TEST_URI = 'test:///default'
@@ -113,7 +111,7 @@ def hypervisor():
 
 @pytest.fixture
 def provider():
-    prov = libvirt_connection.ConnectionProvider(make_conf(), max_threads=2)
+    prov = libvirt_host.ConnectionProvider(make_conf(), max_threads=2)
     yield prov
     prov.close()
 
@@ -210,7 +208,7 @@ def test_sticky_error_and_domain_state_are_in_details():
 ])
 def test_disconnection_errors(code, domain, lost):
     exc = lv_error(code, 'internal error: client socket is closed', domain)
-    assert libvirt_connection.is_disconnect(libvirt, exc) is lost
+    assert libvirt_host.is_disconnect(libvirt, exc) is lost
     mapped = transport_libvirt.error_from_libvirt('g', 'c', exc)
     if lost:
         assert type(mapped) is errors.AgentNotConnected
@@ -285,6 +283,41 @@ async def test_domain_without_channel_is_refused_before_any_call(hypervisor, pro
     assert transport.channel_state == transport_libvirt.CHANNEL_MISSING
 
 
+async def test_live_xml_is_read_once_per_sweep(hypervisor, provider, monkeypatch):
+    """The channel state is read on a sweep's first command and after a
+    failure, not before every command.
+
+    The test driver cannot run agent commands (it answers NO_SUPPORT), so
+    here, and only here, ``qemuAgentCommand`` is replaced by a function
+    that answers like an agent; the domain lookup, the live XML and the
+    thread pool are the test driver's and the provider's own.
+    """
+    replies = ['{"return": {}}', '{"return": {}}',
+               '{"error": {"class": "CommandNotFound", "desc": "not found"}}',
+               '{"return": {}}', '{"return": {}}']
+
+    class Agent:
+        @staticmethod
+        def qemuAgentCommand(dom, payload, timeout, flags):
+            return replies.pop(0)
+    monkeypatch.setattr(transport_libvirt, '_libvirt_qemu', lambda: Agent)
+    reads = []
+    real = transport_libvirt.channel_state
+    monkeypatch.setattr(transport_libvirt, 'channel_state',
+                        lambda xml: reads.append(1) or real(xml))
+    transport = transport_libvirt.LibvirtTransport('g1', provider, hypervisor(), make_conf())
+    transport.new_sweep()
+    assert await transport.execute('guest-ping') == {}
+    assert await transport.execute('guest-info') == {}
+    with pytest.raises(errors.CommandNotSupported):  # the agent answered
+        await transport.execute('guest-get-load')
+    assert await transport.execute('guest-ping') == {}
+    assert len(reads) == 1
+    transport.new_sweep()
+    assert await transport.execute('guest-ping') == {}
+    assert len(reads) == 2
+
+
 async def test_unknown_domain_is_gone(provider):
     transport = transport_libvirt.LibvirtTransport(
         'g1', provider, str(uuid.uuid4()), make_conf())
@@ -298,15 +331,6 @@ async def test_forbidden_command_never_reaches_libvirt(provider):
     with pytest.raises(errors.CommandForbidden):
         await transport.execute('guest-exec', {'path': '/bin/true'})
     assert provider.busy == 0
-
-
-async def test_for_guest_uses_the_instance_uuid(hypervisor, provider):
-    dom_uuid = hypervisor()
-    guest = Guest(instance_id=dom_uuid, name='instance-0001',
-                  channels=(Channel('org.qemu.guest_agent.0'),))
-    transport = transport_libvirt.LibvirtTransport.for_guest(guest, provider, make_conf())
-    assert transport.guest == dom_uuid and transport.domain_uuid == dom_uuid
-    assert transport.default_timeout == 2.0 and transport.max_reply_bytes == 1024 * 1024
 
 
 def test_reset_replaces_only_the_current_connection(provider):
@@ -393,29 +417,22 @@ async def test_exhausted_pool_fails_fast(hypervisor, provider):
         with pytest.raises(errors.AgentTimeout, match='worker threads are busy'):
             await transport.execute('guest-ping', timeout=5.0)
         assert time.monotonic() - started < 0.1
-        with pytest.raises(libvirt_connection.PoolExhausted):
-            await provider.call(time.sleep, 0, timeout=1)
+        with pytest.raises(libvirt_host.PoolExhausted):
+            provider.submit(time.sleep, 0)
     finally:
         release.set()
     for blocker in blockers:
         blocker.result(timeout=5)
-    assert await provider.call(lambda: 42, timeout=5) == 42
+    assert provider.submit(lambda: 42).result(timeout=5) == 42
 
 
 async def test_closed_provider(hypervisor):
-    prov = libvirt_connection.ConnectionProvider(make_conf(), max_threads=1)
+    prov = libvirt_host.ConnectionProvider(make_conf(), max_threads=1)
     transport = transport_libvirt.LibvirtTransport('g1', prov, hypervisor(), make_conf())
     prov.close()
     prov.close()  # idempotent
     with pytest.raises(errors.AgentNotConnected, match='closed'):
         await transport.execute('guest-ping')
-
-
-async def test_provider_call_deadline(provider):
-    release = threading.Event()
-    with pytest.raises(TimeoutError):
-        await provider.call(release.wait, 5, timeout=0.05)
-    release.set()
 
 
 # -- generation and channel state -------------------------------------------
@@ -427,7 +444,7 @@ def _outcome(state, reply=None, error=None):
 def test_generation_counts_reconnections():
     """Drive the loop-side state step with outcomes the worker returns."""
     transport = transport_libvirt.LibvirtTransport(
-        'g', libvirt_connection.ConnectionProvider(make_conf(), max_threads=1),
+        'g', libvirt_host.ConnectionProvider(make_conf(), max_threads=1),
         str(uuid.uuid4()), make_conf())
     ok = json.dumps({'return': {}})
     refused = errors.AgentNotConnected('g', 'guest-ping', 'not opened')

@@ -1,11 +1,11 @@
-"""The collectors, loaded as the engine loads them, give DESIGN.md's catalogue."""
+"""The collectors, loaded as the engine loads them, give the meter catalogue."""
 
 from stevedore import extension
 
 from ceilometer_qga.collectors import base
 from tests.unit.collectors import support
 
-#: DESIGN.md section 4, minus guest.agent.* (the engine's own meters)
+#: the meter catalogue (doc/architecture.rst), minus guest.agent.* (the engine's own meters)
 CATALOGUE = {
     'guest.filesystem.used': ('gauge', 'B', 'filesystem'),
     'guest.filesystem.total': ('gauge', 'B', 'filesystem'),

@@ -287,12 +287,12 @@ def test_domain_that_fails_inspection_is_skipped(conf, domains):
 def test_reopens_a_connection_closed_under_it(conf, domains):
     disco = lv_discovery.LibvirtDiscovery(conf)
     disco.discover()
-    first = disco._conn
+    first = disco._connection.current
     first.close()                          # isAlive() now raises
     assert sorted(by_id(disco.discover())) == [UUID_A, UUID_B]
-    assert disco._conn is not first
+    assert disco._connection.current is not first
     disco.close()
-    assert disco._conn is None
+    assert disco._connection.current is None
     assert sorted(by_id(disco.discover())) == [UUID_A, UUID_B]
 
 
@@ -377,7 +377,7 @@ def test_discover_from_many_threads(conf, domains):
     assert results == [[UUID_A, UUID_B]] * 8
 
 
-# Live XML of a domain run by libvirt's QEMU driver (feasibility study §4):
+# Live XML of a domain run by libvirt's QEMU driver:
 # libvirt adds state=, alias and address to every virtio channel.
 LIVE_QEMU_XML = """
 <domain type='qemu' id='1'>

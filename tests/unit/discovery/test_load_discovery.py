@@ -10,12 +10,13 @@ import pytest
 from ceilometer_qga import discovery
 from ceilometer_qga.discovery import libvirt as lv_discovery
 from ceilometer_qga.discovery import static
+from ceilometer_qga import plugins
 
 UUID = '0b6e4f3c-2a1d-4c5e-8f7a-9b0c1d2e3f4a'
 
 
 def test_known_names_are_the_entry_points():
-    assert discovery.known_names() == ['libvirt', 'static']
+    assert plugins.known_names(discovery.NAMESPACE) == ['libvirt', 'static']
 
 
 def test_loads_static_with_its_config(make_conf):

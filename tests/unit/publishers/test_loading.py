@@ -40,7 +40,7 @@ def test_empty_list_means_no_publisher(make_conf):
 
 
 @pytest.mark.parametrize('url, reason', [
-    ('kafka://broker:9092', "unknown scheme 'kafka'; known schemes: file, "
+    ('kafka://broker:9092', "scheme = 'kafka': no such publisher; known: file, "
                             "notifier"),
     ('/var/lib/qga/samples.jsonl', 'no scheme'),
     ('file://[::1/samples', 'Invalid IPv6 URL'),

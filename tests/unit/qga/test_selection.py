@@ -21,7 +21,7 @@ def factory(mode):
     conf([], project='qga-test')
     conf.set_override('transport', mode, 'qga_polling')
     conf.set_override('uri', 'test:///default', 'libvirt_discovery')
-    return selection.TransportFactory(conf)
+    return selection.TransportSelector(conf)
 
 
 def guest(*channels):

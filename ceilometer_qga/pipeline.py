@@ -1,6 +1,6 @@
 """Wire the plugins together and run sweeps: discovery, collectors, publishers.
 
-:class:`SweepRunner` is the library face of the poller.  ``qga-polling``
+:class:`Pipeline` is the library face of the poller.  ``qga-polling``
 uses it for ``--once`` and for its periodic service, and tests use it
 directly.  Publishing happens in worker threads (publishers may block on
 the network) and a failing publisher never stops the others or the sweeps.
@@ -22,7 +22,7 @@ from ceilometer_qga import sample as sample_mod
 LOG = logging.getLogger(__name__)
 
 
-class SweepRunner:
+class Pipeline:
     """Discovery + poller + publishers, built from configuration.
 
     Construction validates the configuration: a bad value raises

@@ -32,37 +32,27 @@ This module imports Ceilometer, and only Ceilometer's agent imports it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-import functools
-import importlib.metadata
 from typing import Any
 
 from ceilometer.compute.pollsters import util
 from ceilometer.polling import plugin_base
 from ceilometer import sample as ceilometer_sample
 
-from ceilometer_qga.ceilometer import instance_guests
-from ceilometer_qga.ceilometer import options
-from ceilometer_qga.ceilometer import polling_cycle
-from ceilometer_qga import collectors
+from ceilometer_qga.pollsters import instance_guests
+from ceilometer_qga.pollsters import options
+from ceilometer_qga.pollsters import polling_cycle
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga import meters
 from ceilometer_qga import sample as sample_mod
-from ceilometer_qga import sample_factory
 
 
-@functools.lru_cache(maxsize=None)
 def catalogue() -> dict[str, collector_base.Meter]:
-    """Every meter: the installed collectors' plus the liveness meters.
+    """Every meter of every installed collector, and the liveness meters.
 
-    Read from the collector classes (their ``meters`` is a class
-    attribute), so no collector is instantiated and none has to be
-    enabled in ``[qga_polling] collectors``.
+    Read from the collector classes, so no collector has to be enabled in
+    ``[qga_polling] collectors``.
     """
-    meters = {m.name: m for m in sample_factory.LIVENESS_METERS}
-    for entry_point in importlib.metadata.entry_points(
-            group=collectors.NAMESPACE):
-        for meter in entry_point.load().meters:
-            meters[meter.name] = meter
-    return meters
+    return meters.installed()
 
 
 class GuestAgentPollster(plugin_base.PollsterBase):

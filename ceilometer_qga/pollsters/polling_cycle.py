@@ -9,7 +9,7 @@ bounds (``command_timeout``, ``guest_budget``, ``max_concurrent_guests``)
 lock makes that hold when Ceilometer runs pollsters in parallel threads
 (``[polling] threads_to_process_pollsters``).
 
-One :class:`CyclePoller` per configuration object (in an agent: one per
+One :class:`CycleSampler` per configuration object (in an agent: one per
 process) outlives the cycles, so sessions, capability caches, open
 connections and per-guest back-off carry over from one cycle to the next,
 as they do in ``qga-polling``.
@@ -24,9 +24,9 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from ceilometer_qga.ceilometer import instance_guests
-from ceilometer_qga.ceilometer import loop_thread
-from ceilometer_qga.ceilometer import options
+from ceilometer_qga.pollsters import instance_guests
+from ceilometer_qga.pollsters import loop_thread
+from ceilometer_qga.pollsters import options
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga.discovery import load_discovery
 from ceilometer_qga import poller as poller_mod
@@ -44,7 +44,7 @@ SWEEP_MARGIN = 10.0
 CycleSamples = dict[str, dict[str, list[sample_mod.Sample]]]
 
 
-class CyclePoller:
+class CycleSampler:
     """Our poller, driven by Ceilometer's polling cycles.
 
     :raises ValueError: the configuration is unusable (unknown discovery or
@@ -127,39 +127,44 @@ class CyclePoller:
             self.loop.stop()
 
 
-_pollers: dict[int, tuple[cfg.ConfigOpts, CyclePoller | ValueError]] = {}
-_pollers_lock = threading.Lock()
+#: (configuration, its sampler); in an agent there is one configuration
+#: object, so one entry (a ConfigOpts is not hashable, hence a list)
+_samplers: list[tuple[cfg.ConfigOpts, CycleSampler]] = []
+_samplers_lock = threading.Lock()
+#: configuration errors already logged, so that the 26 pollsters of a
+#: cycle log an unusable configuration once, not 26 times
+_logged_errors: set[str] = set()
 
 
-def for_conf(conf: cfg.ConfigOpts) -> CyclePoller:
-    """The :class:`CyclePoller` of ``conf``, built on first use.
+def for_conf(conf: cfg.ConfigOpts) -> CycleSampler:
+    """The :class:`CycleSampler` of ``conf``, built on first use.
 
-    A configuration error is remembered and raised again on every call:
-    the pollsters then report it as permanent.
+    An unusable configuration is not remembered: each call tries again
+    (the pollsters then report it as permanent, and Ceilometer stops
+    asking for those resources); the error is logged once.
 
-    :raises ValueError: see :class:`CyclePoller`.
+    :raises ValueError: see :class:`CycleSampler`.
     """
-    with _pollers_lock:
-        entry = _pollers.get(id(conf))
-        if entry is None:
-            try:
-                built: CyclePoller | ValueError = CyclePoller(conf)
-            except ValueError as exc:
-                # Logged here, once: every pollster raises it again.
+    with _samplers_lock:
+        for known, sampler in _samplers:
+            if known is conf:
+                return sampler
+        try:
+            sampler = CycleSampler(conf)
+        except ValueError as exc:
+            if str(exc) not in _logged_errors:
+                _logged_errors.add(str(exc))
                 LOG.error('Guest-agent pollsters disabled: %s', exc)
-                built = exc
-            # The conf is kept with it so that its id cannot be reused.
-            entry = _pollers[id(conf)] = (conf, built)
-    if isinstance(entry[1], ValueError):
-        raise entry[1]
-    return entry[1]
+            raise
+        _samplers.append((conf, sampler))
+    return sampler
 
 
 def close_all() -> None:
-    """Close every CyclePoller (tests, and an agent that wants to tidy up)."""
-    with _pollers_lock:
-        entries = list(_pollers.values())
-        _pollers.clear()
-    for _conf, built in entries:
-        if isinstance(built, CyclePoller):
-            built.close()
+    """Close every CycleSampler (tests, and an agent that wants to tidy up)."""
+    with _samplers_lock:
+        samplers = [sampler for _conf, sampler in _samplers]
+        _samplers.clear()
+        _logged_errors.clear()
+    for sampler in samplers:
+        sampler.close()

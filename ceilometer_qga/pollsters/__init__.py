@@ -3,9 +3,10 @@
 Only Ceilometer's polling agent imports this package: ``ceilometer_qga``
 itself, and ``qga-polling``, never do, so Ceilometer stays an optional
 dependency.  Entry points name one pollster per meter of the catalogue
-(DESIGN.md section 4), so ``polling.yaml`` selects them by meter name.
+(:mod:`ceilometer_qga.meters`), so ``polling.yaml`` selects them by meter
+name.
 
-* :mod:`.pollsters` -- the pollster classes, one declaration per meter;
+* :mod:`.guest_agent` -- the pollster classes, one declaration per meter;
 * :mod:`.polling_cycle` -- polls every guest once per Ceilometer polling
   cycle, for all pollsters, with our per-guest bounds and sessions;
 * :mod:`.instance_guests` -- Ceilometer's instances turned into our guests;

@@ -20,19 +20,13 @@ from oslo_log import log as logging
 
 from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Guest
+from ceilometer_qga import libvirt_host
 
 LOG = logging.getLogger(__name__)
 
 #: keys of ``Guest.metadata`` and those sample_factory derives from the
 #: guest itself; Ceilometer's ``make_sample_from_instance`` fills them
 INSTANCE_KEYS = frozenset({'state', 'instance_id', 'name', 'display_name'})
-
-
-#: Ceilometer's ``OS-EXT-STS:vm_state`` in the power-state words of our
-#: discovery (what the poller's pre-check reads); others stay unknown
-VM_STATE_TO_POWER_STATE = {'active': 'running', 'paused': 'paused',
-                           'suspended': 'suspended', 'stopped': 'shutdown',
-                           'error': 'crashed'}
 
 
 def guest_for(instance: Any, found: Guest) -> Guest:
@@ -43,7 +37,7 @@ def guest_for(instance: Any, found: Guest) -> Guest:
     translated into the same words.
     """
     state = (found.metadata.get('state')
-             or VM_STATE_TO_POWER_STATE.get(
+             or libvirt_host.VM_STATE_TO_POWER_STATE.get(
                  getattr(instance, 'OS-EXT-STS:vm_state', None)))
     return Guest(
         instance_id=instance.id,

@@ -1,42 +1,34 @@
-"""Read-write libvirt connections, and the threads that use them.
+"""libvirt on this host, in one place: the binding, connections, states.
 
-Every libvirt call blocks in C, so none may run on the event loop.  All the
-libvirt transports of a poller share one :class:`ConnectionProvider`: one
-pool of ``[libvirt_discovery] max_threads`` worker threads, each with its
-own connection to ``[libvirt_discovery] uri``.  A ``virConnect`` is safe
-to use from several threads at once, but not independent: measured with
-libvirt 9.0 (tests/e2e/test_probe_vm.py), while one thread's
-``qemuAgentCommand`` waited on a hung agent, calls of other threads on the
-same connection (``XMLDesc``, agent commands to healthy domains) stalled
-until it returned in about half the tries, and never on another connection.
-One connection per thread keeps a hung guest from timing out the others.
+* :func:`import_libvirt`: libvirt-python is optional; whoever needs it says
+  which option setting does, so its absence is a clear configuration error.
+* :class:`Connection`: discovery's lazily opened read-only connection,
+  with the one reconnect rule: a connection that is no longer alive, or
+  whose call failed with :func:`is_disconnect`, is dropped, and the next
+  :meth:`Connection.get` opens a new one.  There is no libvirt event loop, so no keepalive: a dead
+  daemon is noticed by the next call, which fails at once.
+* :class:`ConnectionProvider`: the pool of worker threads every libvirt
+  transport of a poller shares, each thread with its own read-write
+  connection, under the same rule.
+* The domain-state tables: virDomainState as words, as Ceilometer's power
+  states and statuses, and Nova's ``vm_state`` in the same words.
 
 Bounded, and failing fast
 -------------------------
-A libvirt agent call can outlive the caller's deadline: libvirt first syncs
+Every libvirt call blocks in C, so none may run on the event loop.  A
+libvirt agent call can outlive the caller's deadline: libvirt first syncs
 with the agent for up to 5 s whatever timeout is asked for, and waits up to
 30 s for the domain's agent job when Nova holds it (quiesce,
 set-password).  The asyncio side gives up at its deadline, but the C call
-goes on in its thread and cannot be interrupted.  So :meth:`submit` refuses
-new work (:class:`PoolExhausted`) as soon as every thread is taken, instead
-of queueing it behind hung calls: the caller reports a timeout and moves on,
-and a stuck hypervisor costs at most ``max_threads`` threads.
-
-Reconnecting
-------------
-A thread's connection is opened lazily on its first use.  A call that
-fails because the connection itself is gone (:func:`is_disconnect`) hands
-it back with :meth:`reset`: the daemon went away, so every connection
-opened before is stale, and the next :meth:`get` of each thread opens a new
-one (each thread closes its own stale one, never one another thread may be
-using).
-There is no libvirt event loop, so no keepalive: a dead daemon is noticed
-by the next call, which fails at once.
+goes on in its thread and cannot be interrupted.  So
+:meth:`ConnectionProvider.submit` refuses new work (:class:`PoolExhausted`)
+as soon as every thread is taken, instead of queueing it behind hung calls:
+the caller reports a timeout and moves on, and a stuck hypervisor costs at
+most ``[libvirt_discovery] max_threads`` threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 import concurrent.futures
 import errno
@@ -53,6 +45,51 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar('T')
 
+#: virDomainState -> word (libvirt's own names), for error details
+STATE_WORDS = {
+    0: 'nostate',
+    1: 'running',
+    2: 'blocked',
+    3: 'paused',
+    4: 'shutdown',
+    5: 'shutoff',
+    6: 'crashed',
+    7: 'pmsuspended',
+}
+SHUTOFF = 5
+# virDomainState -> Ceilometer's power state / status (the same tables as
+# ceilometer/compute/virt/libvirt/utils.py, which took them from Nova).
+# Numbers rather than libvirt constants: this module imports without
+# libvirt.
+POWER_STATE = {
+    0: 'pending',
+    1: 'running',
+    2: 'running',
+    3: 'paused',
+    4: 'shutdown',
+    5: 'shutdown',
+    6: 'crashed',
+    7: 'suspended',
+}
+STATUS = {
+    0: 'building',
+    1: 'active',
+    2: 'active',
+    3: 'paused',
+    4: 'stopped',
+    5: 'stopped',
+    6: 'error',
+    7: 'suspended',
+}
+#: Nova's ``vm_state`` (Ceilometer's ``OS-EXT-STS:vm_state``) in the power
+#: state words above; others stay unknown
+VM_STATE_TO_POWER_STATE = {'active': 'running', 'paused': 'paused',
+                           'suspended': 'suspended', 'stopped': 'shutdown',
+                           'error': 'crashed'}
+
+TRANSPORT_OPTION = ('[qga_polling] transport = libvirt (or auto, for guests '
+                    'without a monitor channel)')
+
 
 class PoolExhausted(Exception):
     """Every libvirt worker thread is busy; the call was not started."""
@@ -62,24 +99,26 @@ class ProviderClosed(RuntimeError):
     """The provider was closed; no further calls are accepted."""
 
 
-TRANSPORT_OPTION = ('[qga_polling] transport = libvirt (or auto, for guests '
-                    'without a monitor channel)')
-
-
 def import_libvirt(needed_by: str = TRANSPORT_OPTION) -> ModuleType:
     """Import libvirt-python, or explain which option needs it.
+
+    Error reporting is silenced once: libvirt prints every error to stderr
+    by default, and we get them as exceptions and log them once where
+    handled (Nova does the same).
 
     :param needed_by: the option setting that needs libvirt, for the error
     :raises ValueError: naming ``needed_by``
     """
     try:
-        return importlib.import_module('libvirt')
+        libvirt = importlib.import_module('libvirt')
     except ImportError as exc:
         raise ValueError(
             '%s needs the libvirt Python binding (PyPI libvirt-python, or '
             'the distribution\'s python3-libvirt), which cannot be imported '
             '(%s); install it or choose another setting'
             % (needed_by, exc)) from exc
+    libvirt.registerErrorHandler(lambda ctx, err: None, None)
+    return libvirt
 
 
 def is_disconnect(libvirt: ModuleType, exc: BaseException) -> bool:
@@ -100,8 +139,103 @@ def is_disconnect(libvirt: ModuleType, exc: BaseException) -> bool:
     return domain == libvirt.VIR_FROM_RPC and code == errno.EPIPE
 
 
+class Connection:
+    """One lazily opened libvirt connection, reopened when it died.
+
+    Blocking: use it from worker threads.  Safe to share between threads
+    (a ``virConnect`` is).
+
+    :param libvirt: the binding (:func:`import_libvirt`)
+    :param uri: the libvirt URI
+    :param read_only: ``openReadOnly`` rather than ``open``
+    :param opener: opens the connection instead (tests inject faults)
+    """
+
+    def __init__(self, libvirt: ModuleType, uri: str, read_only: bool,
+                 opener: Callable[[], Any] | None = None) -> None:
+        self.libvirt = libvirt
+        self.uri = uri
+        self.read_only = read_only
+        self._opener = opener or (
+            (lambda: libvirt.openReadOnly(uri)) if read_only
+            else (lambda: libvirt.open(uri)))
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def current(self) -> Any:
+        """The open connection, or None."""
+        return self._conn
+
+    def get(self) -> Any:
+        """The open connection; opened first if there is none or it died.
+
+        :raises libvirt.libvirtError: the connection cannot be opened
+        :raises ProviderClosed: after :meth:`close` with ``final=True``
+        """
+        with self._lock:
+            if self._closed:
+                raise ProviderClosed('libvirt connection provider is closed')
+            if self._conn is not None:
+                try:
+                    alive = self._conn.isAlive()
+                except self.libvirt.libvirtError:
+                    # e.g. "invalid connection pointer" once it was closed
+                    alive = False
+                if alive:
+                    return self._conn
+                LOG.info('libvirt connection to %s is gone; reconnecting',
+                         self.uri)
+                self._drop(self._conn)
+            self._conn = self._opener()
+            LOG.debug('libvirt %s connection to %s opened',
+                      'read-only' if self.read_only else 'read-write',
+                      self.uri)
+            return self._conn
+
+    def reset(self, conn: Any) -> None:
+        """Forget ``conn`` if it is still the current one (it broke)."""
+        with self._lock:
+            if conn is None or self._conn is not conn:
+                return  # another thread already replaced it
+            LOG.info('libvirt connection to %s lost; reopening on next use',
+                     self.uri)
+            self._drop(conn)
+
+    def close(self, final: bool = False) -> None:
+        """Close the connection; with ``final``, refuse to open another."""
+        with self._lock:
+            self._closed = self._closed or final
+            if self._conn is not None:
+                self._drop(self._conn)
+
+    def _drop(self, conn: Any) -> None:
+        self._conn = None
+        try:
+            conn.close()
+        except self.libvirt.libvirtError:
+            # It is broken already; closing is best effort.
+            LOG.debug('closing the libvirt connection failed', exc_info=True)
+
+
 class ConnectionProvider:
     """Worker threads, each with a lazily opened read-write connection.
+
+    A ``virConnect`` is safe to use from several threads at once, but not
+    independent: measured with libvirt 9.0 (tests/e2e/test_probe_vm.py),
+    while one thread's ``qemuAgentCommand`` waited on a hung agent, calls of
+    other threads on the same connection (``XMLDesc``, agent commands to
+    healthy domains) stalled until it returned in about half the tries, and
+    never on another connection.  One connection per thread keeps a hung
+    guest from timing out the others.
+
+    The reconnect rule is :class:`Connection`'s, for all threads at once: a
+    call that fails because its connection is gone hands it back with
+    :meth:`reset`; the daemon went away, so every connection opened before
+    is stale, and the next :meth:`get` of each thread opens a new one (each
+    thread closes its own stale one, never one another thread may be
+    using).
 
     :param conf: the poller's configuration (``[libvirt_discovery] uri``
         and ``max_threads``)
@@ -112,9 +246,6 @@ class ConnectionProvider:
     def __init__(self, conf: cfg.ConfigOpts, uri: str | None = None,
                  max_threads: int | None = None) -> None:
         self.libvirt = import_libvirt()
-        # libvirt prints every error to stderr by default; we get them as
-        # exceptions and log them once where handled (Nova does the same).
-        self.libvirt.registerErrorHandler(lambda ctx, err: None, None)
         self.uri = uri or conf.libvirt_discovery.uri
         self.max_threads = max_threads or conf.libvirt_discovery.max_threads
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -215,21 +346,8 @@ class ConnectionProvider:
         with self._busy_lock:
             self._busy -= 1
 
-    async def call(self, fn: Callable[..., T], *args: Any,
-                   timeout: float) -> T:
-        """Await ``fn(*args)`` run in a worker thread, for at most ``timeout``.
-
-        On timeout the thread goes on until libvirt returns; its result is
-        dropped.
-
-        :raises PoolExhausted: see :meth:`submit`
-        :raises TimeoutError: ``timeout`` passed first
-        """
-        future = self.submit(fn, *args)
-        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-
     def close(self) -> None:
-        """Close the connection and stop the pool; idempotent.
+        """Close the connections and stop the pool; idempotent.
 
         Calls still running in C are not waited for; they end on their own
         libvirt timeouts.
