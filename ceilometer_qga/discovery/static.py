@@ -9,6 +9,7 @@ service at start with a message naming the option and the item.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import uuid
@@ -86,9 +87,12 @@ class StaticDiscovery(base.Discovery):
 
     Each guest has one channel: the dedicated monitor channel
     (``[qga_polling] monitor_channel_name``) at the listed socket, state
-    unknown.  There is no Nova here, so the guest's name is its uuid and
-    its metadata holds only what the host knows.  ``metadata['state']`` is
-    left out: the power state is unknown, the poller just tries.
+    unknown.  There is no Nova here, so the guest's name and display name
+    are its uuid, and its owner and flavor are the ones configured in
+    ``[static_discovery]`` (``project_id``, ``user_id``, ``flavor_id``,
+    ``flavor_name``): with them, the instance resource Gnocchi needs is
+    complete from the samples alone.  ``metadata['state']`` is left out:
+    the power state is unknown, the poller just tries.
     """
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -96,20 +100,30 @@ class StaticDiscovery(base.Discovery):
         pairs = parse_guests(conf.static_discovery.guests)
         host = discovery.host_name(conf)
         channel_name = conf.qga_polling.monitor_channel_name
+        opts = conf.static_discovery
+        flavor = {'id': opts.flavor_id, 'name': opts.flavor_name}
         self._guests = tuple(
             Guest(instance_id=instance_id,
                   name=instance_id,
+                  display_name=instance_id,
+                  project_id=opts.project_id or None,
+                  user_id=opts.user_id or None,
                   channels=(Channel(target_name=channel_name, path=path),),
                   # Without a Nova project there is no hostId to hash, so
-                  # both keys carry the host name.
+                  # both keys carry the host name.  The flavor keys are the
+                  # ones Ceilometer's instance metadata has (and
+                  # gnocchi_resources.yaml maps).
                   metadata={'instance_id': instance_id,
                             'name': instance_id,
+                            'display_name': instance_id,
                             'host': host,
-                            'instance_host': host})
+                            'instance_host': host,
+                            'flavor': flavor,
+                            'instance_type': opts.flavor_name})
             for instance_id, path in pairs)
 
     def discover(self) -> list[Guest]:
         """Return the configured guests (fresh list, fresh metadata)."""
         # Fresh metadata dicts, so that no caller's edit outlives a sweep.
-        return [dataclasses.replace(g, metadata=dict(g.metadata))
+        return [dataclasses.replace(g, metadata=copy.deepcopy(g.metadata))
                 for g in self._guests]

@@ -240,8 +240,11 @@ def deployment(request, telemetry):  # noqa: F811
         payload = nova_payload(servers['nova'])
         payload.update(tenant_id=project_id, user_id=user_id)
         send_nova_notification(telemetry.transport_url, 'compute.instance.create.end', payload)
-        wait_for(lambda: telemetry.api.resource('instance', servers['nova'].uuid),
-                 'Nova\'s create.end in Gnocchi', telemetry)
+        created = wait_for(lambda: telemetry.api.resource('instance', servers['nova'].uuid),
+                           'Nova\'s create.end in Gnocchi', telemetry)
+        # What Nova's event alone gives the instance, before any sample.
+        assert (created['project_id'], created['user_id']) == (project_id, user_id)
+        assert created['display_name'] == servers['nova'].display_name
 
         sent_file = os.path.join(workdir, 'sent.jsonl')
         conf_file = polling_conf(workdir, telemetry, mode,
