@@ -7,8 +7,9 @@
 #  * .venv is created once; the requirement files are installed again only
 #    when their content changed (a hash stamp in .venv);
 #  * .venv-gnocchi holds the real Gnocchi the functional tests store samples
-#    in (gnocchi-requirements.txt): a virtualenv of its own, because its pins
-#    conflict with Nova's and Ceilometer's; built once (about a minute: uwsgi
+#    in (gnocchi-requirements.txt): a virtualenv of its own, so that its
+#    dependencies cannot change the versions Nova and Ceilometer are tested
+#    with; built once (about a minute: uwsgi
 #    and psycopg2 compile) and again only when that file changes;
 #  * the package itself is re-installed every run (a few seconds), and NOT
 #    editable: it ships nova/virt/qga_libvirt into Nova's own package
