@@ -354,7 +354,7 @@ def test_readme_shows_the_printed_commands():
     readme = os.path.join(ROOT, 'etc', 'ceilometer', 'README.rst')
     with open(readme) as src:
         quoted = [line.strip().split() for line in src
-                  if line.strip().startswith('openstack metric')]
+                  if line.strip().startswith('openstack metric resource-type create')]
     assert quoted == _printed_commands()
 
 
