@@ -119,19 +119,23 @@ def send_nova_notification(transport_url: str, event_type: str,
                            payload: dict[str, Any]) -> None:
     """Send as Nova does: ``rpc.get_notifier('compute', host)``, exchange
     ``nova``, topic ``notifications``, driver ``messagingv2``, INFO."""
-    conf = cfg.ConfigOpts()
-    conf([], project='nova')
-    oslo_messaging.set_transport_defaults('nova')
-    transport = oslo_messaging.get_notification_transport(conf, url=transport_url)
+    # Nova makes "nova" the default exchange with set_transport_defaults,
+    # which would change it for the whole test process: a configuration
+    # file of this notifier's own says it instead.
+    with tempfile.NamedTemporaryFile('w', suffix='.conf') as conf_file:
+        conf_file.write('[DEFAULT]\ncontrol_exchange = nova\n')
+        conf_file.flush()
+        conf = cfg.ConfigOpts()
+        conf(['--config-file', conf_file.name], project='nova')
+        transport = oslo_messaging.get_notification_transport(conf, url=transport_url)
     try:
+        assert conf.control_exchange == 'nova'
         notifier = oslo_messaging.Notifier(
             transport, publisher_id='compute.%s' % NOVA_HOST, driver='messagingv2',
             topics=['notifications'])
         notifier.info({}, event_type, payload)
     finally:
         transport.cleanup()
-        # Our publisher's exchange is the process default again.
-        oslo_messaging.set_transport_defaults('ceilometer')
 
 
 NOVA_HOST = 'compute-1'
