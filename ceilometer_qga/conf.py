@@ -67,9 +67,13 @@ polling_opts = [
     cfg.BoolOpt('allow_file_reads',
                 default=True,
                 help='Read the allow-listed /proc files (/proc/meminfo, '
-                     '/proc/stat, /proc/loadavg) through guest-file-open/'
-                     'read/close when no native command gives the figure. '
-                     'This is the only guest-agent route to memory figures.'),
+                     '/proc/stat, /proc/loadavg, /proc/diskstats, '
+                     '/proc/net/dev, /proc/mounts) through guest-file-open/'
+                     'read/close when no native command gives the figure '
+                     '(and, for filesystem usage, ask the patched agents\' '
+                     'guest-get-statvfs of each mountpoint). Never on '
+                     'Windows guests. This is the only guest-agent route to '
+                     'memory figures.'),
     cfg.IntOpt('capabilities_refresh',
                default=600, min=1,
                help='Seconds after which the list of commands a guest '
