@@ -15,11 +15,14 @@ import os
 import uuid
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from ceilometer_qga import discovery
 from ceilometer_qga.discovery import base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+
+LOG = logging.getLogger(__name__)
 
 OPTION = '[static_discovery] guests'
 
@@ -101,6 +104,13 @@ class StaticDiscovery(base.Discovery):
         host = discovery.host_name(conf)
         channel_name = conf.qga_polling.monitor_channel_name
         opts = conf.static_discovery
+        if pairs and not opts.project_id and any(
+                url.startswith('notifier:') for url in conf.qga_polling.publishers):
+            LOG.warning('[static_discovery] project_id is not set: the samples of '
+                        'the %d static guests carry no project, and '
+                        'Ceilometer\'s Gnocchi publisher sets the project of '
+                        'their resources to none (also where Nova set one)',
+                        len(pairs))
         flavor = {'id': opts.flavor_id, 'name': opts.flavor_name}
         self._guests = tuple(
             Guest(instance_id=instance_id,

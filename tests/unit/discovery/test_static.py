@@ -121,3 +121,15 @@ def test_duplicate_socket_is_refused(make_conf):
 def test_longest_allowed_socket_path(make_conf):
     path = '/' + 'p' * 106
     assert static.parse_item('%s=%s' % (UUID_A, path)) == (UUID_A, path)
+
+
+def test_no_project_for_the_bus_is_a_warning(make_conf, caplog):
+    """Ceilometer's Gnocchi publisher would write the null project over Nova's."""
+    guests = {'guests': ['%s=/a.sock' % UUID_A]}
+    static.StaticDiscovery(make_conf(static_discovery=guests))
+    assert '[static_discovery] project_id is not set' in caplog.text
+    caplog.clear()
+    static.StaticDiscovery(make_conf(static_discovery=dict(guests, project_id='p-1')))
+    static.StaticDiscovery(make_conf(static_discovery=guests,
+                                     qga_polling={'publishers': ['file:///tmp/x']}))
+    assert 'project_id' not in caplog.text
