@@ -163,7 +163,9 @@ libvirt_opts = [
                     'read-write connection.'),
     cfg.IntOpt('max_threads',
                default=4, min=1,
-               help='Threads for blocking libvirt calls.'),
+               help='Threads for blocking libvirt calls, each with its own '
+                    'libvirt connection (so that a call stuck on a hung guest '
+                    'agent holds up no other guest).'),
 ]
 
 default_opts = [

@@ -15,6 +15,9 @@ STANDARD_CHANNEL = 'org.qemu.guest_agent.0'
 
 #: ``agent_state`` of a guest created the old way (no agent channel at all)
 LEGACY = 'legacy'
+#: why a legacy guest is not polled (report error, probe output)
+LEGACY_REASON = ('the domain has no guest-agent channel (started before '
+                 'the Nova extension, or opted out)')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ from oslo_utils import timeutils
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import LEGACY
+from ceilometer_qga.guest import LEGACY_REASON
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import selection
 from ceilometer_qga import sample as sample_mod
@@ -171,7 +172,7 @@ class Poller:
         """Reasons not to contact the guest at all this sweep."""
         guest = session.guest
         if guest.is_legacy(self.conf.qga_polling.monitor_channel_name):
-            return LEGACY, 'no guest-agent channel'
+            return LEGACY, LEGACY_REASON
         state = guest.metadata.get('state')
         if state is not None and state != 'running':
             # A paused, suspended or crashed guest cannot answer; asking
