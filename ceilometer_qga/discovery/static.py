@@ -90,11 +90,11 @@ class StaticDiscovery(base.Discovery):
 
     Each guest has one channel: the dedicated monitor channel
     (``[qga_polling] monitor_channel_name``) at the listed socket, state
-    unknown.  There is no Nova here, so the guest's name and display name
-    are its uuid, and its owner and flavor are the ones configured in
-    ``[static_discovery]`` (``project_id``, ``user_id``, ``flavor_id``,
-    ``flavor_name``): with them, the instance resource Gnocchi needs is
-    complete from the samples alone.  ``metadata['state']`` is left out:
+    unknown.  There is no Nova here, so the guest's name (and the display
+    name in its samples' metadata) is its uuid, and its owner and flavor
+    are the ones configured in ``[static_discovery]`` (``project_id``,
+    ``user_id``, ``flavor_id``, ``flavor_name``): with them, the instance
+    resource Gnocchi needs is complete from the samples alone.  ``metadata['state']`` is left out:
     the power state is unknown, the poller just tries.
     """
 
@@ -115,14 +115,17 @@ class StaticDiscovery(base.Discovery):
         self._guests = tuple(
             Guest(instance_id=instance_id,
                   name=instance_id,
-                  display_name=instance_id,
                   project_id=opts.project_id or None,
                   user_id=opts.user_id or None,
                   channels=(Channel(target_name=channel_name, path=path),),
                   # Without a Nova project there is no hostId to hash, so
-                  # both keys carry the host name.  The flavor keys are the
-                  # ones Ceilometer's instance metadata has (and
-                  # gnocchi_resources.yaml maps).
+                  # both keys carry the host name.  The display name (the
+                  # uuid: no user chose one) and the flavor keys are there
+                  # for Gnocchi's instance type, under the names of
+                  # Ceilometer's instance metadata (which
+                  # gnocchi_resources.yaml maps); the guest itself has no
+                  # display name, so that qga-probe does not show the uuid
+                  # thrice.
                   metadata={'instance_id': instance_id,
                             'name': instance_id,
                             'display_name': instance_id,

@@ -35,7 +35,7 @@ def test_guests_from_config(make_conf):
                           'instance_host': socket.gethostname(),
                           'flavor': {'id': 'unknown', 'name': 'unknown'},
                           'instance_type': 'unknown'}
-    assert a.display_name == UUID_A
+    assert a.display_name is None
     assert a.project_id is None and a.user_id is None
 
 
