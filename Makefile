@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 LINT_PATHS := ceilometer_qga nova_qga nova tests tools devstack
 
-.PHONY: deps rabbitmq demo test e2e bench genconfig lint clean distclean
+.PHONY: deps rabbitmq postgresql demo test e2e bench genconfig lint clean distclean
 
 deps:
 	@bash tools/install_deps.sh
@@ -16,12 +16,17 @@ deps:
 rabbitmq:
 	@bash tools/start_rabbitmq.sh
 
+# The indexer of the real Gnocchi of tests/functional/test_gnocchi.py.
+postgresql:
+	@bash tools/start_postgresql.sh
+
 # Three real qemu-ga stand-in guests, two sweeps, a table of the samples.
 demo: deps
 	@$(PY) tools/demo.py
 
-# The whole suite: unit, functional (real qemu-ga, RabbitMQ, libvirt) and e2e.
-test: deps rabbitmq lint
+# The whole suite: unit, functional (real qemu-ga, RabbitMQ, libvirt, Gnocchi)
+# and e2e.
+test: deps rabbitmq postgresql lint
 	$(PYTEST)
 
 # Only the tests that boot real virtual machines under TCG.
@@ -46,7 +51,7 @@ lint: deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-gnocchi

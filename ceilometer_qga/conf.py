@@ -130,6 +130,30 @@ static_opts = [
                 default=[],
                 help='Guests to poll with the static discovery, as '
                      'INSTANCE_UUID=SOCKET_PATH items.'),
+    # Without Nova's metadata, what the samples of the static guests say
+    # about owner and flavor comes from here.  Ceilometer's Gnocchi
+    # publisher writes each sample's project_id over the resource's, and
+    # Gnocchi's instance type requires a flavor.
+    cfg.StrOpt('project_id',
+               help='Project (tenant) id that the samples of every static '
+                    'guest carry. Ceilometer\'s Gnocchi publisher sets it on '
+                    'the resources: unset, the samples carry no project and '
+                    'Gnocchi\'s resources get none (admin-only), even where '
+                    'Nova had set one.'),
+    cfg.StrOpt('user_id',
+               help='User id that the samples of every static guest carry '
+                    '(the user of the resources they create).'),
+    cfg.StrOpt('flavor_id',
+               default='unknown',
+               help='Flavor id in the metadata of every static guest\'s '
+                    'samples: Gnocchi\'s instance resource type requires '
+                    'one, and rejects the instance-level samples of a new '
+                    'instance without it.'),
+    cfg.StrOpt('flavor_name',
+               default='unknown',
+               help='Flavor name (Ceilometer\'s instance_type) in the '
+                    'metadata of every static guest\'s samples; required '
+                    'by Gnocchi\'s instance resource type too.'),
 ]
 
 libvirt_opts = [

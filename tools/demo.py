@@ -189,7 +189,8 @@ def guest_tables(samples: Sequence[dict[str, Any]],
                 for (meter, resource), s in sorted(latest[uuid].items())]
         meta = next(iter(latest[uuid].values()), {}).get('resource_metadata') or {}
         title = '%s  %s' % (name, uuid)
-        if meta.get('display_name') and meta['display_name'] != name:
+        # Static guests are named by their uuid: nothing to add then.
+        if meta.get('display_name') and meta['display_name'] not in (name, uuid):
             title += '  (%s)' % meta['display_name']
         out.append(title)
         out.append(format_table(headers, rows, right=(2,)) if rows else '  no samples')

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the commands that create qga-monitor's resource types in Gnocchi.
+"""Create qga-monitor's resource types in Gnocchi, or print the commands.
 
 Ceilometer's Gnocchi publisher creates resources and metrics on the fly, but
 not resource *types*: ``ceilometer-upgrade`` creates Ceilometer's own, and
@@ -15,8 +15,25 @@ create`` command per type (the ``openstack`` client with gnocchiclient's
 
     python3 tools/gnocchi_resource_types.py | sh
 
-The devstack plugin runs the same commands for the types Gnocchi does not
-have yet.  The attribute names here must be the ones the YAML file maps,
+Running those commands a second time fails (``Resource type ... already
+exists (HTTP 409)``).  ``--apply`` does the work itself, idempotently,
+through gnocchiclient (which Ceilometer depends on, so it is wherever
+``ceilometer-agent-notification`` runs)::
+
+    python3 tools/gnocchi_resource_types.py --apply
+
+It creates each type Gnocchi does not have, adds the attributes an existing
+type lacks, leaves a type that is already right alone (one line per type
+says which), and exits 1, changing nothing of that type, when an attribute
+Gnocchi has is defined differently (Gnocchi cannot change an attribute).
+It authenticates as the ``openstack`` client does: the ``OS_*`` variables
+or ``--os-*`` options of keystoneauth (``OS_AUTH_TYPE=password``,
+``OS_AUTH_URL``... with Keystone; ``OS_AUTH_TYPE=gnocchi-basic`` with
+gnocchiclient's ``GNOCCHI_USER`` and ``GNOCCHI_ENDPOINT`` for a Gnocchi in
+basic auth mode).
+
+The devstack plugin runs the printed commands for the types Gnocchi does
+not have yet.  The attribute names here must be the ones the YAML file maps,
 which ``tests/unit/test_gnocchi_resources.py`` checks.
 """
 
@@ -25,6 +42,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import Any
 
 #: Gnocchi string attributes: the bounds Ceilometer gives its own
 #: (``ceilometer/gnocchi_client.py``); the collectors never emit longer
@@ -76,13 +94,129 @@ def create_command(resource_type: str) -> list[str]:
     return command
 
 
+class ResourceTypeConflict(Exception):
+    """Gnocchi has an attribute of ours with another definition."""
+
+
+def _same(ours: dict[str, object], theirs: dict[str, Any]) -> bool:
+    # Gnocchi returns every option of an attribute (e.g. min_length and
+    # max_length of a string it was given without them); compare ours only.
+    return all(theirs.get(key) == value for key, value in ours.items())
+
+
+def missing_attributes(resource_type: str,
+                       existing: dict[str, dict[str, Any]]) -> list[str]:
+    """Our attributes that ``existing`` (Gnocchi's definition) lacks.
+
+    :raises ResourceTypeConflict: an attribute both have differs.
+    """
+    missing = []
+    for name, definition in RESOURCE_TYPES[resource_type].items():
+        if name not in existing:
+            missing.append(name)
+        elif not _same(definition, existing[name]):
+            raise ResourceTypeConflict(
+                'resource type %s: attribute %s is %s in Gnocchi, expected '
+                '%s; Gnocchi cannot change an attribute: delete the type '
+                '(and its resources) or keep it' % (
+                    resource_type, name, existing[name], definition))
+    return missing
+
+
+def add_operations(resource_type: str, names: list[str]) -> list[dict[str, Any]]:
+    """JSON-patch operations adding attributes to an existing type.
+
+    Gnocchi needs a value to give the existing resources for a required
+    attribute (``options.fill``); only optional ones can be added.
+    """
+    operations = []
+    for name in names:
+        definition = dict(RESOURCE_TYPES[resource_type][name])
+        if definition['required']:
+            raise ResourceTypeConflict(
+                'resource type %s exists without the required attribute %s, '
+                'which cannot be added to existing resources; delete the '
+                'type (and its resources) first' % (resource_type, name))
+        operations.append({'op': 'add', 'path': '/attributes/%s' % name,
+                           'value': definition})
+    return operations
+
+
+def apply(client: Any, out: Any = sys.stdout) -> int:
+    """Create or complete every type through a gnocchiclient ``Client``.
+
+    Prints ``created``, ``updated`` or ``unchanged`` per type; returns the
+    exit status (1 when a type conflicts with ours, after the others).
+    """
+    existing = {rt['name']: rt for rt in client.resource_type.list()}
+    status = 0
+    for resource_type, attributes in RESOURCE_TYPES.items():
+        try:
+            if resource_type not in existing:
+                client.resource_type.create(
+                    {'name': resource_type, 'attributes': attributes})
+                print('%s: created' % resource_type, file=out)
+                continue
+            names = missing_attributes(
+                resource_type, existing[resource_type].get('attributes', {}))
+            if not names:
+                print('%s: unchanged' % resource_type, file=out)
+                continue
+            client.resource_type.update(resource_type,
+                                        add_operations(resource_type, names))
+            print('%s: updated (added %s)' % (resource_type, ', '.join(names)),
+                  file=out)
+        except ResourceTypeConflict as exc:
+            print('error: %s' % exc, file=sys.stderr)
+            status = 1
+    return status
+
+
+def gnocchi_client(args: argparse.Namespace) -> Any:
+    """A gnocchiclient ``Client`` from keystoneauth's command-line options."""
+    from gnocchiclient import client as gnocchi_client_mod
+    from keystoneauth1 import loading
+
+    auth = loading.load_auth_from_argparse_arguments(args)
+    session = loading.load_session_from_argparse_arguments(args, auth=auth)
+    return gnocchi_client_mod.Client(
+        '1', session=session,
+        adapter_options={'interface': args.os_interface,
+                         'region_name': args.os_region_name})
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print one shell command per resource type, in a stable order."""
+    """Print the commands (default) or apply them (``--apply``)."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         description='Print the "openstack metric resource-type create" '
                     'commands for the Gnocchi resource types of '
-                    'qga-monitor.')
-    parser.parse_args(argv)
+                    'qga-monitor, or (--apply) create or complete the '
+                    'types in Gnocchi, idempotently.')
+    parser.add_argument('--apply', action='store_true',
+                        help='create the missing types and attributes in '
+                             'Gnocchi instead of printing commands; '
+                             'authenticates with the OS_* variables or '
+                             '--os-* options, like the openstack client')
+    if '--apply' in argv:
+        from keystoneauth1 import loading
+
+        loading.register_auth_argparse_arguments(parser, argv, default='password')
+        loading.register_session_argparse_arguments(parser)
+        parser.add_argument('--os-interface', default='public',
+                            help='endpoint interface of the metric service')
+        parser.add_argument('--os-region-name', default=None,
+                            help='region of the metric service')
+    args = parser.parse_args(argv)
+    if args.apply:
+        from gnocchiclient import exceptions as gnocchi_exc
+        from keystoneauth1 import exceptions as ks_exc
+
+        try:
+            return apply(gnocchi_client(args))
+        except (gnocchi_exc.ClientException, ks_exc.ClientException) as exc:
+            print('error: Gnocchi: %s' % exc, file=sys.stderr)
+            return 1
     for resource_type in RESOURCE_TYPES:
         print(shlex.join(create_command(resource_type)))
     return 0

@@ -9,16 +9,20 @@ service at start with a message naming the option and the item.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import uuid
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from ceilometer_qga import discovery
 from ceilometer_qga.discovery import base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+
+LOG = logging.getLogger(__name__)
 
 OPTION = '[static_discovery] guests'
 
@@ -86,9 +90,12 @@ class StaticDiscovery(base.Discovery):
 
     Each guest has one channel: the dedicated monitor channel
     (``[qga_polling] monitor_channel_name``) at the listed socket, state
-    unknown.  There is no Nova here, so the guest's name is its uuid and
-    its metadata holds only what the host knows.  ``metadata['state']`` is
-    left out: the power state is unknown, the poller just tries.
+    unknown.  There is no Nova here, so the guest's name (and the display
+    name in its samples' metadata) is its uuid, and its owner and flavor
+    are the ones configured in ``[static_discovery]`` (``project_id``,
+    ``user_id``, ``flavor_id``, ``flavor_name``): with them, the instance
+    resource Gnocchi needs is complete from the samples alone.  ``metadata['state']`` is left out:
+    the power state is unknown, the poller just tries.
     """
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -96,20 +103,40 @@ class StaticDiscovery(base.Discovery):
         pairs = parse_guests(conf.static_discovery.guests)
         host = discovery.host_name(conf)
         channel_name = conf.qga_polling.monitor_channel_name
+        opts = conf.static_discovery
+        if pairs and not opts.project_id and any(
+                url.startswith('notifier:') for url in conf.qga_polling.publishers):
+            LOG.warning('[static_discovery] project_id is not set: the samples of '
+                        'the %d static guests carry no project, and '
+                        'Ceilometer\'s Gnocchi publisher sets the project of '
+                        'their resources to none (also where Nova set one)',
+                        len(pairs))
+        flavor = {'id': opts.flavor_id, 'name': opts.flavor_name}
         self._guests = tuple(
             Guest(instance_id=instance_id,
                   name=instance_id,
+                  project_id=opts.project_id or None,
+                  user_id=opts.user_id or None,
                   channels=(Channel(target_name=channel_name, path=path),),
                   # Without a Nova project there is no hostId to hash, so
-                  # both keys carry the host name.
+                  # both keys carry the host name.  The display name (the
+                  # uuid: no user chose one) and the flavor keys are there
+                  # for Gnocchi's instance type, under the names of
+                  # Ceilometer's instance metadata (which
+                  # gnocchi_resources.yaml maps); the guest itself has no
+                  # display name, so that qga-probe does not show the uuid
+                  # thrice.
                   metadata={'instance_id': instance_id,
                             'name': instance_id,
+                            'display_name': instance_id,
                             'host': host,
-                            'instance_host': host})
+                            'instance_host': host,
+                            'flavor': flavor,
+                            'instance_type': opts.flavor_name})
             for instance_id, path in pairs)
 
     def discover(self) -> list[Guest]:
         """Return the configured guests (fresh list, fresh metadata)."""
         # Fresh metadata dicts, so that no caller's edit outlives a sweep.
-        return [dataclasses.replace(g, metadata=dict(g.metadata))
+        return [dataclasses.replace(g, metadata=copy.deepcopy(g.metadata))
                 for g in self._guests]

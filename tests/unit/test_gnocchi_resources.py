@@ -355,5 +355,42 @@ def test_readme_shows_the_printed_commands():
     readme = os.path.join(ROOT, 'etc', 'ceilometer', 'README.rst')
     with open(readme) as src:
         quoted = [line.strip().split() for line in src
-                  if line.strip().startswith('openstack metric')]
+                  if line.strip().startswith('openstack metric resource-type create')]
     assert quoted == _printed_commands()
+
+
+def _gnocchi_view(resource_type: str) -> dict:
+    """Attributes as Gnocchi returns them: every option filled in."""
+    view = {}
+    for name, definition in gnocchi_resource_types.RESOURCE_TYPES[resource_type].items():
+        view[name] = dict(definition)
+        if definition['type'] == 'string':
+            view[name].setdefault('min_length', 0)
+            view[name].setdefault('max_length', 255)
+    return view
+
+
+def test_apply_leaves_a_matching_type_alone():
+    for resource_type in gnocchi_resource_types.RESOURCE_TYPES:
+        assert gnocchi_resource_types.missing_attributes(
+            resource_type, _gnocchi_view(resource_type)) == []
+
+
+def test_apply_adds_only_missing_optional_attributes():
+    existing = _gnocchi_view('instance_guest_interface')
+    del existing['mac']
+    missing = gnocchi_resource_types.missing_attributes('instance_guest_interface', existing)
+    assert missing == ['mac']
+    assert gnocchi_resource_types.add_operations('instance_guest_interface', missing) == [
+        {'op': 'add', 'path': '/attributes/mac',
+         'value': gnocchi_resource_types.RESOURCE_TYPES['instance_guest_interface']['mac']}]
+    with pytest.raises(gnocchi_resource_types.ResourceTypeConflict, match='required'):
+        gnocchi_resource_types.add_operations('instance_guest_interface', ['name'])
+
+
+def test_apply_refuses_an_attribute_defined_otherwise():
+    existing = _gnocchi_view('instance_guest_disk')
+    existing['name'] = {'type': 'string', 'required': True, 'min_length': 0, 'max_length': 64}
+    with pytest.raises(gnocchi_resource_types.ResourceTypeConflict,
+                       match='instance_guest_disk: attribute name'):
+        gnocchi_resource_types.missing_attributes('instance_guest_disk', existing)

@@ -27,10 +27,26 @@ def test_guests_from_config(make_conf):
     assert a.channels == (Channel(target_name='org.openstack.monitor.0',
                                   path='/run/qga/a.sock', state=None),)
     assert b.channel('org.openstack.monitor.0').path == '/run/qga/b.sock'
+    # What Gnocchi's instance type requires is there by default
+    # (flavor "unknown"); no owner unless configured.
     assert a.metadata == {'instance_id': UUID_A, 'name': UUID_A,
+                          'display_name': UUID_A,
                           'host': socket.gethostname(),
-                          'instance_host': socket.gethostname()}
-    assert a.display_name is None and a.project_id is None
+                          'instance_host': socket.gethostname(),
+                          'flavor': {'id': 'unknown', 'name': 'unknown'},
+                          'instance_type': 'unknown'}
+    assert a.display_name is None
+    assert a.project_id is None and a.user_id is None
+
+
+def test_owner_and_flavor_from_config(make_conf):
+    conf = make_conf(static_discovery={
+        'guests': ['%s=/a.sock' % UUID_A], 'project_id': 'p-1',
+        'user_id': 'u-1', 'flavor_id': '42', 'flavor_name': 'm1.tiny'})
+    (guest,) = static.StaticDiscovery(conf).discover()
+    assert (guest.project_id, guest.user_id) == ('p-1', 'u-1')
+    assert guest.metadata['flavor'] == {'id': '42', 'name': 'm1.tiny'}
+    assert guest.metadata['instance_type'] == 'm1.tiny'
 
 
 def test_channel_name_follows_option(make_conf):
@@ -53,9 +69,11 @@ def test_each_discover_returns_fresh_objects(make_conf):
     disco = static.StaticDiscovery(conf)
     first = disco.discover()
     first[0].metadata['state'] = 'scribbled'
+    first[0].metadata['flavor']['name'] = 'scribbled'
     first.clear()
     (again,) = disco.discover()
     assert 'state' not in again.metadata
+    assert again.metadata['flavor']['name'] == 'unknown'
 
 
 def test_empty_list_is_no_guests(make_conf):
@@ -103,3 +121,15 @@ def test_duplicate_socket_is_refused(make_conf):
 def test_longest_allowed_socket_path(make_conf):
     path = '/' + 'p' * 106
     assert static.parse_item('%s=%s' % (UUID_A, path)) == (UUID_A, path)
+
+
+def test_no_project_for_the_bus_is_a_warning(make_conf, caplog):
+    """Ceilometer's Gnocchi publisher would write the null project over Nova's."""
+    guests = {'guests': ['%s=/a.sock' % UUID_A]}
+    static.StaticDiscovery(make_conf(static_discovery=guests))
+    assert '[static_discovery] project_id is not set' in caplog.text
+    caplog.clear()
+    static.StaticDiscovery(make_conf(static_discovery=dict(guests, project_id='p-1')))
+    static.StaticDiscovery(make_conf(static_discovery=guests,
+                                     qga_polling={'publishers': ['file:///tmp/x']}))
+    assert 'project_id' not in caplog.text
