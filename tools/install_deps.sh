@@ -96,4 +96,7 @@ fi
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.
+# A stale build/ (from an earlier tree) would put removed modules back
+# into the wheel.
+rm -rf build
 quietly "$VENV/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall .
