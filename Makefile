@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
-LINT_PATHS := ceilometer_qga nova_qga nova tests tools devstack
+LINT_PATHS := ceilometer_qga nova_qga tests tools devstack setup.py qga_monitor_build.py
 
 .PHONY: deps rabbitmq demo test e2e bench genconfig lint clean distclean
 

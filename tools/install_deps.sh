@@ -7,8 +7,8 @@
 #  * .venv is created once; the requirement files are installed again only
 #    when their content changed (a hash stamp in .venv);
 #  * the package itself is re-installed every run (a few seconds), and NOT
-#    editable: it ships nova/virt/qga_libvirt into Nova's own package
-#    directory, which an editable install cannot do.
+#    editable: the tests load the compute driver through the wheel's
+#    qga-monitor-nova-driver.pth, as an operator's install does.
 # Output of the steps goes to a log and is shown only when a step fails.
 #
 # Environment: PYTHON (default /usr/bin/python3, Debian's interpreter, which
