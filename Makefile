@@ -42,7 +42,7 @@ lint: deps
 	@$(VENV)/bin/flake8 $(LINT_PATHS)
 	@shellcheck tools/*.sh .ci/run
 	@shellcheck -x devstack/plugin.sh devstack/settings tests/devstack/run.sh \
-		tests/devstack/functions.sh
+		tests/devstack/functions.sh tests/devstack/ceilometer-plugin.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
