@@ -86,10 +86,8 @@ class Samples:
 
 
 @pytest.fixture(scope='module')
-def ceilometer_env(tmp_path_factory: pytest.TempPathFactory) -> install_envs.Env:
-    wheel_dir = str(tmp_path_factory.mktemp('wheels'))
-    install_envs.build_wheel(wheel_dir)
-    return install_envs.ceilometer_env(wheel_dir)
+def ceilometer_env() -> install_envs.Env:
+    return install_envs.ceilometer_env(os.path.dirname(install_envs.session_wheel()))
 
 
 @pytest.fixture(scope='module')

@@ -517,14 +517,8 @@ def test_ceilometer_plugin_must_run_first(tmp_path, devstack_venv):
 def test_use_venv_installs_into_nova_and_ceilometer_venvs(tmp_path, devstack_venv):
     """USE_VENV=True: the driver loads in Nova's venv, the pollsters are
     entry points of Ceilometer's, qga-polling is in devstack's."""
-    nova = install_envs.nova_wheel_env(install_envs.session_wheel())
-    ceilometer = install_envs.ceilometer_env(
-        os.path.dirname(install_envs.session_wheel()))
-    for env in (nova, ceilometer):
-        install_envs.pip(env.python, 'uninstall', '--yes', 'qga-monitor')
-        stamp = os.path.join(env.prefix, '.devstack-test-wheel')
-        if os.path.exists(stamp):
-            os.unlink(stamp)
+    nova = install_envs.nova_wheel_env(None)
+    ceilometer = install_envs.ceilometer_env(None)
     host = Host(tmp_path, COMPUTE + CEILOMETER, devstack_venv, USE_VENV='True',
                 QGA_MONITOR_MODE='ceilometer',
                 DEVSTACK_TEST_PROJECT_VENVS='nova=%s ceilometer=%s' % (

@@ -75,11 +75,3 @@ def test_nova_and_us_in_different_site_directories(our_wheel, tmp_path):
     env = install_envs.nova_split_env(our_wheel)
     assert env.ours != env.site_packages
     _check(_load_driver(env, tmp_path), env, env.site_packages)
-
-
-def test_a_wrong_driver_name_fails_as_nova_reports_it(our_wheel, tmp_path):
-    env = install_envs.nova_wheel_env(our_wheel)
-    result = install_envs.load_compute_driver(env.python, str(tmp_path),
-                                              'qga_libvirt.NoSuchDriver')
-    assert result.returncode != 0
-    assert 'NoSuchDriver' in result.stderr
