@@ -8,8 +8,8 @@
 # * devstack's own files, unchanged: ini-config (inc/ini-config) and
 #   meta-config (inc/meta-config, the local.conf merge), see README.rst;
 # * functions that install really install, with pip, into real venvs;
-# * run_process records, and with DEVSTACK_TEST_START=1 really starts the
-#   command the way devstack's systemd unit does (User=, Group=);
+# * run_process records the command (its systemd unit, user and group are
+#   reproduced by tests/e2e/test_devstack_socket_permissions.py);
 # * sudo runs the command (the tests run as root, like sudo would);
 # * openstack stands in for the openstack client talking to Gnocchi.
 #
@@ -215,26 +215,12 @@ function iniset_rpc_backend {
     iniset "$file" "$section" transport_url "$(get_transport_url "$virtual_host")"
 }
 
-# functions-common run_process: enabled services only, recorded; with
-# DEVSTACK_TEST_START=1 started as devstack's systemd unit runs it
-# (User=$STACK_USER, Group=$group, supplementary groups of the user from
-# /etc/group: setpriv --init-groups), in the background instead of under
-# systemd, its pid appended to $DEVSTACK_TEST_PIDS.
+# functions-common run_process: enabled services only; records instead of
+# writing and starting a systemd unit (User=$STACK_USER, Group=$3), which
+# tests/e2e/test_devstack_socket_permissions.py reproduces with setpriv.
 function run_process {
-    local service=$1
-    local command=$2
-    local group=${3:-}
-    local user=${4:-$STACK_USER}
-    if ! is_service_enabled "$service"; then
-        return 0
-    fi
-    _record run_process "$@"
-    if [[ "${DEVSTACK_TEST_START:-}" == "1" ]]; then
-        local -a cmd
-        read -r -a cmd <<< "$command"
-        setpriv --reuid="$user" --regid="${group:-$(id -gn "$user")}" --init-groups \
-            -- "${cmd[@]}" > "$DEVSTACK_TEST_LOGS/$service.log" 2>&1 &
-        echo "$service $!" >> "$DEVSTACK_TEST_PIDS"
+    if is_service_enabled "$1"; then
+        _record run_process "$@"
     fi
 }
 

@@ -17,8 +17,9 @@ functions (each says which one it stands for and how it differs):
   ``USE_VENV=True``), where the driver and the pollsters are then loaded;
 * ``add_user_to_group`` is devstack's usermod, for a real non-root stack
   user (``qga-stack``);
-* ``run_process`` records, or starts the command as devstack's systemd unit
-  would (user, group, the user's groups);
+* ``run_process`` records (the e2e test
+  ``test_devstack_socket_permissions.py`` runs the poller as devstack's
+  systemd unit would);
 * ``openstack`` stands in for the openstack client and Gnocchi.
 
 What the plugin wrote is then read by the real consumers: nova.conf's
@@ -190,8 +191,6 @@ class Host:
             'DEVSTACK_TEST_PIP': os.path.join(os.path.dirname(sys.executable),
                                               'pip'),
             'DEVSTACK_TEST_WHEEL': install_envs.session_wheel(),
-            'DEVSTACK_TEST_PIDS': str(tmp / 'pids'),
-            'DEVSTACK_TEST_LOGS': str(tmp),
             'PIP_DISABLE_PIP_VERSION_CHECK': '1',
             'PIP_ROOT_USER_ACTION': 'ignore',
             # local.conf
