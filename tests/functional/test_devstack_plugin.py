@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import configparser
 import grp
+import json
 import os
 import pwd
 import subprocess
@@ -326,14 +327,18 @@ def test_standalone_dedicated_with_ceilometer(tmp_path, devstack_venv):
     host.run(*STACK)
 
     # install: our package, really installed into devstack's venv, where
-    # the driver loads through Nova's lookup (Nova itself from the test
-    # venv) and the console scripts are
+    # Nova is editable (setup_develop) and the driver loads through Nova's
+    # lookup, and the console scripts are
     assert host.calls('setup_install') == [['setup_install', ROOT]]
     assert not host.calls('setup_develop')
     assert os.path.exists(devstack_venv.bin('qga-polling'))
     loaded = install_envs.load_compute_driver(devstack_venv.python,
                                               str(tmp_path))
     assert loaded.returncode == 0, loaded.stderr[-3000:]
+    loaded = json.loads(loaded.stdout.splitlines()[-1])
+    assert loaded['class'] == 'nova_qga.driver.QgaLibvirtDriver'
+    assert loaded['nova'].startswith(
+        os.path.join(devstack_venv.prefix, 'src') + os.sep), loaded
     # the socket directory: QEMU's user and group (qemu.conf), no others
     st = os.stat(host.socket_dir)
     assert oct(st.st_mode & 0o7777) == oct(0o2770)
