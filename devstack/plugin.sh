@@ -211,11 +211,13 @@ function qga_monitor_check_settings {
 # into Nova's and Ceilometer's venvs too), and the socket directory of the
 # dedicated channels.
 function install_qga_monitor {
-    local venv
+    local venv venvs
+    # (die in a command substitution only ends the subshell)
+    venvs=$(_qga_monitor_project_venvs) || exit 1
     # Not editable, so that the wheel's qga-monitor-nova-driver.pth (which
     # makes compute_driver = qga_libvirt... load) is installed as built.
     setup_install "$QGA_MONITOR_DIR"
-    for venv in $(_qga_monitor_project_venvs); do
+    for venv in $venvs; do
         PIP_VIRTUAL_ENV=$venv setup_install "$QGA_MONITOR_DIR"
     done
 

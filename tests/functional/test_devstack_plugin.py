@@ -540,6 +540,15 @@ def test_use_venv_installs_into_nova_and_ceilometer_venvs(tmp_path, devstack_ven
     assert set(_meters()) <= set(pollsters)
 
 
+def test_use_venv_without_nova_venv_stops_the_install(tmp_path, devstack_venv):
+    host = Host(tmp_path, COMPUTE, devstack_venv, USE_VENV='True',
+                DEVSTACK_TEST_PROJECT_VENVS='nova=%s' % (tmp_path / 'none'))
+    result = host.run('stack:pre-install', 'stack:install', check=False)
+    assert result.returncode != 0
+    assert "nova's venv" in result.stderr
+    assert not host.calls('pip_install')
+
+
 def test_unstack_stops_the_service_and_clean_removes_our_files(tmp_path, devstack_venv):
     host = Host(tmp_path, COMPUTE + CEILOMETER, devstack_venv)
     host.run(*STACK)
