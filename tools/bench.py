@@ -1,105 +1,380 @@
 #!/usr/bin/env python3
-"""``make bench``: qga-monitor against named baselines, in one run.
+"""``make bench``: the poller at fleet scale against two baselines, one run.
 
-Every row is measured now, on this machine, against real qemu-ga 7.2
-stand-in guests; the ratio column compares with the baseline named in the
-row, measured in the same run.
+For each fleet -- N in {100, 1000} fake guests (:mod:`tools.fake_fleet`, one
+process answering with replies recorded from real qemu-ga 7.2) and N = 100
+real qemu-ga processes (:mod:`tools.qga_standin`), each with 0% and 5%
+silent guests (every 20th accepts and never answers) -- it measures:
 
-1. Sweep of a host: N stand-in guests plus H hung ones (sockets that accept
-   and never answer, like a VM whose agent is not running).  Ours: one
-   ``SweepRunner`` sweep (all collectors, bounded concurrency).  Baseline:
-   the straightforward client of feasibility.md, guests one after another
-   with the same commands and the same per-command timeout (what peers such
-   as OpenNebula's probe and the NetEase study do).
-2. Per-command latency of guest-ping: our asyncio transport (policy check,
-   framing, byte cap) against the blocking standard-library client.
-3. Sample signing: ours against Ceilometer's own ``compute_signature``.
+``ours``
+    The installed ``qga-polling`` console script as a service (``--config-file``,
+    static discovery, socket transport, ``file://`` publisher), with
+    ``command_timeout`` 1 s, ``guest_budget`` 3 s, ``max_concurrent_guests``
+    1000 and ``backoff_initial`` 0 (so that every sweep faces the silent
+    guests, as the baselines do).  One warm-up sweep, then ``--sweeps``
+    measured ones, ``interval`` apart.  Sweep wall is the median of the
+    durations the service logs (``Sweep published: ... in X s``: polling,
+    signing and publishing); CPU is read from ``/proc/PID/stat`` of the
+    worker process while it is idle between sweeps, so the start-up and
+    the warm-up sweep are not counted: CPU per guest per sweep = CPU over
+    the measured sweeps / (sweeps x N).  Peak RSS is the worker's VmHWM;
+    RSS growth is VmRSS after the last sweep minus after the warm-up.
+    Samples and bytes per sweep are counted in the publisher's output
+    file (one signed sample per line, what the notifier would put in
+    ``payload.samples``); notifications per sweep are those the
+    ``notifier://`` publisher would send for them (batches of 50).
+``sequential`` / ``threads``
+    :mod:`tools.bench_baselines` on the same fleet and configuration, as a
+    process of its own: the same commands and samples, blocking sockets,
+    guests one after another or a thread each.  Wall and CPU per sweep are
+    its own (``time.process_time``); with a single sweep (the sequential
+    client over silent guests is slow) that sweep is its steady state.
 
-Usage: ``python tools/bench.py [--guests 16] [--hung 2] [--pings 2000]``
+Then two micro rows kept from the older bench: guest-ping latency through
+our transport against a blocking client, and signing one sample against
+Ceilometer's ``compute_signature``.  The table is printed and also written
+as JSON to the file the run names; ``--profile`` adds a py-spy profile of the
+1000-guest service run (top entries by own time).
+
+Usage: ``python tools/bench.py [--sizes 100,1000] [--real 100]
+[--sweeps 5] [--profile] [--json FILE]``; ``--smoke`` is a seconds-long run
+(5 guests, 1 sweep) for the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import collections
+import json
+import math
 import os
-import socket
+import re
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-
-from oslo_config import cfg
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from ceilometer_qga import conf as conf_mod  # noqa: E402
-from ceilometer_qga.qga import transport_socket  # noqa: E402
-from ceilometer_qga import runner as runner_mod  # noqa: E402
-from ceilometer_qga import sample as sample_mod  # noqa: E402
-from ceilometer_qga import signature  # noqa: E402
+from tools import fake_fleet  # noqa: E402
+from tools import processes  # noqa: E402
 from tools.qga_standin import RawClient  # noqa: E402
 from tools.qga_standin import StandinFleet  # noqa: E402
 
-TIMEOUT = 1.0
-#: each figure is the median of this many runs
-REPEATS = 5
-# The commands one sweep sends per guest with qemu-ga 7.2 (see collectors).
-SWEEP_COMMANDS = ['guest-ping', 'guest-info', 'guest-get-osinfo',
-                  'guest-get-host-name', 'guest-get-fsinfo',
-                  'guest-get-cpustats', 'guest-get-diskstats',
-                  'guest-network-get-interfaces', 'guest-get-users',
-                  'guest-get-vcpus']
-PROC_FILES = ['/proc/meminfo', '/proc/loadavg']
+BIN_DIR = os.path.dirname(sys.executable)
+QGA_POLLING = os.path.join(BIN_DIR, 'qga-polling')
+BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         'bench_baselines.py')
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+SILENT_EVERY = 20
+COMMAND_TIMEOUT = 1.0
+GUEST_BUDGET = 3.0
+MAX_CONCURRENT = 1000
+#: samples per notification of the notifier:// publisher (its default)
+NOTIFIER_BATCH = 50
+SECRET = 'bench-secret'
+#: the service's per-sweep lines (ceilometer_qga/poller.py, runner.py)
+POLL_LINE = re.compile(r'Sweep: (\d+) guests, (\d+) up, (\d+) samples in '
+                       r'([\d.]+) s')
+PUBLISHED_LINE = re.compile(r'Sweep published: (\d+) samples to \d+ '
+                            r'publisher\(s\) in ([\d.]+) s')
 
 
-def baseline_sweep(sockets: list[str]) -> float:
-    """Guests one after another, blocking client, same commands."""
-    start = time.monotonic()
-    for path in sockets:
+# -- fleets ----------------------------------------------------------------
+
+class Fleet:
+    """N guest sockets, every 20th silent when asked; a context manager.
+
+    ``kind`` 'fake': one fake-fleet process.  'real': real qemu-ga
+    stand-ins, with the silent ones served by a fake-fleet process whose
+    guests are all silent (a real agent cannot be made to hang).
+    """
+
+    def __init__(self, kind: str, count: int, silent: bool,
+                 workdir: str) -> None:
+        self.kind, self.count, self.silent = kind, count, silent
+        self.workdir = workdir
+        self._fake: fake_fleet.FakeFleet | None = None
+        self._real: StandinFleet | None = None
+        self.sockets: list[str] = []
+
+    @property
+    def label(self) -> str:
+        """E.g. ``1000 fake, 50 silent``."""
+        every = SILENT_EVERY if self.silent else 0
+        return '%d %s, %d silent' % (self.count, self.kind, sum(
+            fake_fleet.is_silent(i, every) for i in range(self.count)))
+
+    def __enter__(self) -> Fleet:
+        every = SILENT_EVERY if self.silent else 0
+        if self.kind == 'fake':
+            self._fake = fake_fleet.FakeFleet(self.workdir, self.count,
+                                              every).start()
+            self.sockets = self._fake.sockets
+            return self
+        silent = [i for i in range(self.count)
+                  if fake_fleet.is_silent(i, every)]
+        if silent:
+            hung = os.path.join(self.workdir, 'hung')
+            os.makedirs(hung)
+            self._fake = fake_fleet.FakeFleet(hung, len(silent), 1).start()
+        self._real = StandinFleet(self.count - len(silent),
+                                  workdir=os.path.join(self.workdir, 'r'))
+        os.makedirs(self._real.workdir)
+        self._real.start(timeout=60)
+        real = iter(g.socket for g in self._real)
+        hung_socks = iter(self._fake.sockets if self._fake else [])
+        self.sockets = [next(hung_socks) if i in silent else next(real)
+                        for i in range(self.count)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._real is not None:
+            self._real.stop()
+        if self._fake is not None:
+            self._fake.stop()
+
+
+def write_config(path: str, workdir: str, sockets: list[str], interval: int,
+                 publisher_file: str) -> None:
+    """The qga-polling configuration every measurement of a fleet uses."""
+    guests = ','.join('%08x-0000-4000-8000-%012d=%s' % (0xbe7c, i, s)
+                      for i, s in enumerate(sockets))
+    with open(path, 'w') as conf:
+        conf.write(f"""[DEFAULT]
+log_file = {workdir}/qga-polling.log
+[qga_polling]
+discovery = static
+transport = socket
+publishers = file://{publisher_file}
+interval = {interval}
+command_timeout = {COMMAND_TIMEOUT}
+guest_budget = {GUEST_BUDGET}
+max_concurrent_guests = {MAX_CONCURRENT}
+backoff_initial = 0
+shutdown_timeout = 5
+[static_discovery]
+guests = {guests}
+[publisher]
+telemetry_secret = {SECRET}
+""")
+
+
+# -- our service -------------------------------------------------------------
+
+def _cpu_seconds(pid: int) -> float:
+    with open('/proc/%d/stat' % pid) as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _memory(pid: int) -> dict[str, int]:
+    out = {}
+    with open('/proc/%d/status' % pid) as status:
+        for line in status:
+            key, _, value = line.partition(':')
+            if key in ('VmHWM', 'VmRSS'):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _worker_pid(parent: int) -> int:
+    """The process that sweeps: ``qga-polling`` itself or its worker.
+
+    oslo.service's threading backend (cotyledon) forks the worker from a
+    thread of the master, so every task's children are looked at.  Called
+    once the first sweep is logged: a fork has happened by then, if any.
+    """
+    children = []
+    for task in os.listdir('/proc/%d/task' % parent):
         try:
-            with RawClient(path, timeout=TIMEOUT) as client:
-                for command in SWEEP_COMMANDS:
-                    client.call(command)
-                for path_ in PROC_FILES:
-                    handle = client.call('guest-file-open',
-                                         {'path': path_, 'mode': 'r'})
-                    client.call('guest-file-read',
-                                {'handle': handle, 'count': 16384})
-                    client.call('guest-file-close', {'handle': handle})
-        except (OSError, ValueError, RuntimeError):
-            pass  # a hung guest costs its timeout, as in the peers
-    return time.monotonic() - start
+            with open('/proc/%d/task/%s/children' % (parent, task)) as f:
+                children += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return children[0] if children else parent
 
 
-def our_sweep(sockets: list[str], concurrency: int) -> tuple[float, int]:
-    conf = cfg.ConfigOpts()
-    conf_mod.register_opts(conf)
-    conf([], project='qga-monitor')
-    for name, value in (('discovery', 'static'), ('transport', 'socket'),
-                        ('publishers', []), ('command_timeout', TIMEOUT),
-                        ('guest_budget', 5.0),
-                        ('max_concurrent_guests', concurrency)):
-        conf.set_override(name, value, 'qga_polling')
-    conf.set_override('guests', ['00000000-0000-4000-8000-%012d=%s' % (i, p)
-                                 for i, p in enumerate(sockets)],
-                      'static_discovery')
+def _wait_idle(pid: int, timeout: float) -> float:
+    """CPU seconds of ``pid`` once it stops using CPU (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    last = _cpu_seconds(pid)
+    steady = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = _cpu_seconds(pid)
+        steady = steady + 1 if now == last else 0
+        last = now
+        if steady >= 3:
+            break
+    return last
 
-    async def run() -> tuple[float, int]:
-        runner = runner_mod.SweepRunner(conf)
-        try:
-            result = await runner.run_once()
-            return result.duration, len(result.samples)
-        finally:
-            await runner.close()
-    return asyncio.run(run())
 
+def _count_output(path: str) -> tuple[int, int]:
+    """(lines, bytes) of the publisher's file so far."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        return 0, 0
+    return data.count(b'\n'), len(data)
+
+
+def run_service(config: str, log_file: str, output: str, guests: int,
+                sweeps: int, interval: int, profile: str | None = None
+                ) -> dict[str, Any]:
+    """Run ``qga-polling --config-file`` for 1 + ``sweeps`` sweeps."""
+    proc = subprocess.Popen([QGA_POLLING, '--config-file', config],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    spy = None
+    try:
+        worker = None
+        if profile:
+            # --subprocesses: the worker, should oslo.service fork one.
+            spy = subprocess.Popen(
+                [os.path.join(BIN_DIR, 'py-spy'), 'record', '--pid',
+                 str(proc.pid), '--subprocesses', '--format', 'raw',
+                 '--output', profile,
+                 '--rate', '100', '--nonblocking'],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+        marks = []  # per sweep: cpu, memory, output counts
+        polls, published = [], []
+        seen = 0
+        deadline = time.monotonic() + (sweeps + 1) * (interval + 30) + 30
+        while len(marks) < sweeps + 1:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError('qga-polling did not complete %d sweeps '
+                                   '(see %s)' % (sweeps + 1, log_file))
+            try:
+                with open(log_file) as log:
+                    text = log.read()
+            except FileNotFoundError:
+                text = ''
+            done = PUBLISHED_LINE.findall(text)
+            if len(done) <= seen:
+                time.sleep(0.05)
+                continue
+            seen = len(done)
+            if worker is None:
+                worker = _worker_pid(proc.pid)
+            cpu = _wait_idle(worker, interval / 2)
+            lines, size = _count_output(output)
+            marks.append({'cpu': cpu, 'lines': lines, 'bytes': size,
+                          **_memory(worker)})
+            polls = POLL_LINE.findall(text)
+            published = done
+    finally:
+        if spy is not None:
+            # py-spy writes its file on SIGINT.
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                processes.stop_process(spy)
+        processes.stop_process(proc, 15.0)
+    measured = marks[1:]
+    first = marks[0]
+    last = marks[-1]
+    walls = [float(w) for _, w in published[1:sweeps + 1]]
+    poll_walls = [float(p[3]) for p in polls[1:sweeps + 1]]
+    samples = (last['lines'] - first['lines']) / len(measured)
+    return {
+        'sweeps': len(measured),
+        'wall': statistics.median(walls),
+        'poll_wall': statistics.median(poll_walls),
+        'walls': walls,
+        'cpu_ms_per_guest': (last['cpu'] - first['cpu']) * 1000.0
+        / (len(measured) * guests),
+        'peak_rss': last['VmHWM'],
+        'rss_growth': last['VmRSS'] - first['VmRSS'],
+        'samples': samples,
+        'up': int(polls[-1][1]) if polls else None,
+        'bytes': (last['bytes'] - first['bytes']) / len(measured),
+    }
+
+
+def run_baseline(mode: str, config: str, output: str, sweeps: int,
+                 max_seconds: float) -> dict[str, Any]:
+    """One baseline as a process of its own; its measurements."""
+    out = subprocess.run(
+        [sys.executable, BASELINES, '--mode', mode, '--config-file', config,
+         '--output', output, '--sweeps', str(sweeps), '--max-seconds',
+         str(max_seconds), '--timeout', str(COMMAND_TIMEOUT)],
+        check=True, capture_output=True, text=True, timeout=900)
+    result = json.loads(out.stdout)
+    records = result['sweeps']
+    steady = records[1:] or records
+    guests = result['guests']
+    return {
+        'sweeps': len(records),
+        'wall': statistics.median(r['wall'] for r in steady),
+        'poll_wall': None,
+        'walls': [r['wall'] for r in records],
+        'cpu_ms_per_guest': sum(r['cpu'] for r in steady) * 1000.0
+        / (len(steady) * guests),
+        'peak_rss': records[-1]['VmHWM'],
+        'rss_growth': records[-1]['VmRSS'] - records[0]['VmRSS'],
+        'samples': statistics.median(r['samples'] for r in steady),
+        'up': records[-1]['up'],
+        'bytes': statistics.median(r['bytes'] for r in steady),
+    }
+
+
+def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
+                  baseline_sweeps: int, baseline_seconds: float,
+                  profile: str | None = None) -> list[dict[str, Any]]:
+    """Ours and both baselines on one fleet; one row each.
+
+    With ``profile`` (a py-spy output file), only ours runs, profiled.
+    """
+    workdir = tempfile.mkdtemp(prefix='qgb', dir='/tmp')
+    # Room for a sweep plus publishing, so the CPU is read while idle.
+    interval = max(2, math.ceil(2 + count / 125))
+    rows = []
+    try:
+        with Fleet(kind, count, silent, os.path.join(workdir, 'f')) as fleet:
+            config = os.path.join(workdir, 'qga-polling.conf')
+            output = os.path.join(workdir, 'samples.jsonl')
+            write_config(config, workdir, fleet.sockets, interval, output)
+            runs = [('ours (qga-polling)', lambda: run_service(
+                config, os.path.join(workdir, 'qga-polling.log'), output,
+                count, sweeps, interval, profile))]
+            for mode in ('sequential', 'threads') if not profile else ():
+                runs.append(('%s baseline' % mode,
+                             lambda mode=mode: run_baseline(
+                                 mode, config, os.path.join(
+                                     workdir, mode + '.jsonl'),
+                                 baseline_sweeps, baseline_seconds)))
+            for name, run in runs:
+                row = run()
+                row.update(fleet=fleet.label, poller=name, guests=count)
+                row['samples_per_s'] = row['samples'] / row['wall']
+                row['notifications'] = math.ceil(row['samples']
+                                                 / NOTIFIER_BATCH)
+                rows.append(row)
+                print('  %-22s %-22s wall %.3f s, %.3f ms CPU/guest' % (
+                    fleet.label, name, row['wall'],
+                    row['cpu_ms_per_guest']), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+# -- micro rows (kept from the 16-guest bench) --------------------------------
 
 def ping_latency(path: str, count: int) -> tuple[float, float]:
-    """Median guest-ping ms: (ours, baseline)."""
-    with RawClient(path, timeout=TIMEOUT) as client:
+    """Median guest-ping ms: (our transport, blocking stdlib client)."""
+    from ceilometer_qga.qga import transport_socket
+    with RawClient(path, timeout=COMMAND_TIMEOUT) as client:
         base = []
         for _ in range(count):
             start = time.perf_counter()
@@ -107,7 +382,8 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
             base.append(time.perf_counter() - start)
 
     async def ours() -> list[float]:
-        t = transport_socket.SocketTransport('bench', path, TIMEOUT, 1 << 20)
+        t = transport_socket.SocketTransport('bench', path, COMMAND_TIMEOUT,
+                                             1 << 20)
         await t.execute('guest-ping')
         out = []
         for _ in range(count):
@@ -123,6 +399,8 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
 def signing(count: int) -> tuple[float, float]:
     """Microseconds per signed sample: (ours, Ceilometer's)."""
     from ceilometer.publisher import utils as ceilo_utils
+    from ceilometer_qga import sample as sample_mod
+    from ceilometer_qga import signature
     sample = sample_mod.Sample(
         'guest.filesystem.used', 'gauge', 'B', 12345, 'u', 'p',
         'r-_2F', '2026-11-25T10:00:00', {
@@ -135,77 +413,169 @@ def signing(count: int) -> tuple[float, float]:
         for _ in range(count):
             fn(msg, 's')
         return (time.perf_counter() - start) / count * 1e6
-    return interleaved(lambda: per_sample(signature.compute),
-                       lambda: per_sample(ceilo_utils.compute_signature))
-
-
-def interleaved(ours, baseline, repeats: int = REPEATS) -> tuple[float, float]:
-    """Medians of ``repeats`` alternating runs of ours and the baseline.
-
-    Alternating puts warm-up, caches and the other core's load on both
-    sides alike.
-    """
     mine, base = [], []
-    for _ in range(repeats):
-        mine.append(ours())
-        base.append(baseline())
+    for _ in range(5):  # alternate, so load hits both alike
+        mine.append(per_sample(signature.compute))
+        base.append(per_sample(ceilo_utils.compute_signature))
     return statistics.median(mine), statistics.median(base)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--guests', type=int, default=16)
-    parser.add_argument('--hung', type=int, default=2)
-    parser.add_argument('--pings', type=int, default=2000)
-    parser.add_argument('--concurrency', type=int, default=8)
-    args = parser.parse_args(argv)
-    # The hung guests are expected; their state changes are not news here.
-    logging.getLogger('ceilometer_qga').setLevel(logging.ERROR)
-
-    workdir = tempfile.mkdtemp(prefix='qgab', dir='/tmp')
-    hung = []
-    for i in range(args.hung):
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(os.path.join(workdir, 'hung%d.sock' % i))
-        sock.listen(64)
-        hung.append(sock)
+def micro_rows(pings: int, signs: int) -> list[dict[str, Any]]:
+    """guest-ping on one real qemu-ga, and signing."""
     rows = []
-    with StandinFleet(args.guests, workdir=workdir) as fleet:
-        sockets = [g.socket for g in fleet]
-        sockets += [s.getsockname() for s in hung]
-        # warm both paths once (page cache, agent start-up)
-        our_sweep(sockets[:1], 1)
-        baseline_sweep(sockets[:1])
-        samples = our_sweep(sockets, args.concurrency)[1]
-        ours, base = interleaved(
-            lambda: our_sweep(sockets, args.concurrency)[0],
-            lambda: baseline_sweep(sockets), repeats=3)
-        label = 'sweep %d guests + %d hung (s)' % (args.guests, args.hung)
-        rows.append((label, ours, 'sequential blocking client', base))
-        no_hung = sockets[:args.guests]
-        ours_ok, base_ok = interleaved(
-            lambda: our_sweep(no_hung, args.concurrency)[0],
-            lambda: baseline_sweep(no_hung))
-        rows.append(('sweep %d healthy guests (s)' % args.guests, ours_ok,
-                     'sequential blocking client', base_ok))
-        mine_ms, base_ms = ping_latency(sockets[0], args.pings)
-        rows.append(('guest-ping median (ms)', mine_ms,
-                     'stdlib blocking client', base_ms))
-    for sock in hung:
-        sock.close()
-    mine_us, ceilo_us = signing(2000)
-    rows.append(('sign one sample (us)', mine_us,
-                 'ceilometer compute_signature', ceilo_us))
+    with StandinFleet(1) as fleet:
+        mine, base = ping_latency(fleet[0].socket, pings)
+    rows.append({'measure': 'guest-ping median (ms)', 'ours': mine,
+                 'baseline': 'stdlib blocking client', 'value': base})
+    mine, base = signing(signs)
+    rows.append({'measure': 'sign one sample (us)', 'ours': mine,
+                 'baseline': 'ceilometer compute_signature', 'value': base})
+    return rows
 
-    print('qga-monitor benchmark (%d cores, qemu-ga stand-ins, %d samples '
-          'per sweep)' % (os.cpu_count(), samples))
-    print('%-34s %12s  %-30s %12s %8s' % ('measure', 'ours', 'baseline',
-                                          'baseline', 'ratio'))
-    for name, mine, base_name, base_value in rows:
-        print('%-34s %12.4f  %-30s %12.4f %7.2fx' % (
-            name, mine, base_name, base_value, base_value / mine))
-    print('ratio = baseline / ours (above 1: ours is faster); every figure '
-          'is a median of interleaved runs')
+
+# -- profile ------------------------------------------------------------------
+
+def top_entries(raw_file: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Functions by own samples (and total) from py-spy's raw output."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    with open(raw_file) as f:
+        for line in f:
+            stack, _, count = line.rstrip('\n').rpartition(' ')
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            samples += n
+            frames = stack.split(';')
+            own[frames[-1]] += n
+            for frame in set(frames):
+                total[frame] += n
+    return [{'function': name, 'own_pct': 100.0 * n / samples,
+             'total_pct': 100.0 * total[name] / samples}
+            for name, n in own.most_common(limit)] if samples else []
+
+
+# -- table --------------------------------------------------------------------
+
+def _ratio(baseline: float, ours: float) -> str:
+    # 0 CPU happens in tiny runs: below the 10 ms clock tick.
+    return '%.2fx' % (baseline / ours) if ours else 'n/a'
+
+
+def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
+                profile: list[dict[str, Any]]) -> None:
+    """The one table, baselines after ours, ratios last."""
+    print()
+    print('qga-monitor bench: %d cores, load average %s; command_timeout '
+          '%g s, guest_budget %g s, max_concurrent_guests %d' % (
+              os.cpu_count(), ' '.join('%.2f' % x for x in os.getloadavg()),
+              COMMAND_TIMEOUT, GUEST_BUDGET, MAX_CONCURRENT))
+    head = ('%-22s %-20s %6s %8s %8s %8s %7s %6s %8s %7s %6s %9s' % (
+        'fleet', 'poller', 'sweeps', 'wall s', 'poll s', 'CPU ms/g',
+        'RSS MiB', 'grow', 'samples', 'smp/s', 'notif', 'bytes'))
+    print(head)
+    print('-' * len(head))
+    for r in rows:
+        print('%-22s %-20s %6d %8.3f %8s %8.3f %7.1f %6.1f %8d %7.0f %6d %9d'
+              % (r['fleet'], r['poller'], r['sweeps'], r['wall'],
+                 '%.3f' % r['poll_wall'] if r['poll_wall'] is not None
+                 else '-', r['cpu_ms_per_guest'], r['peak_rss'] / 2 ** 20,
+                 r['rss_growth'] / 2 ** 20, r['samples'], r['samples_per_s'],
+                 r['notifications'], r['bytes']))
+    print()
+    print('%-22s %-22s %10s %10s %10s' % ('fleet', 'ratio (baseline/ours)',
+                                          'wall', 'CPU', 'peak RSS'))
+    by_fleet: dict[str, dict[str, dict]] = collections.defaultdict(dict)
+    for r in rows:
+        by_fleet[r['fleet']][r['poller']] = r
+    for fleet, polls in by_fleet.items():
+        ours = polls['ours (qga-polling)']
+        for name, r in polls.items():
+            if r is ours:
+                continue
+            print('%-22s %-22s %10s %10s %10s' % (
+                fleet, name, _ratio(r['wall'], ours['wall']),
+                _ratio(r['cpu_ms_per_guest'], ours['cpu_ms_per_guest']),
+                _ratio(r['peak_rss'], ours['peak_rss'])))
+    if micro:
+        print()
+        for m in micro:
+            print('%-24s ours %10.4f   %-30s %10.4f  %6.2fx' % (
+                m['measure'], m['ours'], m['baseline'], m['value'],
+                m['value'] / m['ours']))
+    if profile:
+        print()
+        print('profile of the largest service run (py-spy, top by own '
+              'time):')
+        for p in profile:
+            print('  %5.1f%% own %5.1f%% total  %s' % (
+                p['own_pct'], p['total_pct'], p['function']))
+    print()
+    print('wall: median over the measured sweeps (ours: logged by the '
+          'service, polling to published; poll s: polling only); CPU ms/g: '
+          'CPU per guest per sweep, start-up and warm-up sweep excluded; '
+          'RSS: peak (VmHWM) and growth over the sweeps; samples, notif(ic'
+          'ations of %d) and bytes: per sweep; ratio above 1: ours is '
+          'better.' % NOTIFIER_BATCH)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every fleet, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', default='100,1000',
+                        help='fake-fleet sizes, comma-separated')
+    parser.add_argument('--real', type=int, default=100,
+                        help='real qemu-ga guests (0: none)')
+    parser.add_argument('--sweeps', type=int, default=5,
+                        help='measured sweeps of ours, after one warm-up')
+    parser.add_argument('--baseline-sweeps', type=int, default=3)
+    parser.add_argument('--baseline-seconds', type=float, default=20.0,
+                        help='a baseline stops after the sweep that passes '
+                             'this (at least one sweep)')
+    parser.add_argument('--silent', default='0,5',
+                        help='silent percentages to run: 0, 5 or both')
+    parser.add_argument('--pings', type=int, default=2000)
+    parser.add_argument('--profile', action='store_true',
+                        help='py-spy profile of the largest fake fleet, 5%% '
+                             'silent, in a run of its own')
+    parser.add_argument('--json', help='write the table here (default: a '
+                                       'new file under /tmp)')
+    parser.add_argument('--smoke', action='store_true',
+                        help='5 fake guests, 1 sweep, no real fleet: seconds')
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(',') if s]
+    silent = [s.strip() == '5' for s in args.silent.split(',')]
+    if args.smoke:
+        sizes, args.real, args.sweeps = [5], 0, 1
+        args.baseline_sweeps, args.pings, silent = 1, 20, [True]
+    fleet_runs = [('fake', n) for n in sizes]
+    if args.real:
+        fleet_runs.append(('real', args.real))
+    started = time.monotonic()
+    rows = []
+    for kind, count in fleet_runs:
+        for quiet in silent:
+            rows += measure_fleet(kind, count, quiet, args.sweeps,
+                                  args.baseline_sweeps,
+                                  args.baseline_seconds)
+    micro = micro_rows(args.pings, 200 if args.smoke else 2000)
+    profile: list[dict[str, Any]] = []
+    if args.profile:
+        raw = tempfile.mktemp(prefix='qga-bench-profile-', suffix='.txt',
+                              dir='/tmp')
+        measure_fleet('fake', max(sizes), True, 3, 1, 0, profile=raw)
+        profile = top_entries(raw)
+        print('py-spy raw profile: %s' % raw, file=sys.stderr)
+    print_table(rows, micro, profile)
+    path = args.json or tempfile.mktemp(prefix='qga-bench-', suffix='.json',
+                                        dir='/tmp')
+    with open(path, 'w') as out:
+        json.dump({'rows': rows, 'micro': micro, 'profile': profile,
+                   'cores': os.cpu_count(), 'loadavg': os.getloadavg(),
+                   'seconds': time.monotonic() - started}, out, indent=1)
+    print('table as JSON: %s (whole run %.0f s)' % (
+        path, time.monotonic() - started))
     return 0
 
 
