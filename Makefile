@@ -28,8 +28,9 @@ test: deps rabbitmq lint
 e2e: deps
 	$(PYTEST) tests/e2e
 
+# Fleet-scale table against two baselines, with a profile (~8 min).
 bench: deps
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py --profile
 
 genconfig: deps
 	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/qga-polling.conf

@@ -241,7 +241,8 @@ def run_service(config: str, log_file: str, output: str, guests: int,
             # --subprocesses: the worker, should oslo.service fork one.
             spy = subprocess.Popen(
                 [os.path.join(BIN_DIR, 'py-spy'), 'record', '--pid',
-                 str(proc.pid), '--subprocesses', '--format', 'raw',
+                 str(proc.pid), '--subprocesses', '--function',
+                 '--format', 'raw',
                  '--output', profile,
                  '--rate', '100', '--nonblocking'],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -471,18 +472,19 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
           '%g s, guest_budget %g s, max_concurrent_guests %d' % (
               os.cpu_count(), ' '.join('%.2f' % x for x in os.getloadavg()),
               COMMAND_TIMEOUT, GUEST_BUDGET, MAX_CONCURRENT))
-    head = ('%-22s %-20s %6s %8s %8s %8s %7s %6s %8s %7s %6s %9s' % (
-        'fleet', 'poller', 'sweeps', 'wall s', 'poll s', 'CPU ms/g',
+    head = ('%-22s %-20s %6s %5s %8s %8s %8s %7s %6s %8s %7s %6s %9s' % (
+        'fleet', 'poller', 'sweeps', 'up', 'wall s', 'poll s', 'CPU ms/g',
         'RSS MiB', 'grow', 'samples', 'smp/s', 'notif', 'bytes'))
     print(head)
     print('-' * len(head))
     for r in rows:
-        print('%-22s %-20s %6d %8.3f %8s %8.3f %7.1f %6.1f %8d %7.0f %6d %9d'
-              % (r['fleet'], r['poller'], r['sweeps'], r['wall'],
-                 '%.3f' % r['poll_wall'] if r['poll_wall'] is not None
-                 else '-', r['cpu_ms_per_guest'], r['peak_rss'] / 2 ** 20,
-                 r['rss_growth'] / 2 ** 20, r['samples'], r['samples_per_s'],
-                 r['notifications'], r['bytes']))
+        poll = '-' if r['poll_wall'] is None else '%.3f' % r['poll_wall']
+        print('%-22s %-20s %6d %5s %8.3f %8s %8.3f %7.1f %6.1f %8d %7.0f '
+              '%6d %9d' % (
+                  r['fleet'], r['poller'], r['sweeps'], r['up'], r['wall'],
+                  poll, r['cpu_ms_per_guest'], r['peak_rss'] / 2 ** 20,
+                  r['rss_growth'] / 2 ** 20, r['samples'],
+                  r['samples_per_s'], r['notifications'], r['bytes']))
     print()
     print('%-22s %-22s %10s %10s %10s' % ('fleet', 'ratio (baseline/ours)',
                                           'wall', 'CPU', 'peak RSS'))
@@ -512,7 +514,8 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
             print('  %5.1f%% own %5.1f%% total  %s' % (
                 p['own_pct'], p['total_pct'], p['function']))
     print()
-    print('wall: median over the measured sweeps (ours: logged by the '
+    print('up: guests that answered (last sweep); '
+          'wall: median over the measured sweeps (ours: logged by the '
           'service, polling to published; poll s: polling only); CPU ms/g: '
           'CPU per guest per sweep, start-up and warm-up sweep excluded; '
           'RSS: peak (VmHWM) and growth over the sweeps; samples, notif(ic'
