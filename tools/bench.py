@@ -237,21 +237,11 @@ def run_service(config: str, log_file: str, output: str, guests: int,
     spy = None
     try:
         worker = None
-        if profile:
-            # --subprocesses: the worker, should oslo.service fork one.
-            spy = subprocess.Popen(
-                [os.path.join(BIN_DIR, 'py-spy'), 'record', '--pid',
-                 str(proc.pid), '--subprocesses', '--function',
-                 '--format', 'raw',
-                 '--output', profile,
-                 '--rate', '100', '--nonblocking'],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True)
         marks = []  # per sweep: cpu, memory, output counts
         polls, published = [], []
         seen = 0
         deadline = time.monotonic() + (sweeps + 1) * (interval + 30) + 30
-        while len(marks) < sweeps + 1:
+        while seen < sweeps + 1:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError('qga-polling did not complete %d sweeps '
                                    '(see %s)' % (sweeps + 1, log_file))
@@ -269,8 +259,18 @@ def run_service(config: str, log_file: str, output: str, guests: int,
                 worker = _worker_pid(proc.pid)
             cpu = _wait_idle(worker, interval / 2)
             lines, size = _count_output(output)
+            # 'seen': a sweep that overran the interval shares its mark
+            # with the next one; counting lines keeps the division right.
             marks.append({'cpu': cpu, 'lines': lines, 'bytes': size,
-                          **_memory(worker)})
+                          'seen': seen, **_memory(worker)})
+            if profile and spy is None:
+                # From the first measured sweep on: no start-up, no imports.
+                spy = subprocess.Popen(
+                    [os.path.join(BIN_DIR, 'py-spy'), 'record', '--pid',
+                     str(worker), '--function', '--format', 'raw',
+                     '--output', profile, '--rate', '100', '--nonblocking'],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True)
             polls = POLL_LINE.findall(text)
             published = done
     finally:
@@ -282,24 +282,24 @@ def run_service(config: str, log_file: str, output: str, guests: int,
             except subprocess.TimeoutExpired:
                 processes.stop_process(spy)
         processes.stop_process(proc, 15.0)
-    measured = marks[1:]
     first = marks[0]
     last = marks[-1]
-    walls = [float(w) for _, w in published[1:sweeps + 1]]
-    poll_walls = [float(p[3]) for p in polls[1:sweeps + 1]]
-    samples = (last['lines'] - first['lines']) / len(measured)
+    measured = last['seen'] - first['seen']
+    walls = [float(w) for _, w in published[first['seen']:last['seen']]]
+    poll_walls = [float(p[3]) for p in polls[first['seen']:last['seen']]]
+    samples = (last['lines'] - first['lines']) / measured
     return {
-        'sweeps': len(measured),
+        'sweeps': measured,
         'wall': statistics.median(walls),
         'poll_wall': statistics.median(poll_walls),
         'walls': walls,
         'cpu_ms_per_guest': (last['cpu'] - first['cpu']) * 1000.0
-        / (len(measured) * guests),
+        / (measured * guests),
         'peak_rss': last['VmHWM'],
         'rss_growth': last['VmRSS'] - first['VmRSS'],
         'samples': samples,
         'up': int(polls[-1][1]) if polls else None,
-        'bytes': (last['bytes'] - first['bytes']) / len(measured),
+        'bytes': (last['bytes'] - first['bytes']) / measured,
     }
 
 
