@@ -7,22 +7,23 @@ real qemu-ga processes (:mod:`tools.qga_standin`), each with 0% and 5%
 silent guests (every 20th accepts and never answers) -- it measures:
 
 ``ours``
-    The installed ``qga-polling`` console script as a service (``--config-file``,
-    static discovery, socket transport, ``file://`` publisher), with
-    ``command_timeout`` 1 s, ``guest_budget`` 3 s, ``max_concurrent_guests``
-    1000 and ``backoff_initial`` 0 (so that every sweep faces the silent
-    guests, as the baselines do).  One warm-up sweep, then ``--sweeps``
-    measured ones, ``interval`` apart.  Sweep wall is the median of the
-    durations the service logs (``Sweep published: ... in X s``: polling,
-    signing and publishing); CPU is read from ``/proc/PID/stat`` of the
-    worker process while it is idle between sweeps, so the start-up and
-    the warm-up sweep are not counted: CPU per guest per sweep = CPU over
-    the measured sweeps / (sweeps x N).  Peak RSS is the worker's VmHWM;
-    RSS growth is VmRSS after the last sweep minus after the warm-up.
-    Samples and bytes per sweep are counted in the publisher's output
-    file (one signed sample per line, what the notifier would put in
-    ``payload.samples``); notifications per sweep are those the
-    ``notifier://`` publisher would send for them (batches of 50).
+    The installed ``qga-polling`` console script as a service
+    (``--config-file``, static discovery, socket transport, ``file://``
+    publisher), with ``command_timeout`` 1 s, ``guest_budget`` 3 s,
+    ``max_concurrent_guests`` 1000 and ``backoff_initial`` 0 (so that every
+    sweep faces the silent guests, as the baselines do). One warm-up sweep,
+    then ``--sweeps`` measured ones, ``interval`` apart. Sweep wall is the
+    median of the durations the service logs (``Sweep published: ... in X
+    s``: polling, signing and publishing); CPU is read from
+    ``/proc/PID/stat`` of the worker process as each of those lines appears
+    (the bench polls the log every 20 ms), so the start-up and the warm-up
+    sweep are not counted: CPU per guest per sweep = CPU over the measured
+    sweeps / (sweeps x N). Peak RSS is the worker's VmHWM; RSS growth is
+    VmRSS after the last sweep minus after the warm-up. Samples and bytes
+    per sweep are counted in the publisher's output file (one signed sample
+    per line, what the notifier would put in ``payload.samples``);
+    notifications per sweep are those the ``notifier://`` publisher would
+    send for them (batches of 50).
 ``sequential`` / ``threads``
     :mod:`tools.bench_baselines` on the same fleet and configuration, as a
     process of its own: the same commands and samples, blocking sockets,
@@ -201,21 +202,6 @@ def _worker_pid(parent: int) -> int:
     return children[0] if children else parent
 
 
-def _wait_idle(pid: int, timeout: float) -> float:
-    """CPU seconds of ``pid`` once it stops using CPU (bounded wait)."""
-    deadline = time.monotonic() + timeout
-    last = _cpu_seconds(pid)
-    steady = 0
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = _cpu_seconds(pid)
-        steady = steady + 1 if now == last else 0
-        last = now
-        if steady >= 3:
-            break
-    return last
-
-
 def _count_output(path: str) -> tuple[int, int]:
     """(lines, bytes) of the publisher's file so far."""
     try:
@@ -240,24 +226,34 @@ def run_service(config: str, log_file: str, output: str, guests: int,
         marks = []  # per sweep: cpu, memory, output counts
         polls, published = [], []
         seen = 0
+        text = ''
+        offset = 0
         deadline = time.monotonic() + (sweeps + 1) * (interval + 30) + 30
         while seen < sweeps + 1:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError('qga-polling did not complete %d sweeps '
                                    '(see %s)' % (sweeps + 1, log_file))
             try:
-                with open(log_file) as log:
-                    text = log.read()
+                with open(log_file, 'rb') as log:
+                    log.seek(offset)
+                    chunk = log.read()
             except FileNotFoundError:
-                text = ''
+                chunk = b''
+            # Whole lines only: the service may be writing the next one.
+            chunk = chunk[:chunk.rfind(b'\n') + 1]
+            offset += len(chunk)
+            text += chunk.decode('utf-8', 'replace')
             done = PUBLISHED_LINE.findall(text)
             if len(done) <= seen:
-                time.sleep(0.05)
+                time.sleep(0.02)
                 continue
             seen = len(done)
             if worker is None:
                 worker = _worker_pid(proc.pid)
-            cpu = _wait_idle(worker, interval / 2)
+            # The line is logged once the sweep's samples are published:
+            # the CPU and the output read now are that sweep's end, even
+            # when the next sweep starts at once (an overrun interval).
+            cpu = _cpu_seconds(worker)
             lines, size = _count_output(output)
             # 'seen': a sweep that overran the interval shares its mark
             # with the next one; counting lines keeps the division right.
@@ -338,7 +334,8 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
     With ``profile`` (a py-spy output file), only ours runs, profiled.
     """
     workdir = tempfile.mkdtemp(prefix='qgb', dir='/tmp')
-    # Room for a sweep plus publishing, so the CPU is read while idle.
+    # Room for a sweep plus publishing, as an operator's interval leaves;
+    # the figures stay right when a sweep overruns it anyway.
     interval = max(2, math.ceil(2 + count / 125))
     rows = []
     try:
@@ -523,6 +520,12 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
           'better.' % NOTIFIER_BATCH)
 
 
+def _new_file(prefix: str, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir='/tmp')
+    os.close(fd)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure every fleet, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -565,14 +568,12 @@ def main(argv: list[str] | None = None) -> int:
     micro = micro_rows(args.pings, 200 if args.smoke else 2000)
     profile: list[dict[str, Any]] = []
     if args.profile:
-        raw = tempfile.mktemp(prefix='qga-bench-profile-', suffix='.txt',
-                              dir='/tmp')
+        raw = _new_file('qga-bench-profile-', '.txt')
         measure_fleet('fake', max(sizes), True, 3, 1, 0, profile=raw)
         profile = top_entries(raw)
         print('py-spy raw profile: %s' % raw, file=sys.stderr)
     print_table(rows, micro, profile)
-    path = args.json or tempfile.mktemp(prefix='qga-bench-', suffix='.json',
-                                        dir='/tmp')
+    path = args.json or _new_file('qga-bench-', '.json')
     with open(path, 'w') as out:
         json.dump({'rows': rows, 'micro': micro, 'profile': profile,
                    'cores': os.cpu_count(), 'loadavg': os.getloadavg(),

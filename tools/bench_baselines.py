@@ -30,11 +30,11 @@ written, and VmHWM/VmRSS.
 
 Usage::
 
-    python tools/bench_baselines.py --mode sequential --guests FILE \\
+    python tools/bench_baselines.py --mode sequential --config-file CONF \\
         --output OUT.jsonl [--sweeps 5] [--max-seconds 60] [--timeout 1]
 
-``FILE`` has one ``INSTANCE_UUID=SOCKET_PATH`` per line, as
-``[static_discovery] guests``.
+``CONF`` is the ``qga-polling`` configuration of the run: its
+``[static_discovery] guests``, collectors and signing secret are used.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from oslo_config import cfg  # noqa: E402
 from oslo_serialization import jsonutils  # noqa: E402
+from oslo_utils import timeutils  # noqa: E402
 
 READ_CHUNK = 16384
 MAX_FILE_BYTES = 256 * 1024
@@ -283,8 +284,7 @@ def run(mode: str, pairs: list[tuple[str, str]], conf: cfg.ConfigOpts,
     try:
         for _ in range(sweeps):
             wall0, cpu0 = time.monotonic(), time.process_time()
-            timestamp = time.strftime('%Y-%m-%dT%H:%M:%S.000000',
-                                      time.gmtime())
+            timestamp = timeutils.utcnow().isoformat()  # as the poller
             mono = time.monotonic()
             messages: list[list[dict]] = [[] for _ in pairs]
 
