@@ -29,7 +29,7 @@ e2e: deps
 	$(PYTEST) tests/e2e
 
 # Fleet-scale table against two baselines, with a profile (~8 min).
-bench: deps
+bench: deps rabbitmq
 	$(PY) tools/bench.py --profile
 
 genconfig: deps

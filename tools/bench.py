@@ -142,18 +142,30 @@ class Fleet:
             self._fake.stop()
 
 
-def write_config(path: str, workdir: str, sockets: list[str], interval: int,
-                 publisher_file: str) -> None:
-    """The qga-polling configuration every measurement of a fleet uses."""
+def write_config(path: str, sockets: list[str], interval: int,
+                 publisher_file: str, transport_url: str | None = None
+                 ) -> None:
+    """The qga-polling configuration every measurement of a fleet uses.
+
+    The service logs to ``path`` with ``.log`` for ``.conf``.  With
+    ``transport_url``, the publisher is ``notifier://`` on that bus instead
+    of the file.
+    """
+    publisher = ('notifier://' if transport_url
+                 else 'file://' + publisher_file)
+    bus = 'transport_url = %s' % transport_url if transport_url else ''
+    log = os.path.splitext(path)[0] + '.log'
+
     guests = ','.join('%08x-0000-4000-8000-%012d=%s' % (0xbe7c, i, s)
                       for i, s in enumerate(sockets))
     with open(path, 'w') as conf:
         conf.write(f"""[DEFAULT]
-log_file = {workdir}/qga-polling.log
+log_file = {log}
+{bus}
 [qga_polling]
 discovery = static
 transport = socket
-publishers = file://{publisher_file}
+publishers = {publisher}
 interval = {interval}
 command_timeout = {COMMAND_TIMEOUT}
 guest_budget = {GUEST_BUDGET}
@@ -165,6 +177,101 @@ guests = {guests}
 [publisher]
 telemetry_secret = {SECRET}
 """)
+
+
+# -- the bus -----------------------------------------------------------------
+
+RABBIT = 'guest:guest@127.0.0.1:5672'
+
+
+class BusCounter:
+    """Counts the notifications (and their bytes) our service puts on a bus.
+
+    A RabbitMQ virtual host of its own (made and deleted with
+    ``rabbitmqctl``), and a consumer on a queue of its own bound like
+    Ceilometer's notification agent's: exchange ``ceilometer``, routing key
+    ``notifications.sample``.  Bytes are the AMQP message bodies (the
+    oslo.messaging 2.0 envelope around ``payload.samples``).
+    """
+
+    def __init__(self) -> None:
+        self.vhost = 'qga-bench-%s' % os.urandom(5).hex()
+        self.count = 0
+        self.bytes = 0
+        self._stop = False
+        self._thread: Any = None
+        self._conn: Any = None
+
+    @property
+    def transport_url(self) -> str:
+        """The oslo.messaging URL of the vhost."""
+        return 'rabbit://%s/%s' % (RABBIT, self.vhost)
+
+    def __enter__(self) -> BusCounter:
+        import threading
+
+        import kombu
+        _rabbitmqctl('add_vhost', self.vhost)
+        try:
+            _rabbitmqctl('set_permissions', '-p', self.vhost, 'guest', '.*',
+                         '.*', '.*')
+            self._conn = kombu.Connection('amqp://%s/%s'
+                                          % (RABBIT, self.vhost))
+            # As oslo.messaging's notify_send declares it (not durable).
+            exchange = kombu.Exchange('ceilometer', 'topic', durable=False,
+                                      auto_delete=False)
+            queue = kombu.Queue('qga-bench-counter', exchange,
+                                routing_key='notifications.sample',
+                                exclusive=True, auto_delete=True)
+            consumer = self._conn.Consumer(queue, callbacks=[self._on],
+                                           accept=['json'], no_ack=True)
+            consumer.consume()
+        except BaseException:
+            self.__exit__()
+            raise
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+        return self
+
+    def _on(self, body: Any, message: Any) -> None:
+        self.count += 1
+        self.bytes += len(message.body)
+
+    def _drain(self) -> None:
+        import socket
+        while not self._stop:
+            try:
+                self._conn.drain_events(timeout=0.2)
+            except socket.timeout:
+                pass
+
+    def settled(self, quiet: float = 0.3, limit: float = 5.0
+                ) -> tuple[int, int]:
+        """(count, bytes) once nothing new arrived for ``quiet`` seconds."""
+        deadline = time.monotonic() + limit
+        last = (self.count, self.bytes)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = (self.count, self.bytes)
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet:
+                break
+        return last
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._conn is not None:
+            self._conn.release()
+        _rabbitmqctl('delete_vhost', self.vhost)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(['rabbitmqctl', '-q', *args], check=True,
+                   capture_output=True, text=True, timeout=60)
 
 
 # -- our service -------------------------------------------------------------
@@ -213,9 +320,12 @@ def _count_output(path: str) -> tuple[int, int]:
 
 
 def run_service(config: str, log_file: str, output: str, guests: int,
-                sweeps: int, interval: int, profile: str | None = None
-                ) -> dict[str, Any]:
-    """Run ``qga-polling --config-file`` for 1 + ``sweeps`` sweeps."""
+                sweeps: int, interval: int, profile: str | None = None,
+                bus: BusCounter | None = None) -> dict[str, Any]:
+    """Run ``qga-polling --config-file`` for 1 + ``sweeps`` sweeps.
+
+    :param bus: count notifications there instead of the output file
+    """
     proc = subprocess.Popen([QGA_POLLING, '--config-file', config],
                             stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
@@ -231,8 +341,12 @@ def run_service(config: str, log_file: str, output: str, guests: int,
         deadline = time.monotonic() + (sweeps + 1) * (interval + 30) + 30
         while seen < sweeps + 1:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError('qga-polling did not complete %d sweeps '
-                                   '(see %s)' % (sweeps + 1, log_file))
+                lines = text.splitlines()
+                errors = ([line for line in lines if ' CRITICAL ' in line]
+                          or [line for line in lines if ' ERROR ' in line])
+                raise RuntimeError('qga-polling did not complete %d sweeps%s'
+                                   % (sweeps + 1, (': ' + errors[-1].split(
+                                       '[-] ', 1)[-1]) if errors else ''))
             try:
                 with open(log_file, 'rb') as log:
                     log.seek(offset)
@@ -255,10 +369,17 @@ def run_service(config: str, log_file: str, output: str, guests: int,
             # when the next sweep starts at once (an overrun interval).
             cpu = _cpu_seconds(worker)
             lines, size = _count_output(output)
+            notes = None
+            if bus is not None:
+                # Delivery to our consumer lags the publisher's confirm a
+                # little: wait for quiet at the two marks that count.
+                notes, size = (bus.settled() if seen == 1 or seen >= sweeps + 1
+                               else (bus.count, bus.bytes))
             # 'seen': a sweep that overran the interval shares its mark
             # with the next one; counting lines keeps the division right.
             marks.append({'cpu': cpu, 'lines': lines, 'bytes': size,
-                          'seen': seen, **_memory(worker)})
+                          'notifications': notes, 'seen': seen,
+                          **_memory(worker)})
             if profile and spy is None:
                 # From the first measured sweep on: no start-up, no imports.
                 spy = subprocess.Popen(
@@ -284,6 +405,9 @@ def run_service(config: str, log_file: str, output: str, guests: int,
     walls = [float(w) for _, w in published[first['seen']:last['seen']]]
     poll_walls = [float(p[3]) for p in polls[first['seen']:last['seen']]]
     samples = (last['lines'] - first['lines']) / measured
+    if bus is not None:
+        samples = sum(int(n) for n, _ in published[first['seen']:
+                                                   last['seen']]) / measured
     return {
         'sweeps': measured,
         'wall': statistics.median(walls),
@@ -296,6 +420,8 @@ def run_service(config: str, log_file: str, output: str, guests: int,
         'samples': samples,
         'up': int(polls[-1][1]) if polls else None,
         'bytes': (last['bytes'] - first['bytes']) / measured,
+        'notifications': None if bus is None else (
+            last['notifications'] - first['notifications']) / measured,
     }
 
 
@@ -328,10 +454,13 @@ def run_baseline(mode: str, config: str, output: str, sweeps: int,
 
 def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                   baseline_sweeps: int, baseline_seconds: float,
-                  profile: str | None = None) -> list[dict[str, Any]]:
+                  profile: str | None = None, bus: bool = False
+                  ) -> list[dict[str, Any]]:
     """Ours and both baselines on one fleet; one row each.
 
     With ``profile`` (a py-spy output file), only ours runs, profiled.
+    With ``bus``, one more row: ours publishing with ``notifier://`` to a
+    RabbitMQ virtual host of its own, where a consumer counts.
     """
     workdir = tempfile.mkdtemp(prefix='qgb', dir='/tmp')
     # Room for a sweep plus publishing, as an operator's interval leaves;
@@ -342,10 +471,15 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
         with Fleet(kind, count, silent, os.path.join(workdir, 'f')) as fleet:
             config = os.path.join(workdir, 'qga-polling.conf')
             output = os.path.join(workdir, 'samples.jsonl')
-            write_config(config, workdir, fleet.sockets, interval, output)
+            write_config(config, fleet.sockets, interval, output)
             runs = [('ours (qga-polling)', lambda: run_service(
                 config, os.path.join(workdir, 'qga-polling.log'), output,
                 count, sweeps, interval, profile))]
+            if bus:
+                # 3 sweeps: the row shows the bus, the others the rest.
+                runs.append(('ours, notifier://', lambda: _bus_run(
+                    workdir, fleet.sockets, interval, count,
+                    min(sweeps, 3))))
             for mode in ('sequential', 'threads') if not profile else ():
                 runs.append(('%s baseline' % mode,
                              lambda mode=mode: run_baseline(
@@ -353,11 +487,24 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                                      workdir, mode + '.jsonl'),
                                  baseline_sweeps, baseline_seconds)))
             for name, run in runs:
-                row = run()
+                try:
+                    row = run()
+                except RuntimeError as exc:
+                    if name == 'ours (qga-polling)':
+                        raise
+                    # The other rows stand; the table says why this failed.
+                    rows.append({'fleet': fleet.label, 'poller': name,
+                                 'guests': count, 'error': str(exc)})
+                    print('  %-22s %-22s failed: %s' % (fleet.label, name,
+                                                        exc),
+                          file=sys.stderr, flush=True)
+                    continue
                 row.update(fleet=fleet.label, poller=name, guests=count)
                 row['samples_per_s'] = row['samples'] / row['wall']
-                row['notifications'] = math.ceil(row['samples']
-                                                 / NOTIFIER_BATCH)
+                if row.get('notifications') is None:
+                    # What notifier:// would send for them.
+                    row['notifications'] = math.ceil(row['samples']
+                                                     / NOTIFIER_BATCH)
                 rows.append(row)
                 print('  %-22s %-22s wall %.3f s, %.3f ms CPU/guest' % (
                     fleet.label, name, row['wall'],
@@ -365,6 +512,16 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows
+
+
+def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
+             sweeps: int) -> dict[str, Any]:
+    with BusCounter() as bus:
+        config = os.path.join(workdir, 'qga-polling-bus.conf')
+        write_config(config, sockets, interval, '', bus.transport_url)
+        return run_service(config, os.path.join(
+            workdir, 'qga-polling-bus.log'), os.devnull, count, sweeps,
+            interval, bus=bus)
 
 
 # -- micro rows (kept from the 16-guest bench) --------------------------------
@@ -475,6 +632,10 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
     print(head)
     print('-' * len(head))
     for r in rows:
+        if 'error' in r:
+            print('%-22s %-20s failed: %s' % (r['fleet'], r['poller'],
+                                              r['error']))
+            continue
         poll = '-' if r['poll_wall'] is None else '%.3f' % r['poll_wall']
         print('%-22s %-20s %6d %5s %8.3f %8s %8.3f %7.1f %6.1f %8d %7.0f '
               '%6d %9d' % (
@@ -491,7 +652,7 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
     for fleet, polls in by_fleet.items():
         ours = polls['ours (qga-polling)']
         for name, r in polls.items():
-            if r is ours:
+            if name.startswith('ours') or 'error' in r:
                 continue
             print('%-22s %-22s %10s %10s %10s' % (
                 fleet, name, _ratio(r['wall'], ours['wall']),
@@ -516,8 +677,10 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
           'service, polling to published; poll s: polling only); CPU ms/g: '
           'CPU per guest per sweep, start-up and warm-up sweep excluded; '
           'RSS: peak (VmHWM) and growth over the sweeps; samples, notif(ic'
-          'ations of %d) and bytes: per sweep; ratio above 1: ours is '
-          'better.' % NOTIFIER_BATCH)
+          'ations) and bytes: per sweep, bytes of the JSON lines written, '
+          'notifications those notifier:// would send (%d samples each); '
+          'on the notifier:// row both counted on the bus (AMQP bodies); '
+          'ratio above 1: ours is better.' % NOTIFIER_BATCH)
 
 
 def _new_file(prefix: str, suffix: str) -> str:
@@ -542,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--silent', default='0,5',
                         help='silent percentages to run: 0, 5 or both')
     parser.add_argument('--pings', type=int, default=2000)
+    parser.add_argument('--no-bus', action='store_true',
+                        help='skip the notifier:// row (it needs RabbitMQ on '
+                             '127.0.0.1:5672, as make bench starts it)')
     parser.add_argument('--profile', action='store_true',
                         help='py-spy profile of the largest fake fleet, 5%% '
                              'silent, in a run of its own')
@@ -553,18 +719,21 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(',') if s]
     silent = [s.strip() == '5' for s in args.silent.split(',')]
     if args.smoke:
-        sizes, args.real, args.sweeps = [5], 0, 1
+        sizes, args.real, args.sweeps, args.no_bus = [5], 0, 1, True
         args.baseline_sweeps, args.pings, silent = 1, 20, [True]
     fleet_runs = [('fake', n) for n in sizes]
     if args.real:
         fleet_runs.append(('real', args.real))
     started = time.monotonic()
     rows = []
+    # The bus row on the largest fake fleet, silent guests included.
+    bus_fleet = ('fake', max(sizes), silent[-1])
     for kind, count in fleet_runs:
         for quiet in silent:
-            rows += measure_fleet(kind, count, quiet, args.sweeps,
-                                  args.baseline_sweeps,
-                                  args.baseline_seconds)
+            rows += measure_fleet(
+                kind, count, quiet, args.sweeps, args.baseline_sweeps,
+                args.baseline_seconds,
+                bus=not args.no_bus and (kind, count, quiet) == bus_fleet)
     micro = micro_rows(args.pings, 200 if args.smoke else 2000)
     profile: list[dict[str, Any]] = []
     if args.profile:

@@ -45,7 +45,7 @@ def test_baselines_publish_the_same_samples_as_the_service(short_tmpdir):
     with fake_fleet.FakeFleet(fleet_dir, 3, silent_every=3) as fleet:
         config = os.path.join(short_tmpdir, 'c.conf')
         ours = os.path.join(short_tmpdir, 'ours.jsonl')
-        bench.write_config(config, short_tmpdir, fleet.sockets, 60, ours)
+        bench.write_config(config, fleet.sockets, 60, ours)
         subprocess.run([bench.QGA_POLLING, '--config-file', config,
                         '--once'], check=True, capture_output=True,
                        timeout=60)
