@@ -24,6 +24,11 @@ silent guests (every 20th accepts and never answers) -- it measures:
     per line, what the notifier would put in ``payload.samples``);
     notifications per sweep are those the ``notifier://`` publisher would
     send for them (batches of 50).
+``ours, notifier://``
+    On the largest fake fleet with silent guests (``--no-bus`` skips it):
+    the same service publishing with ``notifier://`` to a RabbitMQ virtual
+    host of its own, 3 measured sweeps; :class:`BusCounter` counts the
+    notifications and their bytes on the bus.
 ``sequential`` / ``threads``
     :mod:`tools.bench_baselines` on the same fleet and configuration, as a
     process of its own: the same commands and samples, blocking sockets,
