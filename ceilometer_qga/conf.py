@@ -67,9 +67,13 @@ polling_opts = [
     cfg.BoolOpt('allow_file_reads',
                 default=True,
                 help='Read the allow-listed /proc files (/proc/meminfo, '
-                     '/proc/stat, /proc/loadavg) through guest-file-open/'
-                     'read/close when no native command gives the figure. '
-                     'This is the only guest-agent route to memory figures.'),
+                     '/proc/stat, /proc/loadavg, /proc/diskstats, '
+                     '/proc/net/dev, /proc/mounts) through guest-file-open/'
+                     'read/close when no native command gives the figure '
+                     '(and, for filesystem usage, ask the patched agents\' '
+                     'guest-get-statvfs of each mountpoint). Never on '
+                     'Windows guests. This is the only guest-agent route to '
+                     'memory figures.'),
     cfg.IntOpt('capabilities_refresh',
                default=600, min=1,
                help='Seconds after which the list of commands a guest '
@@ -135,7 +139,9 @@ libvirt_opts = [
                     'read-write connection.'),
     cfg.IntOpt('max_threads',
                default=4, min=1,
-               help='Threads for blocking libvirt calls.'),
+               help='Threads for blocking libvirt calls, each with its own '
+                    'libvirt connection (so that a call stuck on a hung guest '
+                    'agent holds up no other guest).'),
 ]
 
 default_opts = [

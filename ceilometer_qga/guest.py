@@ -13,6 +13,12 @@ from typing import Any
 #: the channel stock qemu-guest-agent packages open by themselves
 STANDARD_CHANNEL = 'org.qemu.guest_agent.0'
 
+#: ``agent_state`` of a guest created the old way (no agent channel at all)
+LEGACY = 'legacy'
+#: why a legacy guest is not polled (report error, probe output)
+LEGACY_REASON = ('the domain has no guest-agent channel (started before '
+                 'the Nova extension, or opted out)')
+
 
 @dataclasses.dataclass(frozen=True)
 class Channel:
@@ -49,6 +55,18 @@ class Guest:
     channels: tuple[Channel, ...] = ()
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict,
                                                  hash=False, compare=False)
+
+    def is_legacy(self, monitor_channel_name: str) -> bool:
+        """True for a guest created the old way: no guest-agent channel.
+
+        Neither the standard channel nor the dedicated monitor channel
+        (``[qga_polling] monitor_channel_name``): the 2013 plan keeps such
+        guests on the monitoring injected into them, so the poller leaves
+        them alone and raises no ``guest.agent.up=0`` for them.  A guest
+        with a channel whose agent does not answer is not legacy.
+        """
+        return (self.channel(STANDARD_CHANNEL) is None
+                and self.channel(monitor_channel_name) is None)
 
     def channel(self, target_name: str) -> Channel | None:
         """Return the channel with this target name, or None."""

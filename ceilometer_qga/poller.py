@@ -8,6 +8,12 @@ guest gets ``[qga_polling] guest_budget`` seconds per sweep; every command
 ``command_timeout``.  Whatever happens to one guest (hung agent, garbage,
 paused domain, vanished domain, a bug in a collector) ends up as that
 guest's ``guest.agent.up`` sample and never delays or breaks the others.
+
+Guests created the old way, without any agent channel
+(:meth:`~ceilometer_qga.guest.Guest.is_legacy`), are not contacted and get
+no samples at all: they keep their injected monitoring, and an up=0 for
+each would set off every alarm on ``guest.agent.up``.  They are logged once
+when first seen and counted in every sweep's log line.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from oslo_utils import timeutils
 
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.discovery import base as discovery_base
+from ceilometer_qga.guest import LEGACY
+from ceilometer_qga.guest import LEGACY_REASON
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import selection
 from ceilometer_qga import sample as sample_mod
@@ -38,6 +46,11 @@ class SweepResult:
     reports: list[session_mod.GuestReport]
     samples: list[sample_mod.Sample]
     duration: float
+
+    @property
+    def legacy(self) -> int:
+        """How many guests had no agent channel (old-way guests)."""
+        return sum(r.state == LEGACY for r in self.reports)
 
 
 class Poller:
@@ -75,13 +88,18 @@ class Poller:
         monotonic_time = time.monotonic()
         samples = []
         for report in reports:
+            if report.state == LEGACY:
+                continue
             samples.extend(sample_factory.build_samples(
                 report, self.meters, timestamp, monotonic_time))
-        duration = time.monotonic() - start
-        LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s',
-                 len(reports), sum(r.up for r in reports), len(samples),
-                 duration)
-        return SweepResult(list(reports), samples, duration)
+        result = SweepResult(list(reports), samples,
+                             time.monotonic() - start)
+        # Legacy last: tools parsing the first part of the line keep working.
+        LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s, '
+                 '%d legacy (no agent channel)', len(reports),
+                 sum(r.up for r in reports), len(samples), result.duration,
+                 result.legacy)
+        return result
 
     async def close(self) -> None:
         """Close every session and the shared transport resources."""
@@ -119,6 +137,8 @@ class Poller:
         skip = self._precheck(session)
         if skip is not None:
             report.state, report.error = skip
+            if report.state == LEGACY:
+                self._log_state(session, report)
             return report
         budget = self.conf.qga_polling.guest_budget
         async with limit:
@@ -151,6 +171,8 @@ class Poller:
                   ) -> tuple[str, str | None] | None:
         """Reasons not to contact the guest at all this sweep."""
         guest = session.guest
+        if guest.is_legacy(self.conf.qga_polling.monitor_channel_name):
+            return LEGACY, LEGACY_REASON
         state = guest.metadata.get('state')
         if state is not None and state != 'running':
             # A paused, suspended or crashed guest cannot answer; asking
@@ -175,8 +197,12 @@ class Poller:
     def _log_state(session: session_mod.GuestSession,
                    report: session_mod.GuestReport) -> None:
         previous = session.logged_state
-        if report.state != previous and not (previous is None
-                                             and report.state == 'ok'):
+        if report.state == LEGACY and previous != LEGACY:
+            LOG.info('Guest %s: no guest-agent channel: an old-way guest, '
+                     'left to its own monitoring (no guest.agent.up)',
+                     session.guest.instance_id)
+        elif report.state != previous and not (
+                previous is None and report.state == 'ok'):
             level = LOG.info if report.state == 'ok' else LOG.warning
             level('Guest %s: agent state %s -> %s%s',
                   session.guest.instance_id, previous or 'new', report.state,

@@ -59,6 +59,37 @@ def resource_id(instance_id: str, item: str | None) -> str:
     return rid
 
 
+def item_name(instance_id: str, rid: str) -> str | None:
+    """The item (mountpoint, disk, interface) a resource id was made from.
+
+    The inverse of :func:`resource_id`, for tables that people read:
+    ``<uuid>-_2Fvar_2Flib`` gives ``/var/lib``, the uuid itself gives None.
+    A hashed id (item too long) cannot be reversed and comes back as is;
+    so does an id that is not ``<instance_id>-...``.
+    """
+    if rid == instance_id:
+        return None
+    prefix = instance_id + '-'
+    if not rid.startswith(prefix):
+        return rid
+    escaped = rid[len(prefix):]
+    out = bytearray()
+    i = 0
+    while i < len(escaped):
+        ch = escaped[i]
+        if ch == '_':
+            code = escaped[i + 1:i + 3]
+            if len(code) != 2 or not all(c in string.hexdigits
+                                         for c in code):
+                return escaped  # not made by resource_id(): show it raw
+            out.append(int(code, 16))
+            i += 3
+        else:
+            out += ch.encode('ascii', 'replace')
+            i += 1
+    return out.decode('utf-8', 'replace')
+
+
 def valid_volume(volume: Any) -> bool:
     """A finite, non-negative int or float below 2**63 (bool is not)."""
     if isinstance(volume, bool) or not isinstance(volume, (int, float)):

@@ -4,8 +4,9 @@ A :class:`GuestSession` lives as long as its guest is discovered.  It sends
 one command at a time (the transport serialises), re-reads ``guest-info``
 when the cached copy is old or the agent reconnected, and runs each
 collector through the one decision the engine owns: native command if the
-guest offers it, else the allow-listed ``/proc`` file if file reads are
-enabled and the guest offers ``guest-file-*``, else skip with a reason.
+guest offers it, else the declared ``/proc`` fallback if file reads are
+enabled and the guest can do it, else skip with a reason
+(:mod:`ceilometer_qga.collectors.engine`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from oslo_config import cfg
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.collectors import engine
 from ceilometer_qga.collectors import osfacts
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
@@ -26,25 +28,12 @@ from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport as transport_mod
 
-FILE_COMMANDS = ('guest-file-open', 'guest-file-read', 'guest-file-close')
+FILE_COMMANDS = engine.FILE_COMMANDS
 _FILE_CHUNK = 16384
 _MAX_FILE_BYTES = 256 * 1024
 
-#: errors after which the guest as a whole is unreachable for this sweep
-GUEST_LEVEL_ERRORS = (errors.AgentNotConnected, errors.AgentTimeout,
-                      errors.ProtocolError)
-
-
-@dataclasses.dataclass
-class CollectorOutcome:
-    """What one collector produced on one guest in one sweep."""
-
-    name: str
-    source: str  # 'native', 'fallback' or 'skipped'
-    result: collector_base.ParseResult
-    reason: str | None = None
-    #: the agent_state of the error that made it skip, if one did
-    error_state: str | None = None
+GUEST_LEVEL_ERRORS = engine.GUEST_LEVEL_ERRORS
+CollectorOutcome = engine.CollectorOutcome
 
 
 @dataclasses.dataclass
@@ -161,45 +150,10 @@ class GuestSession:
 
     async def _run(self, collector: collector_base.Collector
                    ) -> CollectorOutcome:
-        assert self.capabilities is not None
-        name = collector.__class__.__name__
-        caps = self.capabilities
-        try:
-            if collector.command and caps.supports(collector.command):
-                reply = await self.transport.execute(collector.command)
-                return CollectorOutcome(name, 'native',
-                                        collector.parse(reply))
-            if (collector.fallback_file
-                    and self.conf.qga_polling.allow_file_reads
-                    and caps.supports_all(FILE_COMMANDS)):
-                text = await self.read_file(collector.fallback_file)
-                return CollectorOutcome(name, 'fallback',
-                                        collector.parse_file(text))
-        except GUEST_LEVEL_ERRORS:
-            raise
-        except errors.QgaError as exc:
-            return CollectorOutcome(name, 'skipped',
-                                    collector_base.ParseResult(), str(exc),
-                                    exc.state)
-        except collector_base.BadReply as exc:
-            return CollectorOutcome(name, 'skipped',
-                                    collector_base.ParseResult(),
-                                    'bad reply: %s' % exc)
-        return CollectorOutcome(name, 'skipped', collector_base.ParseResult(),
-                                self._why_skipped(collector))
-
-    def _why_skipped(self, collector: collector_base.Collector) -> str:
-        parts = []
-        if collector.command:
-            parts.append('%s not offered by the agent' % collector.command)
-        if collector.fallback_file:
-            if not self.conf.qga_polling.allow_file_reads:
-                parts.append('file reads disabled by [qga_polling] '
-                             'allow_file_reads')
-            else:
-                parts.append('guest-file-* not offered for %s'
-                             % collector.fallback_file)
-        return '; '.join(parts) or 'nothing to run'
+        assert self.capabilities is not None and self.transport is not None
+        return await engine.run(collector, self.capabilities, self.facts,
+                                self.conf, self.transport.execute,
+                                self.read_file)
 
     async def read_file(self, path: str) -> str:
         """Read an allow-listed /proc file through guest-file-*.

@@ -11,6 +11,7 @@ from tests.fixtures import nova_threading  # noqa: F401  # isort:skip
 from tests.fixtures.fake_agent import fake_agent  # noqa: F401
 from tests.fixtures.libvirt_test_driver import hypervisor  # noqa: F401
 from tests.fixtures.processes import processes  # noqa: F401
+from tests.fixtures.qga import qemu_ga_52  # noqa: F401
 from tests.fixtures.qga import qga_fleet  # noqa: F401
 from tests.fixtures.qga import qga_guest  # noqa: F401
 from tests.fixtures.qga import qga_guest_factory  # noqa: F401

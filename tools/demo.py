@@ -36,6 +36,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ceilometer_qga import sample_factory
+
 try:
     from tools import processes
     from tools import qga_standin
@@ -131,12 +133,13 @@ def guest_of(sample: dict[str, Any], uuids: Sequence[str]) -> str | None:
 
 
 def short_resource(resource_id: str, uuid: str) -> str:
-    """``<uuid>-vda`` → ``vda``; the uuid itself → ``(instance)``."""
-    if resource_id == uuid:
-        return '(instance)'
-    if resource_id.startswith(uuid + '-'):
-        return resource_id[len(uuid) + 1:]
-    return resource_id
+    """What people call the resource: ``/var/lib``, ``vda``, ``(instance)``.
+
+    Not the escaped resource-id suffix (``_2Fvar_2Flib``): the samples
+    keep that in ``resource_id``; the table shows the name it encodes.
+    """
+    item = sample_factory.item_name(uuid, resource_id)
+    return '(instance)' if item is None else item
 
 
 def format_value(value: Any) -> str:

@@ -53,6 +53,17 @@ Modes (``--mode``):
     ``CommandNotFound "Command X has been disabled: the agent is in frozen
     state"``.
 
+``--recording FILE`` (with ``ok``, or any fault mode) replaces the fixed
+replies with a recorded agent: a JSON object with ``version``,
+``commands`` (``{name: enabled}``, what ``guest-info`` lists), ``replies``
+(``{command: return value}``), ``files`` (``{path: text}`` for
+``guest-file-*``) and optionally ``statvfs`` (``{path: return value}`` for
+the patched agents' ``guest-get-statvfs``; a path without one gets a
+``GenericError``: the patched agent's own error text is not on record,
+and the poller only needs it to be an error).  Everything else behaves as
+in ``ok`` mode, which follows qemu-ga 7.2.  The recordings in
+``tests/fixtures/agents/`` say where each one comes from.
+
 ``--fault-on any`` (default) applies the fault to every request, sync
 included; ``--fault-on command`` answers syncs normally and applies it to
 the other commands only, so a client gets past its handshake first.
@@ -184,12 +195,36 @@ class Options:
     seed: int | None = None
     max_request: int = 1024 * 1024
     max_connections: int = 16
+    #: a recorded agent (see ``--recording``), or None for the fixed replies
+    recording: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError('unknown mode %r (one of %s)' % (self.mode, ', '.join(MODES)))
         if self.fault_on not in ('any', 'command'):
             raise ValueError('fault_on must be "any" or "command"')
+        if self.recording is not None:
+            listed = self.recording['commands']
+            self.commands = tuple(sorted(
+                set(listed) | {'guest-sync-delimited', 'guest-sync'}))
+            self.disabled = tuple(sorted(c for c, on in listed.items() if not on))
+
+    @property
+    def version(self) -> str:
+        """What guest-info says."""
+        return self.recording['version'] if self.recording else VERSION
+
+    @property
+    def replies(self) -> dict[str, Any]:
+        """Return values of the data commands."""
+        return self.recording['replies'] if self.recording else OK_REPLIES
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """What guest-file-open/read give, per path."""
+        if self.recording is None:
+            return PROC_FILES
+        return {path: text.encode() for path, text in self.recording['files'].items()}
 
 
 class _Hangup(Exception):
@@ -292,6 +327,8 @@ class _Connection:
             return
         command = obj['execute']
         args = obj.get('arguments') if isinstance(obj.get('arguments'), dict) else {}
+        # With --verbose, the log is the list of what a client sent.
+        LOG.debug('request %s %s', command, json.dumps(args, sort_keys=True))
         extra = {'id': obj['id']} if 'id' in obj else {}
         mode = self.opts.mode
         is_sync = command in SYNC_COMMANDS
@@ -369,21 +406,27 @@ class _Connection:
         if command == 'guest-ping':
             return b'', {'return': {}}
         if command == 'guest-info':
-            return b'', {'return': {'version': VERSION, 'supported_commands': [
+            return b'', {'return': {'version': self.opts.version, 'supported_commands': [
                 {'name': name, 'enabled': name not in self.opts.disabled,
                  'success-response': True} for name in self.opts.commands]}}
         if self.opts.mode == 'wrong-types' and command in WRONG_REPLIES:
             return b'', {'return': WRONG_REPLIES[command]}
         if command.startswith('guest-file-'):
             return b'', self.file_command(command, args)
-        if command in OK_REPLIES:
-            return b'', {'return': OK_REPLIES[command]}
+        if command == 'guest-get-statvfs' and self.opts.recording is not None:
+            found = self.opts.recording.get('statvfs', {}).get(args.get('path'))
+            if found is None:
+                return b'', {'error': {'class': 'GenericError', 'desc': (
+                    "statvfs of '%s' failed: No such file or directory" % args.get('path'))}}
+            return b'', {'return': found}
+        if command in self.opts.replies:
+            return b'', {'return': self.opts.replies[command]}
         return b'', {'error': {'class': 'GenericError',
                                'desc': 'the fake agent has no reply for %s' % command}}
 
     def file_command(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
         if command == 'guest-file-open':
-            content = PROC_FILES.get(args.get('path'))  # type: ignore[arg-type]
+            content = self.opts.files.get(args.get('path'))  # type: ignore[arg-type]
             if content is None:
                 return {'error': {'class': 'GenericError',
                                   'desc': "failed to open file '%s'" % args.get('path')}}
@@ -520,8 +563,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Options]:
     parser.add_argument('--seed', type=int, help='garbage: random seed')
     parser.add_argument('--max-request', type=int, default=1024 * 1024)
     parser.add_argument('--max-connections', type=int, default=16)
+    parser.add_argument('--recording', help='JSON file of a recorded agent to replay')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
+    recording = None
+    if args.recording:
+        with open(args.recording) as src:
+            recording = json.load(src)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='fake_agent: %(message)s')
     commands = (tuple(c for c in args.commands.split(',') if c)
@@ -530,7 +578,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Options]:
                       fault_on=args.fault_on, commands=commands,
                       disabled=tuple(c for c in args.disabled.split(',') if c),
                       seed=args.seed, max_request=args.max_request,
-                      max_connections=args.max_connections)
+                      max_connections=args.max_connections, recording=recording)
     return args.socket, options
 
 

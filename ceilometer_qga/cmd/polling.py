@@ -7,12 +7,15 @@ the publishers and exits.  ``--once`` runs one sweep, flushes and exits 0.
 
 The periodic service runs on oslo.service's threading backend (no
 eventlet): the launcher supervises one worker process, whose
-:class:`PollingService` runs an asyncio loop in a thread.
+:class:`PollingService` runs an asyncio loop in a thread.  The backend is
+chosen when the ``ceilometer_qga.cmd`` package is imported (see
+:mod:`ceilometer_qga.cmd.concurrency`), before the plugins are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 
@@ -20,6 +23,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import backend
 
+from ceilometer_qga.cmd import concurrency
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import runner as runner_mod
 
@@ -54,8 +58,9 @@ async def run_once(conf: cfg.ConfigOpts,
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
     finally:
         await runner.close()
-    LOG.info('One sweep done: %d guests, %d samples',
-             len(result.reports), len(result.samples))
+    LOG.info('One sweep done: %d guests (%d legacy, without agent '
+             'channel), %d samples', len(result.reports), result.legacy,
+             len(result.samples))
     if not flushed:
         LOG.error('Some samples could not be delivered before exiting')
         return 1
@@ -141,9 +146,42 @@ class PollingService:
             LOG.info('qga-polling stopped')
 
 
+#: set in the environment of the fresh interpreter, so that it never loops
+RESTARTED_ENV = 'QGA_POLLING_RESTARTED'
+
+
+def _restart_in_fresh_interpreter(argv: list[str]) -> int:
+    """Run ``qga-polling argv`` in a new interpreter, in place of this one.
+
+    Only when main() is called from a process that imported oslo.messaging
+    (or oslo.service) before ``ceilometer_qga.cmd``: its backend is then
+    fixed to eventlet for good, and the service needs the threading one.
+    The console script never gets here.
+
+    :returns: 1 (and does not restart) when this already is the restarted
+        interpreter: something imported at its start picks the backend
+    """
+    chosen = backend.get_backend_type().value
+    if os.environ.get(RESTARTED_ENV):
+        LOG.error('oslo.service backend set to %r before qga-polling could '
+                  'choose the threading one, even in a fresh interpreter '
+                  '(sitecustomize?)', chosen)
+        return 1
+    LOG.warning('oslo.service backend already set to %r by an earlier import; '
+                'restarting qga-polling in a fresh interpreter', chosen)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, '-m', 'ceilometer_qga.cmd.polling', *argv],
+              dict(os.environ, **{RESTARTED_ENV: '1'}))
+    return 1  # not reached: execve() returns only by raising
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``qga-polling``."""
-    conf = prepare(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    conf = prepare(argv)
+    if not conf.once and not concurrency.select_threading():
+        return _restart_in_fresh_interpreter(argv)
     try:
         # Validate everything before forking a worker or polling.
         runner = runner_mod.SweepRunner(conf)
@@ -155,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_once(conf, runner))
     # The worker process builds its own runner after the fork: connections
     # and threads do not survive it.
-    backend.init_backend(backend.BackendType.THREADING)
     from oslo_service import service
     svc_class = type('QgaPollingService', (PollingService,
                                            service.ServiceBase), {})

@@ -3,11 +3,20 @@
 A collector is a small declarative class, in the spirit of Ceilometer's
 ``GenericComputePollster``: it *declares* which qga command it needs
 (:attr:`Collector.command`), which ``/proc`` file can stand in when the agent
-lacks that command (:attr:`Collector.fallback_file`), which meters it emits
-(:attr:`Collector.meters`), and supplies two pure functions that turn a
-reply into :class:`Reading` objects.  The poller's engine owns everything
-else once: capability checks, the fallback decision, timeouts, validation of
-the numbers, resource ids and sample construction.
+lacks that command (:attr:`Collector.fallback_file`), optionally a read-only
+command to run once per item that file lists (:attr:`Collector.
+fallback_command`, e.g. the patched agents' ``guest-get-statvfs`` per
+mountpoint of ``/proc/mounts``), which meters it emits
+(:attr:`Collector.meters`), and supplies pure functions that turn replies
+into :class:`Reading` objects.  The engine (:mod:`.engine`) owns everything
+else once: capability checks, the fallback decision (native command, else
+the fallback when file reads are allowed and the guest has a ``/proc``),
+timeouts, validation of the numbers, resource ids and sample construction.
+
+A native reply that lacks the meters altogether (fsinfo without sizes from
+an agent older than 3.0, interfaces without statistics from one older than
+2.11) sets :attr:`ParseResult.incomplete`; the engine then runs the
+fallback instead when it can.
 
 Rules for ``parse``/``parse_file``:
 
@@ -61,6 +70,9 @@ class ParseResult:
 
     readings: list[Reading] = dataclasses.field(default_factory=list)
     dropped: list[str] = dataclasses.field(default_factory=list)
+    #: the reply has the shape of the command but none of the figures the
+    #: meters need (an old agent): the engine prefers the fallback then
+    incomplete: bool = False
 
 
 class BadReply(ValueError):
@@ -82,6 +94,10 @@ class Collector(abc.ABC):
     command: ClassVar[str | None] = None
     #: allow-listed /proc file read when ``command`` is not available
     fallback_file: ClassVar[str | None] = None
+    #: read-only command run with ``{'path': item}`` for every item that
+    #: :meth:`fallback_items` lists in ``fallback_file``; None: the file
+    #: alone gives the readings (:meth:`parse_file`)
+    fallback_command: ClassVar[str | None] = None
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf
@@ -92,4 +108,20 @@ class Collector(abc.ABC):
 
     def parse_file(self, text: str) -> ParseResult:
         """Turn the content of :attr:`fallback_file` into readings."""
+        raise NotImplementedError(self.__class__.__name__)
+
+    def fallback_items(self, text: str) -> list[str]:
+        """Items of :attr:`fallback_file` to run :attr:`fallback_command` on.
+
+        At most ``[qga_polling] max_items``.  Only for collectors that set
+        :attr:`fallback_command`.
+        """
+        raise NotImplementedError(self.__class__.__name__)
+
+    def parse_fallback(self, text: str, replies: dict[str, Any]
+                       ) -> ParseResult:
+        """Readings from the file and the ``{item: reply}`` of each item.
+
+        Items whose command failed are missing from ``replies``.
+        """
         raise NotImplementedError(self.__class__.__name__)

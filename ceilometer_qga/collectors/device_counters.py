@@ -1,7 +1,9 @@
 """Per-device cumulative counters: one engine for disks and interfaces.
 
 Both ``guest-get-diskstats`` and ``guest-network-get-interfaces`` answer a
-list of devices, each with a name and an object of counters.  A
+list of devices, each with a name and an object of counters, and their
+``/proc`` fallbacks (``/proc/diskstats``, ``/proc/net/dev``) are turned into
+the same list by :func:`proc_table`.  A
 :class:`DeviceCounterCollector` subclass only declares which member holds
 the counters, which counters become which meters, which option excludes
 devices, and the per-device metadata; the checks (names, duplicates,
@@ -56,11 +58,19 @@ class DeviceCounterCollector(base.Collector):
 
         :raises base.BadReply: the reply is not a list
         """
+        return self.parse_entries(checks.entries(reply, self.command))
+
+    def parse_entries(self, entries: list[Any]) -> base.ParseResult:
+        """Readings from a list of ``{name, <stats_member>: {...}}`` entries.
+
+        The native reply is such a list; the ``/proc`` fallbacks build the
+        same list from the file, so both go through the same checks.
+        """
         result = base.ParseResult()
         kind = self.device
         devices: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         seen: set[str] = set()
-        for index, entry in enumerate(checks.entries(reply, self.command)):
+        for index, entry in enumerate(entries):
             try:
                 if not isinstance(entry, dict):
                     raise checks.Nonsense('%s #%d is not an object (%s)'
@@ -100,3 +110,41 @@ class DeviceCounterCollector(base.Collector):
                 result.readings.append(
                     base.Reading(meter, value, name, dict(metadata)))
         return result
+
+
+def proc_table(text: Any, path: str, fields: tuple[tuple[str, int], ...],
+               min_numbers: int, stats_member: str,
+               name_end: str | None = None,
+               name_column: int = 0) -> list[dict[str, Any]]:
+    """Entries ``{name, stats_member: {key: int}}`` from a /proc table.
+
+    Each line is a device: its name, then whitespace-separated decimal
+    counters.  ``name_end`` (``':'`` in ``/proc/net/dev``) ends the name;
+    otherwise the name is column ``name_column`` and the counters follow
+    it.  Lines that do not fit (headers, too few numbers, a word that is
+    not a count) are left out whole: a half-read line would give a counter
+    that looks like a reset.
+
+    :param fields: ``(key, position among the counters)``
+    :raises base.BadReply: not text
+    """
+    if not isinstance(text, str):
+        raise base.BadReply('%s content is not text' % path)
+    entries = []
+    for line in text.splitlines():
+        if name_end is not None:
+            name, sep, rest = line.partition(name_end)
+            if not sep:
+                continue
+            name, words = name.strip(), rest.split()
+        else:
+            words = line.split()
+            if len(words) <= name_column:
+                continue
+            name, words = words[name_column], words[name_column + 1:]
+        if len(words) < min_numbers or not all(
+                w.isascii() and w.isdigit() and len(w) <= 20 for w in words):
+            continue
+        entries.append({'name': name, stats_member: {
+            key: int(words[pos]) for key, pos in fields}})
+    return entries

@@ -1,9 +1,17 @@
-"""Guest block-device I/O counters, from ``guest-get-diskstats``.
+"""Guest block-device I/O counters, from ``guest-get-diskstats`` or /proc.
 
 The agent (qemu-ga 7.1+, Linux guests) returns ``/proc/diskstats`` as a
 list of ``{name, major, minor, stats{read-ios, read-sectors, write-ios,
 write-sectors, ...}}``.  Sectors are the kernel's fixed 512-byte units
 whatever the device's real sector size, so bytes = sectors * 512.
+
+Older agents (5.2 and the rest before 7.1) lack the command; then the
+engine reads ``/proc/diskstats`` itself, as the 2013 script did and as
+qemu-ga does (``guest_get_diskstats`` in ``qga/commands-linux.c``): per
+line ``major minor name`` and the counters, of which reads completed,
+sectors read, writes completed and sectors written are the 1st, 3rd, 5th
+and 7th.  Kernels before 2.6.25 wrote only four counters for partitions
+(reads, sectors read, writes, sectors written), which qemu-ga reads too.
 
 Devices whose name matches ``[qga_polling] disk_exclude`` (by default loop,
 ram, zram, floppy and CD-ROM devices) are left out before the
@@ -14,15 +22,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors import device_counters
 
 SECTOR = 512
+#: position of each counter after ``major minor name`` in /proc/diskstats
+_DISKSTATS = (('read-ios', 0), ('read-sectors', 2), ('write-ios', 4),
+              ('write-sectors', 6))
+#: the same in the four-counter partition lines of kernels before 2.6.25
+_DISKSTATS_OLD = (('read-ios', 0), ('read-sectors', 1), ('write-ios', 2),
+                  ('write-sectors', 3))
 
 
 class DiskCollector(device_counters.DeviceCounterCollector):
     """Cumulative read/write bytes and requests per guest block device."""
 
     command = 'guest-get-diskstats'
+    fallback_file = '/proc/diskstats'
     device = 'disk'
     stats_member = 'stats'
     exclude_option = 'disk_exclude'
@@ -37,3 +53,22 @@ class DiskCollector(device_counters.DeviceCounterCollector):
     def metadata(self, name: str, entry: dict[str, Any]) -> dict[str, Any]:
         """``disk_name``, as Ceilometer's per-disk samples have it."""
         return {'disk_name': name}
+
+    def parse_file(self, text: str) -> base.ParseResult:
+        """Readings from the text of ``/proc/diskstats``.
+
+        :raises base.BadReply: not text
+        """
+        if not isinstance(text, str):
+            raise base.BadReply('%s content is not text' % self.fallback_file)
+        entries = []
+        for line in text.splitlines():
+            if len(line.split()) == 7:
+                entries += device_counters.proc_table(
+                    line, self.fallback_file, _DISKSTATS_OLD, 4, 'stats',
+                    name_column=2)
+            else:
+                entries += device_counters.proc_table(
+                    line, self.fallback_file, _DISKSTATS, 7, 'stats',
+                    name_column=2)
+        return self.parse_entries(entries)

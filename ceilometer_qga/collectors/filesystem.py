@@ -20,10 +20,23 @@ What the agent reports (qemu ``qga/commands-posix.c``, ``commands-win32.c``):
   the same way; ``statvfs`` gives the same figures for all of them anyway.
 * A path mounted over twice appears twice; ``statvfs`` of that path sees the
   top mount for both, so the last entry (the visible one) is kept.
+
+Fallback for agents whose fsinfo carries no sizes at all (older than 3.0,
+e.g. CentOS 7's 2.12): guests of that era may run the 2013 study's patched
+agent, which adds ``guest-get-statvfs`` (``{"path": str}`` -> ``f_bsize,
+f_frsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail, f_fsid,
+f_flag, f_namemax``).  The engine then reads ``/proc/mounts`` and asks
+``statvfs`` of every mountpoint qemu-ga itself would list (a device path
+starting with ``/``, not smbfs/cifs: ``build_fs_mount_list_from_mtab`` in
+``qga/commands-posix.c``), one per device and at most ``max_items``.  The
+figures are computed as the modern agent computes fsinfo's, so a guest
+keeps its values when its agent is upgraded: ``used = (f_blocks - f_bfree)
+* f_frsize`` and ``total = used + f_bavail * f_frsize``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ceilometer_qga.collectors import base
@@ -43,15 +56,20 @@ class FilesystemCollector(base.Collector):
         base.Meter(USAGE, base.GAUGE, '%', 'filesystem'),
     )
     command = 'guest-get-fsinfo'
+    fallback_file = '/proc/mounts'
+    fallback_command = 'guest-get-statvfs'
 
     def parse(self, reply: Any) -> base.ParseResult:
         """Readings for every filesystem that reports sizes.
+
+        Incomplete when there are filesystems but none has sizes.
 
         :raises base.BadReply: the reply is not a list
         """
         result = base.ParseResult()
         found = []
-        for index, entry in enumerate(checks.entries(reply, self.command)):
+        entries = checks.entries(reply, self.command)
+        for index, entry in enumerate(entries):
             try:
                 fs = _filesystem(index, entry)
             except checks.Nonsense as exc:
@@ -59,12 +77,127 @@ class FilesystemCollector(base.Collector):
                 continue
             if fs is not None:
                 found.append(fs)
-        kept = checks.cap(_dedupe(found),
-                          self.conf.qga_polling.max_items,
+        result.incomplete = bool(entries) and not found and not result.dropped
+        self._emit(found, result)
+        return result
+
+    def fallback_items(self, text: str) -> list[str]:
+        """Mountpoints of ``/proc/mounts`` to ask ``guest-get-statvfs`` of.
+
+        :raises base.BadReply: not text
+        """
+        return [m['mountpoint'] for m in self._mounts(text)]
+
+    def parse_fallback(self, text: str, replies: dict[str, Any]
+                       ) -> base.ParseResult:
+        """Readings from ``/proc/mounts`` and the statvfs of each mountpoint.
+
+        :raises base.BadReply: not text
+        """
+        result = base.ParseResult()
+        found = []
+        for mount in self._mounts(text):
+            mountpoint = mount['mountpoint']
+            if mountpoint not in replies:
+                continue
+            try:
+                used, total = statvfs_sizes(replies[mountpoint],
+                                            'filesystem %r' % mountpoint)
+            except checks.Nonsense as exc:
+                result.dropped.append(str(exc))
+                continue
+            metadata = {'mountpoint': mountpoint, 'fstype': mount['type'],
+                        'device': mount['device']}
+            found.append({'mountpoint': mountpoint,
+                          'device': mount['device'], 'used': used,
+                          'total': total, 'metadata': metadata})
+        self._emit(found, result)
+        return result
+
+    def _emit(self, found: list[dict[str, Any]],
+              result: base.ParseResult) -> None:
+        kept = checks.cap(_dedupe(found), self.conf.qga_polling.max_items,
                           'filesystems', result.dropped)
         for fs in kept:
             result.readings.extend(_readings(fs))
-        return result
+
+    def _mounts(self, text: Any) -> list[dict[str, Any]]:
+        """The measurable mounts, one per device, at most ``max_items``."""
+        mounts = parse_mounts(text)
+        deduped = _dedupe([dict(m, metadata={}) for m in mounts])
+        return deduped[:self.conf.qga_polling.max_items]
+
+
+#: network filesystems whose "device" starts with ``/`` all the same
+_NETWORK_FSTYPES = frozenset({'smbfs', 'cifs'})
+_OCTAL = re.compile(r'\\([0-7]{3})')
+
+
+def parse_mounts(text: Any) -> list[dict[str, str]]:
+    """``[{device, mountpoint, type}]`` of the block-device mounts.
+
+    ``/proc/mounts`` escapes space, tab, newline and backslash in octal
+    (``\\040``); those are decoded.  Mountpoints that are not absolute, too
+    long, or carry control characters are left out.
+
+    :raises base.BadReply: not text
+    """
+    if not isinstance(text, str):
+        raise base.BadReply('/proc/mounts content is not text')
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        device, mountpoint, fstype = (_unescape(f) for f in fields[:3])
+        if not device.startswith('/') or fstype in _NETWORK_FSTYPES:
+            continue
+        try:
+            mountpoint = checks.name(mountpoint, 'mountpoint')
+        except checks.Nonsense:
+            continue
+        if not mountpoint.startswith('/'):
+            continue
+        if device.startswith('/dev/'):
+            # The kernel name, as fsinfo's ``name`` has it (``vda1``).
+            device = device[len('/dev/'):]
+        mounts.append({'device': device[:checks.MAX_NAME],
+                       'mountpoint': mountpoint,
+                       'type': fstype[:checks.MAX_NAME]})
+    return mounts
+
+
+def statvfs_sizes(reply: Any, what: str) -> tuple[int, int]:
+    """(used, total) bytes from a ``guest-get-statvfs`` reply, as fsinfo.
+
+    ``f_frsize`` is the unit of the block counts; a reply with 0 there (some
+    old libcs) falls back on ``f_bsize``, as ``df`` does.
+
+    :raises checks.Nonsense: not an object, or figures that make no sense
+    """
+    if not isinstance(reply, dict):
+        raise checks.Nonsense('%s statvfs is not an object (%s)'
+                              % (what, checks.show(reply)))
+    fields = {key: checks.count(reply.get(key), '%s %s' % (what, key))
+              for key in ('f_blocks', 'f_bfree', 'f_bavail')}
+    unit = reply.get('f_frsize')
+    if unit in (0, None):
+        unit = reply.get('f_bsize')
+    unit = checks.count(unit, what + ' f_frsize')
+    if unit == 0:
+        raise checks.Nonsense('%s has a block size of 0' % what)
+    if fields['f_bfree'] > fields['f_blocks']:
+        raise checks.Nonsense('%s f_bfree %d exceeds f_blocks %d'
+                              % (what, fields['f_bfree'], fields['f_blocks']))
+    used = checks.count((fields['f_blocks'] - fields['f_bfree']) * unit,
+                        what + ' used bytes')
+    total = checks.count(used + fields['f_bavail'] * unit,
+                         what + ' total bytes')
+    return used, total
+
+
+def _unescape(field: str) -> str:
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _filesystem(index: int, entry: Any) -> dict[str, Any] | None:

@@ -10,23 +10,38 @@ interfaces, and those of agents older than 2.11, are skipped quietly.
 
 Interfaces whose name matches ``[qga_polling] interface_exclude`` (by
 default ``lo``) are left out before the ``max_items`` cap is applied.
+
+When no interface at all carries statistics (an agent older than 2.11), the
+reply is :attr:`~ceilometer_qga.collectors.base.ParseResult.incomplete` and
+the engine reads ``/proc/net/dev`` instead, the file qemu-ga itself reads
+(``guest_get_network_stats`` in ``qga/commands-posix.c``): after
+``name:``, eight receive counters (bytes packets errs drop fifo frame
+compressed multicast) then eight transmit counters (bytes packets errs drop
+fifo colls carrier compressed).  The file has no MAC or IP addresses, so
+those samples carry only ``vnic_name``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors import checks
 from ceilometer_qga.collectors import device_counters
 
 #: most IP addresses copied into an interface's metadata
 MAX_ADDRESSES = 16
+#: position of each counter after ``name:`` in /proc/net/dev
+_NET_DEV = (('rx-bytes', 0), ('rx-packets', 1), ('rx-errs', 2),
+            ('rx-dropped', 3), ('tx-bytes', 8), ('tx-packets', 9),
+            ('tx-errs', 10), ('tx-dropped', 11))
 
 
 class NetworkCollector(device_counters.DeviceCounterCollector):
     """Cumulative byte/packet/error/drop counters per guest interface."""
 
     command = 'guest-network-get-interfaces'
+    fallback_file = '/proc/net/dev'
     device = 'interface'
     stats_member = 'statistics'
     stats_optional = True
@@ -55,3 +70,24 @@ class NetworkCollector(device_counters.DeviceCounterCollector):
                 (a.get('ip-address') for a in addresses
                  if isinstance(a, dict)), MAX_ADDRESSES)
         return metadata
+
+    def parse(self, reply: Any) -> base.ParseResult:
+        """Readings per interface; incomplete when none has statistics.
+
+        :raises base.BadReply: the reply is not a list
+        """
+        result = super().parse(reply)
+        if reply and not any(isinstance(entry, dict)
+                             and entry.get(self.stats_member) is not None
+                             for entry in reply):
+            result.incomplete = True
+        return result
+
+    def parse_file(self, text: str) -> base.ParseResult:
+        """Readings from the text of ``/proc/net/dev``.
+
+        :raises base.BadReply: not text
+        """
+        return self.parse_entries(device_counters.proc_table(
+            text, self.fallback_file, _NET_DEV, 16, self.stats_member,
+            name_end=':'))

@@ -1,10 +1,15 @@
-"""One shared read-write libvirt connection, and the threads that use it.
+"""Read-write libvirt connections, and the threads that use them.
 
 Every libvirt call blocks in C, so none may run on the event loop.  All the
 libvirt transports of a poller share one :class:`ConnectionProvider`: one
-connection to ``[libvirt_discovery] uri`` (a ``virConnect`` is safe to use
-from several threads at once) and one pool of
-``[libvirt_discovery] max_threads`` worker threads.
+pool of ``[libvirt_discovery] max_threads`` worker threads, each with its
+own connection to ``[libvirt_discovery] uri``.  A ``virConnect`` is safe
+to use from several threads at once, but not independent: measured with
+libvirt 9.0 (tests/e2e/test_probe_vm.py), while one thread's
+``qemuAgentCommand`` waited on a hung agent, calls of other threads on the
+same connection (``XMLDesc``, agent commands to healthy domains) stalled
+until it returned in about half the tries, and never on another connection.
+One connection per thread keeps a hung guest from timing out the others.
 
 Bounded, and failing fast
 -------------------------
@@ -19,9 +24,12 @@ and a stuck hypervisor costs at most ``max_threads`` threads.
 
 Reconnecting
 ------------
-The connection is opened lazily, in a worker thread, on first use.  A call
-that fails because the connection itself is gone (:func:`is_disconnect`)
-hands it back with :meth:`reset`; the next :meth:`get` opens a new one.
+A thread's connection is opened lazily on its first use.  A call that
+fails because the connection itself is gone (:func:`is_disconnect`) hands
+it back with :meth:`reset`: the daemon went away, so every connection
+opened before is stale, and the next :meth:`get` of each thread opens a new
+one (each thread closes its own stale one, never one another thread may be
+using).
 There is no libvirt event loop, so no keepalive: a dead daemon is noticed
 by the next call, which fails at once.
 """
@@ -93,7 +101,7 @@ def is_disconnect(libvirt: ModuleType, exc: BaseException) -> bool:
 
 
 class ConnectionProvider:
-    """A lazily opened read-write libvirt connection plus its thread pool.
+    """Worker threads, each with a lazily opened read-write connection.
 
     :param conf: the poller's configuration (``[libvirt_discovery] uri``
         and ``max_threads``)
@@ -111,8 +119,12 @@ class ConnectionProvider:
         self.max_threads = max_threads or conf.libvirt_discovery.max_threads
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.max_threads, thread_name_prefix='qga-libvirt')
-        self._conn: Any = None
         self._conn_lock = threading.Lock()
+        #: (generation, connection) of each worker thread
+        self._local = threading.local()
+        #: connections opened in the current generation
+        self._conns: set[Any] = set()
+        self._generation = 0
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._closed = False
@@ -123,7 +135,7 @@ class ConnectionProvider:
         return self._busy
 
     def get(self) -> Any:
-        """Return the open connection, opening it first if needed.
+        """Return this thread's open connection, opening it first if needed.
 
         Blocking: call it from a worker thread (inside :meth:`submit`).
 
@@ -133,29 +145,45 @@ class ConnectionProvider:
         with self._conn_lock:
             if self._closed:
                 raise ProviderClosed('libvirt connection provider is closed')
-            if self._conn is None:
-                self._conn = self.libvirt.open(self.uri)
-                LOG.debug('libvirt read-write connection to %s opened',
-                          self.uri)
-            return self._conn
+            generation, conn = getattr(self._local, 'conn', (None, None))
+            if conn is not None and generation == self._generation:
+                return conn
+            if conn is not None:
+                self._close_quietly(conn)  # stale, and this thread's own
+            self._local.conn = (None, None)
+            conn = self.libvirt.open(self.uri)
+            self._conns.add(conn)
+            self._local.conn = (self._generation, conn)
+            LOG.debug('libvirt read-write connection to %s opened',
+                      self.uri)
+            return conn
 
     def reset(self, conn: Any) -> None:
-        """Forget ``conn`` if it is still the current one (it broke).
+        """``conn`` broke: every connection opened so far is stale.
 
-        The next :meth:`get` opens a new connection.  Blocking.
+        Each thread opens a new one on its next :meth:`get`; a report about
+        a connection already replaced changes nothing.  Blocking.
         """
         with self._conn_lock:
-            if conn is None or self._conn is not conn:
-                return  # another thread already replaced it
-            self._conn = None
+            if conn is None or conn not in self._conns:
+                return  # another thread already reported this generation
+            self._conns = set()
+            self._generation += 1
+            if getattr(self._local, 'conn', (None, None))[1] is conn:
+                self._local.conn = (None, None)
+            else:
+                conn = None  # another thread's: it closes it itself
         LOG.info('libvirt connection to %s lost; reopening on next use',
                  self.uri)
+        if conn is not None:
+            self._close_quietly(conn)
+
+    def _close_quietly(self, conn: Any) -> None:
         try:
             conn.close()
         except self.libvirt.libvirtError:
             # It is broken already; closing is best effort.
-            LOG.debug('closing the broken libvirt connection failed',
-                      exc_info=True)
+            LOG.debug('closing a libvirt connection failed', exc_info=True)
 
     def submit(self, fn: Callable[..., T], *args: Any
                ) -> concurrent.futures.Future[T]:
@@ -210,10 +238,7 @@ class ConnectionProvider:
             self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._conn_lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except self.libvirt.libvirtError:
-                LOG.debug('closing the libvirt connection failed',
-                          exc_info=True)
+            conns, self._conns = self._conns, set()
+            self._generation += 1
+        for conn in conns:
+            self._close_quietly(conn)

@@ -8,6 +8,12 @@ here is refused in the client, whatever the caller asked for.
 ``guest-file-open`` is a special case: it is allowed only for the /proc files
 in :data:`READABLE_FILES`, and only in mode ``r``.  ``guest-file-read`` and
 ``guest-file-close`` act on a handle and cannot widen that.
+
+``guest-get-statvfs`` is not in upstream qemu-ga: it is the command of the
+patched agents of the 2013 study (``{"path": str}`` -> the ``statvfs(3)``
+fields), which guests with agents older than 3.0 (no sizes in
+``guest-get-fsinfo``) may run.  It only reads; its one argument must be an
+absolute path.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ READ_ONLY_COMMANDS = frozenset({
     'guest-file-open',
     'guest-file-read',
     'guest-file-close',
+    'guest-get-statvfs',
 })
 
 #: The only files ``guest-file-open`` may name.
@@ -46,7 +53,13 @@ READABLE_FILES = frozenset({
     '/proc/meminfo',
     '/proc/stat',
     '/proc/loadavg',
+    '/proc/diskstats',
+    '/proc/net/dev',
+    '/proc/mounts',
 })
+
+#: Longest path ``guest-get-statvfs`` may name (Linux PATH_MAX).
+MAX_PATH = 4096
 
 #: Largest ``count`` a ``guest-file-read`` may ask for (the /proc files
 #: above are a few KiB; this also bounds the reply before base64).
@@ -73,6 +86,14 @@ def check(guest: str, command: str, arguments: dict[str, Any] | None) -> None:
         if mode != 'r':
             raise errors.CommandForbidden(
                 guest, command, 'mode %r is not read-only' % (mode,))
+    elif command == 'guest-get-statvfs':
+        path = args.get('path')
+        if (set(args) != {'path'} or not isinstance(path, str)
+                or not path.startswith('/') or '\0' in path
+                or len(path.encode('utf-8', 'surrogatepass')) > MAX_PATH):
+            raise errors.CommandForbidden(
+                guest, command, 'arguments %r are not one absolute path'
+                % (args,))
     elif command == 'guest-file-read':
         count = args.get('count', 4096)
         if (isinstance(count, bool) or not isinstance(count, int)

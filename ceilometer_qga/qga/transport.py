@@ -29,6 +29,9 @@ from ceilometer_qga.qga import policy
 class Transport(abc.ABC):
     """Abstract guest-agent transport for one guest."""
 
+    #: what operators are told the guest is reached through
+    kind = 'unknown'
+
     def __init__(self, guest: str, default_timeout: float) -> None:
         self.guest = guest
         self.default_timeout = default_timeout

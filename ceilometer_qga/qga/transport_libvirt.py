@@ -240,6 +240,8 @@ class LibvirtTransport(transport.Transport):
         reply cap
     """
 
+    kind = 'libvirt'
+
     def __init__(self, guest: str, connection: libvirt_connection.ConnectionProvider,
                  domain_uuid: str, conf: cfg.ConfigOpts) -> None:
         super().__init__(guest, conf.qga_polling.command_timeout)

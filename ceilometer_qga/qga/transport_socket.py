@@ -67,6 +67,8 @@ class SocketTransport(transport.Transport):
     :param max_reply_bytes: longest accepted reply line, sentinel included
     """
 
+    kind = 'socket'
+
     def __init__(self, guest: str, path: str, default_timeout: float,
                  max_reply_bytes: int) -> None:
         super().__init__(guest, default_timeout)

@@ -27,6 +27,9 @@ The tests run in file order; ``test_destroyed_mid_sweep`` destroys
 destroyed and undefined by the launcher, pass or fail.  The bus is a
 RabbitMQ virtual host of this module's own, deleted with its queues.
 
+``test_service_on_the_bus`` runs the service as deployed (console script,
+libvirt discovery, ``notifier://``, ``interval = 2``) over several sweeps.
+
 Timings go into ``e2e_timings`` (printed at the end of the run):
 ``boot_to_first_sample_s`` (``dom.create()`` to the first sweep with
 ``guest.agent.up`` 1), ``nova_vm_{libvirt,socket}_ping_{median,p95}_ms``
@@ -93,7 +96,7 @@ SAMPLE_KEYS = {'source', 'counter_name', 'counter_type', 'counter_unit',
                'project_name', 'resource_id', 'timestamp', 'resource_metadata',
                'message_id', 'monotonic_time', 'message_signature'}
 _SWEEP_RE = re.compile(r'^(\S+ \S+) .*Sweep: (\d+) guests, (\d+) up, (\d+) samples '
-                       r'in ([\d.]+) s$', re.MULTILINE)
+                       r'in ([\d.]+) s(?:, \d+ legacy .*)?$', re.MULTILINE)
 
 
 # -- qga-polling as a process ----------------------------------------------
@@ -228,9 +231,24 @@ class PollerCli:
         path = os.environ.get('PYTHONPATH')
         return dict(os.environ, PYTHONPATH=REPO + (os.pathsep + path if path else ''))
 
-    def popen(self, conf: PollerConf, *extra: str, **kwargs: Any) -> subprocess.Popen:
-        """Start qga-polling in a session of its own (its pid is its group)."""
-        return subprocess.Popen(self.argv(conf, *extra), cwd=REPO, env=self.env(),
+    @staticmethod
+    def console_argv(conf: PollerConf, *extra: str) -> list[str]:
+        """The installed console script (``.venv/bin/qga-polling``) with ``conf``.
+
+        It imports this checkout too (PYTHONPATH, see :meth:`env`), through
+        the entry point an operator runs.
+        """
+        return [os.path.join(os.path.dirname(sys.executable), 'qga-polling'),
+                '--config-file', conf.path, *extra]
+
+    def popen(self, conf: PollerConf, *extra: str, console: bool = False,
+              **kwargs: Any) -> subprocess.Popen:
+        """Start qga-polling in a session of its own (its pid is its group).
+
+        :param console: through the console script, not ``python -m``
+        """
+        argv = self.console_argv(conf, *extra) if console else self.argv(conf, *extra)
+        return subprocess.Popen(argv, cwd=REPO, env=self.env(),
                                 stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
 
     def once(self, transport: str, notifier: bool = False, timeout: float = 90.0,
@@ -242,7 +260,7 @@ class PollerCli:
                           text=True)
         try:
             _, stderr = proc.communicate(timeout=timeout)
-            leftovers = session_pids(proc.pid)
+            leftovers = processes.session_pids(proc.pid)
         finally:
             stop_session(proc)
         wall = time.monotonic() - started
@@ -255,22 +273,6 @@ class PollerCli:
         return run
 
 
-def session_pids(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (a process started with a new session)."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != 'Z' and int(fields[3]) == sid:
-            found.append(int(entry))
-    return found
-
-
 def stop_session(proc: subprocess.Popen) -> None:
     """Stop ``proc`` (its whole group) and anything left in its session, by pid."""
     if proc.poll() is None:
@@ -279,7 +281,7 @@ def stop_session(proc: subprocess.Popen) -> None:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         pass
-    for pid in session_pids(proc.pid):
+    for pid in processes.session_pids(proc.pid):
         processes.stop_pid(pid, timeout=5)
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
@@ -658,6 +660,73 @@ def test_once_to_bus_and_file(transport, healthy, poller, bus, agent_commands,
     e2e_timings['once_%s_process_s' % transport] = run.wall
 
 
+def test_service_on_the_bus(healthy, poller, bus, agent_commands, e2e_timings):
+    """``qga-polling`` as deployed: the service, libvirt discovery, ``notifier://``.
+
+    The console script with ``interval = 2`` and ``transport = auto``, the
+    healthy guest alone (before the troubled ones boot).  Every sweep it
+    logs reaches the bus complete -- every expected meter of the guest --
+    and identical to what the file publisher wrote; no sample arrives
+    twice; SIGTERM ends it with exit code 0 within seconds and leaves no
+    process behind.
+    """
+    conf = poller.conf('auto', notifier=True, interval=2)
+    before = len(bus.notifications)
+    stderr_path = conf.log_path + '.stderr'
+    with open(stderr_path, 'w') as stderr:
+        proc = poller.popen(conf, console=True, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while len(conf.sweeps()) < 3:
+            assert proc.poll() is None, open(stderr_path).read()[-3000:]
+            assert time.monotonic() < deadline, conf.log()[-3000:]
+            time.sleep(0.05)
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(15)
+        e2e_timings['service_bus_sigterm_to_exit_s'] = time.monotonic() - stopping
+        leftovers = processes.session_pids(proc.pid)
+    finally:
+        stop_session(proc)
+    why = 'rc %s\n--- stderr:\n%s\n--- log:\n%s' % (
+        rc, open(stderr_path).read()[-3000:], conf.log()[-3000:])
+    assert rc == 0, why
+    assert e2e_timings['service_bus_sigterm_to_exit_s'] < 10, why
+    assert leftovers == [], leftovers
+    assert 'Traceback' not in conf.log() + open(stderr_path).read(), why
+    assert 'qga-polling stopped' in conf.log(), why
+
+    sweeps = conf.sweeps()
+    assert len(sweeps) >= 3 and all((s.guests, s.up) == (1, 1) for s in sweeps), sweeps
+    gaps = [b.started - a.started for a, b in zip(sweeps, sweeps[1:])]
+    assert all(1.9 < g < 4 for g in gaps), gaps  # every interval, never sooner
+    in_file = {s['message_id']: s for s in conf.samples()}
+    on_bus = bus.wait_for(set(in_file))
+    assert set(on_bus) == set(in_file), 'missing on the bus: %s' % (set(in_file) - set(on_bus))
+    ours = [s for _, _, payload in bus.notifications[before:]
+            for s in payload.get('samples', ())]
+    ids = [s['message_id'] for s in ours]
+    assert sorted(ids) == sorted(in_file), 'twice or unknown: %s' % [
+        i for i, n in collections.Counter(ids).items() if n > 1 or i not in in_file]
+    for message_id, (publisher_id, event_type, sample) in on_bus.items():
+        assert (publisher_id, event_type) == ('ceilometer.polling', 'telemetry.polling')
+        assert sample == in_file[message_id]
+        assert signature.verify(sample, SECRET)
+
+    # One timestamp per sweep: every logged sweep, complete, in order.
+    by_sweep = collections.defaultdict(list)
+    for s in in_file.values():
+        by_sweep[s['timestamp']].append(s)
+    groups = sorted(by_sweep.values(), key=lambda group: group[0]['monotonic_time'])
+    assert [len(g) for g in groups] == [s.samples for s in sweeps], (groups, sweeps)
+    meters = set(expected_sources(agent_commands)) | {'guest.agent.up', 'guest.agent.latency'}
+    for group in groups:
+        assert {s['resource_id'][:36] for s in group} == {healthy.vm.uuid}
+        assert {s['counter_name'] for s in group} == meters
+    e2e_timings['service_bus_sweeps'] = len(sweeps)
+    e2e_timings['service_bus_samples'] = len(in_file)
+
+
 def test_agentless_late_and_hung_guests(healthy, agent_commands, troubled, poller,
                                         vm_launcher, e2e_timings):
     """Guests without a working agent are down; the healthy one is polled on time.
@@ -757,7 +826,7 @@ def test_destroyed_mid_sweep(healthy, agent_commands, troubled, poller, e2e_timi
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(15)
         e2e_timings['service_sigterm_to_exit_s'] = time.monotonic() - stopping
-        leftovers = session_pids(proc.pid)
+        leftovers = processes.session_pids(proc.pid)
     finally:
         stop_session(proc)
     assert rc == 0, open(stderr_path).read()[-3000:]

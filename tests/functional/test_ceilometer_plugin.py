@@ -355,6 +355,38 @@ def test_unusable_configuration_is_a_permanent_error(
     assert all(len(b) == len(blacklists[0]) >= 1 for b in blacklists)
 
 
+def test_old_way_guests_get_no_samples_in_ceilometer(
+        ceilometer_conf, hypervisor, qga_guest, short_tmpdir, command_log):
+    """A Nova instance without agent channel: no up=0, nothing sent to it.
+
+    Beside it, an instance whose channel leads nowhere (its agent never
+    answers) is down: that one is the alarm.
+    """
+    conf = ceilometer_conf(['guest.*'])
+    modern = start_nova_guest(hypervisor, qga_guest.socket, 'web-1')
+    silent = start_nova_guest(hypervisor, short_tmpdir + '/nobody.sock',
+                              'silent-1')
+    legacy = str(uuid.uuid4())
+    hypervisor.start(nova_domain.nova_domain_xml(nova_domain.Server(
+        uuid=legacy, display_name='old-1',
+        domain_name='instance-%s' % legacy[:8])))
+    manager = polling_manager.AgentManager(0, conf, namespaces=['compute'])
+    manager.polling_manager = polling_manager.PollingManager(conf)
+    task = manager.setup_polling_tasks()[300]
+
+    task.poll_and_notify()
+    task.poll_and_notify()
+
+    samples = notified_samples()
+    assert _by_meter(samples, legacy) == {}
+    assert not [c for c in command_log if c[0] == legacy]
+    assert [s['counter_volume']
+            for s in _by_meter(samples, silent)['guest.agent.up']] == [0, 0]
+    assert [s['counter_volume']
+            for s in _by_meter(samples, modern)['guest.agent.up']] == [1, 1]
+    assert all(not r.blacklist for r in task.resources.values())
+
+
 #: imports every ceilometer_qga module but the plugin, with Ceilometer
 #: made unimportable, then shows that the plugin does need it
 WITHOUT_CEILOMETER = """

@@ -59,7 +59,7 @@ def test_table_per_guest_with_latest_values(tmp_path):
     header = web.splitlines()[1].split()
     assert header == ['meter', 'resource', 'value', 'unit', 'via']
     rows = {line.split()[0]: line.split() for line in web.splitlines()[3:]}
-    assert rows['guest.filesystem.used'] == ['guest.filesystem.used', '_2F', '1,234,567',
+    assert rows['guest.filesystem.used'] == ['guest.filesystem.used', '/', '1,234,567',
                                              'B', 'qga']
     assert rows['guest.memory.total'] == ['guest.memory.total', '(instance)', '2,000',
                                           'MiB', '/proc']

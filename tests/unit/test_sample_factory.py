@@ -4,6 +4,7 @@ import hashlib
 import math
 import string
 
+from hypothesis import assume
 from hypothesis import given
 from hypothesis import strategies as st
 import pytest
@@ -123,3 +124,30 @@ def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
     text = caplog.text
     assert 'used > total' in text and 'not a sane value' in text
     assert 'unknown meter' in text
+
+
+@pytest.mark.parametrize('item', ['/', '/var/lib', 'vda', 'eth0', 'x_y',
+                                  '/mnt/données', '_2F'])
+def test_item_name_is_what_the_resource_id_encodes(item):
+    rid = sample_factory.resource_id(UUID, item)
+    assert sample_factory.item_name(UUID, rid) == item
+
+
+def test_item_name_of_the_instance_is_none():
+    assert sample_factory.item_name(UUID, UUID) is None
+
+
+@given(st.text(min_size=1, max_size=60).filter(
+    lambda s: '\ud800' > max(s) or min(s) > '\udfff'))
+def test_item_name_inverts_resource_id(item):
+    rid = sample_factory.resource_id(UUID, item)
+    digest = hashlib.sha1(item.encode('utf-8')).hexdigest()
+    assume(rid != '%s-%s' % (UUID, digest))  # too long: hashed, one-way
+    assert sample_factory.item_name(UUID, rid) == item
+
+
+@pytest.mark.parametrize('rid', ['other-uuid-vda', UUID + '-_ZZ',
+                                 UUID + '-_2', UUID + '-a_-1'])
+def test_item_name_shows_what_it_cannot_decode_as_is(rid):
+    name = sample_factory.item_name(UUID, rid)
+    assert name == (rid if not rid.startswith(UUID) else rid[37:])

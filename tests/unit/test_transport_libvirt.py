@@ -320,6 +320,40 @@ def test_reset_replaces_only_the_current_connection(provider):
     assert provider.get() is second
 
 
+def test_each_worker_thread_has_its_own_connection(provider):
+    """A call stuck in one thread's connection holds up no other thread's.
+
+    (Measured on libvirt 9.0 in tests/e2e/test_probe_vm.py: calls on a
+    shared connection stalled behind an agent call to a hung guest.)
+    """
+    barrier = threading.Barrier(provider.max_threads)
+
+    def conn_of_this_thread():
+        conn = provider.get()
+        barrier.wait(5)  # every thread is in a call at the same time
+        return conn
+
+    futures = [provider.submit(conn_of_this_thread)
+               for _ in range(provider.max_threads)]
+    conns = [f.result(10) for f in futures]
+    assert len({id(c) for c in conns}) == provider.max_threads
+    # The same thread gets its own connection again.
+    again = provider.submit(provider.get).result(10)
+    assert any(again is c for c in conns)
+
+
+def test_reset_by_one_thread_renews_every_thread_connection(provider):
+    """The daemon went away: each thread opens a new connection next time."""
+    main_conn = provider.get()
+    worker_conn = provider.submit(provider.get).result(10)
+    assert worker_conn is not main_conn
+    provider.submit(provider.reset, worker_conn).result(10)
+    renewed = provider.get()
+    assert renewed is not main_conn and renewed.isAlive()
+    with pytest.raises(libvirt.libvirtError):
+        main_conn.getURI()  # the stale one was closed by its own thread
+
+
 async def test_deadline_while_libvirt_hangs(hypervisor, provider):
     """A call stuck in its thread: AgentTimeout at the deadline, then fast.
 

@@ -33,6 +33,10 @@ pytestmark = pytest.mark.functional
 
 AGENT = 'org.qemu.guest_agent.0'
 MONITOR = 'org.openstack.monitor.0'
+PLAIN_FLAVOR = 'qga-plain'
+#: sorts before every other flavor id, so that a server created without
+#: naming its flavor would get this one (what made the test flaky)
+OPT_OUT_FLAVOR = '0-qga-opt-out'
 
 
 def _personality(path, text):
@@ -71,6 +75,13 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
                         'driver.LibvirtDriver.spawn', self.files_to_parent)
 
         self.start_compute('compute1')
+        # Every server below names its flavor.  Without one, Nova's harness
+        # boots get_flavors()[0] (the API lists flavors by id), which is a
+        # flavor a test created whenever its id sorts first -- a random
+        # uuid does one time in sixteen.
+        self.plain_flavor = self._create_flavor(
+            id=PLAIN_FLAVOR, name=PLAIN_FLAVOR, memory_mb=512, vcpu=1,
+            disk=1, ephemeral=0)
 
     def _setup_compute_service(self):
         # ServersTestBase sets libvirt.LibvirtDriver here; the compute
@@ -97,6 +108,13 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
     def _channels(self, domain, name):
         return domain.xpath("devices/channel[target/@name='%s']" % name)
 
+    def _boot(self, flavor_id, **kwargs):
+        """A server of ``flavor_id``, checked to have booted with it."""
+        server = self._create_server(flavor_id=flavor_id, networks='none',
+                                     **kwargs)
+        self.assertEqual(flavor_id, server['flavor']['original_name'])
+        return server
+
     def _add_image(self, image_id, **properties):
         image = copy.deepcopy(self.glance.image1)
         image['id'] = image_id
@@ -108,7 +126,7 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
         compute = self.computes['compute1']
         self.assertIsInstance(compute.driver, driver.QgaLibvirtDriver)
 
-        server = self._create_server(networks='none')
+        server = self._boot(self.plain_flavor)
 
         domain = self._domain(server)
         self.assertEqual('kvm', domain.get('type'))
@@ -135,7 +153,8 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
         self.assertEqual(1, len(self._channels(domain, MONITOR)))
 
     def test_legacy_injected_files_never_reach_the_driver(self):
-        body = self._build_server(networks='none')
+        body = self._build_server(flavor_id=self.plain_flavor,
+                                  networks='none')
         body['personality'] = [
             _personality('/etc/vm_monitor/monitor.py', 'import os'),
             _personality('/etc/motd', 'welcome'),
@@ -145,6 +164,7 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
         with utils.temporary_mutation(self.api, microversion='2.56'):
             server = self.api.post_server({'server': body})
         server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual(PLAIN_FLAVOR, server['flavor']['original_name'])
 
         self.assertEqual(
             [['/etc/vm_monitor/monitor.py', '/etc/motd',
@@ -164,18 +184,21 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
             'strip_injected_files', self.stdlog.logger.output)
 
     def test_opt_out_and_nova_agent_channel_through_api(self):
-        flavor_id = self._create_flavor(extra_spec={'qga:monitor': 'false'})
-        opted_out = self._create_server(flavor_id=flavor_id, networks='none')
+        flavor_id = self._create_flavor(
+            id=OPT_OUT_FLAVOR, name=OPT_OUT_FLAVOR, memory_mb=512, vcpu=1,
+            disk=1, ephemeral=0, extra_spec={'qga:monitor': 'false'})
+        # The ordering that broke the test is forced: a server that named
+        # no flavor would now always get the opt-out one.
+        self.assertEqual(OPT_OUT_FLAVOR, self.api.get_flavors()[0]['id'])
+        opted_out = self._boot(flavor_id)
 
         image_out = self._add_image(uuids.image_opt_out,
                                     **{'qga:monitor': 'false'})
-        image_opted_out = self._create_server(image_uuid=image_out,
-                                              networks='none')
+        image_opted_out = self._boot(self.plain_flavor, image_uuid=image_out)
 
         image_agent = self._add_image(uuids.image_agent,
                                       hw_qemu_guest_agent='yes')
-        with_agent = self._create_server(image_uuid=image_agent,
-                                         networks='none')
+        with_agent = self._boot(self.plain_flavor, image_uuid=image_agent)
 
         for server in (opted_out, image_opted_out):
             domain = self._domain(server)

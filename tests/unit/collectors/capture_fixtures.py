@@ -40,6 +40,9 @@ FILES = {
     'meminfo.txt': '/proc/meminfo',
     'stat.txt': '/proc/stat',
     'loadavg.txt': '/proc/loadavg',
+    'diskstats.txt': '/proc/diskstats',
+    'net_dev.txt': '/proc/net/dev',
+    'mounts.txt': '/proc/mounts',
 }
 
 
@@ -119,6 +122,16 @@ def main(path: str) -> None:
         with open(os.path.join(DATA, 'cpu_pair.json'), 'w') as out:
             json.dump(pair, out, indent=1, sort_keys=True)
             out.write('\n')
+        # Native replies and the /proc files of their fallbacks back to
+        # back, so that the tests can compare the two sources.
+        for stem, command, proc_path in (
+                ('disk_pair', 'guest-get-diskstats', '/proc/diskstats'),
+                ('net_pair', 'guest-network-get-interfaces', '/proc/net/dev')):
+            pair = {'native': agent.cmd(command),
+                    'file': agent.read_file(proc_path).decode()}
+            with open(os.path.join(DATA, stem + '.json'), 'w') as out:
+                json.dump(pair, out, indent=1, sort_keys=True)
+                out.write('\n')
         for name, proc_path in FILES.items():
             with open(os.path.join(DATA, name), 'wb') as out:
                 out.write(agent.read_file(proc_path))

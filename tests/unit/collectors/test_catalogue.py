@@ -33,7 +33,8 @@ CATALOGUE = {
     'guest.vcpus.online': ('gauge', 'vcpu', 'instance'),
 }
 
-ALLOWED_FILES = {'/proc/meminfo', '/proc/stat', '/proc/loadavg'}
+ALLOWED_FILES = {'/proc/meminfo', '/proc/stat', '/proc/loadavg',
+                 '/proc/diskstats', '/proc/net/dev', '/proc/mounts'}
 
 
 def _load():
@@ -75,3 +76,7 @@ def test_commands_are_read_only_and_fallbacks_allow_listed():
         if collector.fallback_file is not None:
             assert collector.fallback_file in ALLOWED_FILES
             assert collector.fallback_file in policy.READABLE_FILES
+        if collector.fallback_command is not None:
+            assert collector.fallback_file is not None
+            assert collector.fallback_command in policy.READ_ONLY_COMMANDS
+    assert policy.READABLE_FILES == ALLOWED_FILES

@@ -145,6 +145,50 @@ def test_any_proc_text_is_parsed_or_refused_as_bad_reply(name, text):
     _check(name, text, from_file=True)
 
 
+fallback_text = st.one_of(
+    proc_text,
+    st.lists(st.lists(st.one_of(words, st.sampled_from(
+        ['/dev/vda', '/', '/mnt\\040x', 'eth0:', 'lo:', 'vda', '252', 'ext4',
+         'cifs', 'proc'])), max_size=18).map(' '.join),
+        max_size=8).map('\n'.join))
+statvfs_reply = st.one_of(scalars, _maybe(**{k: counters for k in (
+    'f_bsize', 'f_frsize', 'f_blocks', 'f_bfree', 'f_bavail')}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(['disk', 'network']),
+       text=st.one_of(fallback_text, scalars))
+def test_any_diskstats_or_net_dev_text_keeps_the_invariants(name, text):
+    _check(name, text, from_file=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(fallback_text, scalars), data=st.data())
+def test_any_mounts_and_statvfs_replies_keep_the_invariants(text, data):
+    collector = COLLECTORS['filesystem']
+    try:
+        items = collector.fallback_items(text)
+    except base.BadReply:
+        return
+    assert len(items) <= CONF.qga_polling.max_items
+    assert all(isinstance(i, str) and i.startswith('/') for i in items)
+    replies = {item: data.draw(statvfs_reply) for item in items}
+    support.assert_sane(collector, collector.parse_fallback(text, replies))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(min_value=0, max_value=2 ** 40),
+                         min_size=4, max_size=4), min_size=1, max_size=3))
+def test_disk_native_equals_fallback_for_the_same_counters(rows):
+    reply = [{'name': 'vd%s' % chr(97 + n), 'stats': dict(zip(
+        ('read-ios', 'read-sectors', 'write-ios', 'write-sectors'), row))}
+        for n, row in enumerate(rows)]
+    text = '\n'.join('252 %d vd%s %d 0 %d 0 %d 0 %d 0 0 0 0'
+                     % (n, chr(97 + n), *row) for n, row in enumerate(rows))
+    assert (COLLECTORS['disk'].parse(reply).readings
+            == COLLECTORS['disk'].parse_file(text).readings)
+
+
 @settings(max_examples=100, deadline=None)
 @given(reply=json_like)
 def test_osfacts_never_raise_and_give_short_strings(reply):
