@@ -459,8 +459,8 @@ def run_baseline(mode: str, config: str, output: str, sweeps: int,
 
 def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                   baseline_sweeps: int, baseline_seconds: float,
-                  profile: str | None = None, bus: bool = False
-                  ) -> list[dict[str, Any]]:
+                  profile: str | None = None, bus: bool = False,
+                  interval: int | None = None) -> list[dict[str, Any]]:
     """Ours and both baselines on one fleet; one row each.
 
     With ``profile`` (a py-spy output file), only ours runs, profiled.
@@ -470,7 +470,7 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
     workdir = tempfile.mkdtemp(prefix='qgb', dir='/tmp')
     # Room for a sweep plus publishing, as an operator's interval leaves;
     # the figures stay right when a sweep overruns it anyway.
-    interval = max(2, math.ceil(2 + count / 125))
+    interval = interval or max(2, math.ceil(2 + count / 125))
     rows = []
     try:
         with Fleet(kind, count, silent, os.path.join(workdir, 'f')) as fleet:
@@ -710,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--silent', default='0,5',
                         help='silent percentages to run: 0, 5 or both')
     parser.add_argument('--pings', type=int, default=2000)
+    parser.add_argument('--interval', type=int,
+                        help='[qga_polling] interval of our service (default: '
+                             'room for a sweep, 2 s + 1 s per 125 guests)')
     parser.add_argument('--no-bus', action='store_true',
                         help='skip the notifier:// row (it needs RabbitMQ on '
                              '127.0.0.1:5672, as make bench starts it)')
@@ -724,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(',') if s]
     silent = [s.strip() == '5' for s in args.silent.split(',')]
     if args.smoke:
-        sizes, args.real, args.sweeps, args.no_bus = [5], 0, 1, True
+        sizes, args.real, args.sweeps, args.interval = [5], 0, 1, 1
         args.baseline_sweeps, args.pings, silent = 1, 20, [True]
     fleet_runs = [('fake', n) for n in sizes]
     if args.real:
@@ -738,7 +741,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += measure_fleet(
                 kind, count, quiet, args.sweeps, args.baseline_sweeps,
                 args.baseline_seconds,
-                bus=not args.no_bus and (kind, count, quiet) == bus_fleet)
+                bus=not args.no_bus and (kind, count, quiet) == bus_fleet,
+                interval=args.interval)
     micro = micro_rows(args.pings, 200 if args.smoke else 2000)
     profile: list[dict[str, Any]] = []
     if args.profile:

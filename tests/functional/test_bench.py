@@ -1,8 +1,9 @@
 """``make bench`` cannot rot: its harness, tiny, as a process.
 
 Real parts: ``tools/bench.py --smoke`` runs the fake fleet process, the
-installed ``qga-polling`` console script as a service, both baseline
-processes and one real qemu-ga stand-in (the micro rows).  Nothing here
+installed ``qga-polling`` console script as a service (with ``file://``,
+then with ``notifier://`` to a vhost of its own on the real RabbitMQ),
+both baseline processes and one real qemu-ga stand-in (the micro rows).  Nothing here
 checks a speed: only that every measurement is there and consistent.
 """
 
@@ -21,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 
-def test_smoke_run_prints_the_table_and_writes_json(tmp_path):
+def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
     out = tmp_path / 'bench.json'
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools',
                                                         'bench.py'),
@@ -32,7 +33,8 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path):
     result = json.loads(out.read_text())
     rows = result['rows']
     assert [r['poller'] for r in rows] == [
-        'ours (qga-polling)', 'sequential baseline', 'threads baseline']
+        'ours (qga-polling)', 'ours, notifier://', 'sequential baseline',
+        'threads baseline']
     for row in rows:
         assert row['fleet'] in proc.stdout
         assert row['sweeps'] >= 1 and row['wall'] > 0
@@ -42,6 +44,9 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path):
     # The baselines build our samples: same count on the same fleet.
     assert len({r['samples'] for r in rows}) == 1
     assert rows[0]['samples'] > 5 * 10
+    # Counted on the bus: batches of 50 samples, envelopes around them.
+    assert rows[1]['notifications'] == -(-rows[1]['samples'] // 50)
+    assert rows[1]['bytes'] > rows[0]['bytes']
     assert {m['measure'] for m in result['micro']} == {
         'guest-ping median (ms)', 'sign one sample (us)'}
 
