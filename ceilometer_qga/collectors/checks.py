@@ -18,11 +18,12 @@ from oslo_config import cfg
 
 from ceilometer_qga.collectors import base
 
-#: Largest volume accepted.  Ceilometer and Gnocchi store volumes as
-#: 64-bit figures; anything above cannot be a real counter of a real guest.
-#: The one limit: collectors check their values with :func:`number`, and
-#: the sample factory checks every reading again with :func:`valid_volume`.
-MAX_VOLUME = 2 ** 63
+#: Largest volume accepted: the largest signed 64-bit integer.  Ceilometer
+#: and Gnocchi store volumes as 64-bit figures, so 2**63 itself does not
+#: fit; anything above cannot be a real counter of a real guest.  The one
+#: limit: collectors check their values with :func:`number`, and the sample
+#: factory checks every reading again with :func:`valid_volume`.
+MAX_VOLUME = 2 ** 63 - 1
 #: Longest item (mountpoint, disk, interface name) and metadata string kept.
 MAX_NAME = 255
 #: How much of a rejected value is quoted in a reason.
@@ -60,7 +61,10 @@ def number(value: Any, what: str) -> int | float:
         raise Nonsense('%s is not a number (%s)' % (what, show(value)))
     if isinstance(value, float) and not math.isfinite(value):
         raise Nonsense('%s is not finite (%s)' % (what, show(value)))
-    if value < 0:
+    if value < 0 or (isinstance(value, float)
+                     and math.copysign(1.0, value) < 0):
+        # -0.0 compares equal to 0 but is published as "-0.0"; no agent
+        # computes a negative zero from real counters.
         raise Nonsense('%s is negative (%s)' % (what, show(value)))
     if value > MAX_VOLUME:
         raise Nonsense('%s is absurdly large (%s)' % (what, show(value)))

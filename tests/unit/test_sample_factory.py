@@ -69,7 +69,8 @@ def test_any_item_gives_a_gnocchi_safe_id(item):
 
 
 @pytest.mark.parametrize('volume,ok', [
-    (0, True), (1.5, True), (2 ** 62, True), (2 ** 63, True),
+    (0, True), (1.5, True), (2 ** 62, True), (2 ** 63 - 1, True),
+    (2 ** 63, False), (-0.0, False),
     (-1, False), (2 ** 63 + 1, False), (math.nan, False), (math.inf, False),
     (True, False), ('5', False), (None, False), ([1], False),
 ])
