@@ -22,6 +22,7 @@ at a time (the transport serialises them).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -44,6 +45,8 @@ LOG = logging.getLogger(__name__)
 
 #: errors after which the guest as a whole is unreachable for this sweep
 GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
+
+FREEZE_STATUS = 'guest-fsfreeze-status'
 
 _FACT_PARSERS = {'guest-get-osinfo': osfacts.parse_osinfo,
                  'guest-get-host-name': osfacts.parse_hostname}
@@ -184,14 +187,63 @@ class GuestSession:
         start = time.monotonic()
         await self.transport.execute('guest-ping')
         report.latency_ms = (time.monotonic() - start) * 1000.0
-        await self._refresh_capabilities()
+        status = await self._freeze_status()
+        if status != 'frozen':
+            await self._refresh_capabilities()
+            assert self.capabilities is not None
+            if self.capabilities.looks_frozen():
+                # Read during a freeze (it began or ended just now, or the
+                # status command is blocked): not to be trusted next sweep.
+                self._caps_time = -math.inf
+                if status is None:
+                    status = 'frozen'
         report.facts = dict(self.facts)
+        if status == 'frozen':
+            self._report_frozen(collectors, report)
+            return
         for collector in collectors:
             report.outcomes.append(await self._run(collector))
         if any(o.error_state == errors.AgentFrozen.state
                for o in report.outcomes):
-            # Alive but quiesced (a Nova snapshot): say so, it is not dead.
+            # Alive but quiesced (a Nova snapshot) since the status was
+            # read: say so, it is not dead; re-read capabilities after.
             report.state = errors.AgentFrozen.state
+            self._caps_time = -math.inf
+
+    async def _freeze_status(self) -> str | None:
+        """``guest-fsfreeze-status`` (read-only): 'frozen', 'thawed' or None.
+
+        qemu-ga answers it even while frozen, and the freeze is the one
+        state in which ``guest-info`` lies about what the agent will do
+        after the thaw.  None when the agent does not offer it.  The poller
+        never sends ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the
+        allow-list).
+        """
+        assert self.transport is not None
+        caps = self.capabilities
+        if (caps is not None and not caps.supports(FREEZE_STATUS)
+                and not caps.looks_frozen()):
+            return None
+        try:
+            status = await self.transport.execute(FREEZE_STATUS)
+        except GUEST_LEVEL_ERRORS:
+            raise
+        except errors.QgaError:
+            return None
+        return status if status in ('frozen', 'thawed') else None
+
+    def _report_frozen(self, collectors: list[collector_base.Collector],
+                       report: GuestReport) -> None:
+        """Frozen: alive, no data commands, capabilities re-read at thaw."""
+        report.state = errors.AgentFrozen.state
+        report.error = 'guest filesystems are frozen (guest-fsfreeze-status)'
+        # Whatever guest-info says now is the frozen agent's view.
+        self._caps_time = -math.inf
+        for collector in collectors:
+            report.outcomes.append(CollectorOutcome(
+                collector.__class__.__name__, 'skipped',
+                collector_base.ParseResult(), 'agent is frozen',
+                errors.AgentFrozen.state))
 
     async def _refresh_capabilities(self) -> None:
         assert self.transport is not None

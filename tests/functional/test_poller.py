@@ -315,3 +315,32 @@ def test_frozen_guest_is_alive_but_reported_frozen(fake_agent):
     outcomes = {o.name: o for o in second.reports[0].outcomes}
     assert outcomes['FilesystemCollector'].error_state == 'frozen'
     assert outcomes['CpuCollector'].error_state == 'frozen'
+
+
+def test_freeze_is_seen_and_capabilities_are_reread_at_the_thaw(
+        fake_agent, workdir):
+    """The fake's frozen mode is qemu-ga 7.2's (guest-info lists every
+    non-freeze-safe command disabled); the poller asks guest-fsfreeze-status
+    and does not keep the frozen capabilities after the thaw."""
+    flag = os.path.join(workdir, 'frozen.flag')
+    open(flag, 'w').close()
+    agent = fake_agent('frozen', freeze_file=flag)
+    conf = make_conf([(UUIDS[0], agent.socket)])
+
+    async def run():
+        runner = pipeline_mod.Pipeline(conf)
+        try:
+            frozen = await runner.run_once()
+            os.unlink(flag)
+            thawed = await runner.run_once()
+            return frozen, thawed
+        finally:
+            await runner.close()
+    frozen, thawed = asyncio.run(run())
+    assert frozen.reports[0].state == 'frozen'
+    assert {s.name for s in frozen.samples} == {'guest.agent.up',
+                                                'guest.agent.latency'}
+    assert thawed.reports[0].state == 'ok'
+    names = {s.name for s in thawed.samples}
+    assert {'guest.filesystem.used', 'guest.filesystem.total',
+            'guest.filesystem.usage', 'guest.cpu.time'} <= names
