@@ -17,7 +17,6 @@ from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga.discovery import load_discovery
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga.publishers import load_publishers
-from ceilometer_qga import sample as sample_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -39,8 +38,7 @@ class Pipeline:
     async def run_once(self) -> poller_mod.SweepResult:
         """One sweep, its samples handed to every publisher."""
         result = await self.poller.sweep()
-        secret = self.conf.publisher.telemetry_secret
-        messages = [sample_mod.to_message(s, secret) for s in result.samples]
+        messages = result.messages
         if messages:
             await asyncio.gather(*(self._publish(p, messages)
                                    for p in self.publishers))

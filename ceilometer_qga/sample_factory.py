@@ -78,7 +78,7 @@ def build_samples(report: GuestReport,
 
     state_md = {'agent_state': report.state}
     if report.error:
-        state_md['agent_error'] = report.error[:500]
+        state_md['agent_error'] = checks.clean_text(report.error[:500])
     samples = [make(meters_mod.AGENT_UP, 1 if report.up else 0, None, state_md)]
     if report.latency_ms is not None:
         samples.append(make(meters_mod.AGENT_LATENCY, round(report.latency_ms, 3), None,

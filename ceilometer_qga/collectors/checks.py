@@ -31,6 +31,11 @@ _SHOWN = 60
 
 #: Control characters have no business in a resource id or a log line.
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+#: Lone UTF-16 surrogates: JSON can carry them escaped (``"vm\\ud800"``)
+#: and Python decodes them, but they are not Unicode text: UTF-8 cannot
+#: encode them (signing and the bus raise UnicodeEncodeError) and
+#: PostgreSQL, behind Gnocchi, refuses them.
+_SURROGATE = re.compile('[\ud800-\udfff]')
 
 T = TypeVar('T')
 
@@ -109,14 +114,31 @@ def name(value: Any, what: str) -> str:
                        % (what, MAX_NAME, show(value)))
     if _CONTROL.search(value):
         raise Nonsense('%s has control characters (%s)' % (what, show(value)))
+    if _SURROGATE.search(value):
+        # A name becomes a resource id: a replaced character could make
+        # two names one, so the item is dropped rather than mended.
+        raise Nonsense('%s is not valid Unicode (%s)' % (what, show(value)))
     return value
 
 
+def clean_text(value: str) -> str:
+    """``value`` with every lone surrogate replaced by U+FFFD.
+
+    Free text (host name, OS name, an agent's error message) keeps what is
+    readable; the result is always valid UTF-8, which is what Ceilometer's
+    notification agent, its signature and Gnocchi's database accept.
+    """
+    return _SURROGATE.sub('\ufffd', value)
+
+
 def text(value: Any) -> str | None:
-    """Return a metadata string cut to :data:`MAX_NAME`, or None if not str."""
+    """Return a metadata string cut to :data:`MAX_NAME`, or None if not str.
+
+    Lone surrogates are replaced (:func:`clean_text`).
+    """
     if not isinstance(value, str):
         return None
-    return value[:MAX_NAME]
+    return clean_text(value[:MAX_NAME])
 
 
 def entries(reply: Any, what: str) -> list[Any]:
