@@ -105,12 +105,16 @@ class Poller:
         and never the others'.
         """
         secret = self._secret()
+        dropped: dict[str, list[str]] = {}
+        session = self.sessions.get(report.guest.instance_id)
         try:
             samples = sample_factory.build_samples(
-                report, self.meters, timestamp, monotonic_time)
+                report, self.meters, timestamp, monotonic_time, dropped)
             messages = [sample_mod.to_message(s, secret) for s in samples]
             for message in messages:
                 sample_mod.encode(message)
+            if session is not None:
+                session.log_dropped(dropped)
             return samples, messages
         except Exception as exc:
             LOG.warning('Guest %s: its samples cannot be encoded (%s: %s); '

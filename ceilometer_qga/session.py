@@ -75,6 +75,8 @@ class GuestSession:
         self.failures = 0
         self.next_attempt = 0.0
         self.last_error: errors.QgaError | None = None
+        #: the collectors whose drops were last logged: the incident
+        self._drop_incident: frozenset[str] = frozenset()
 
     # -- the guest's sweep -------------------------------------------------
 
@@ -150,6 +152,32 @@ class GuestSession:
                   self.guest.instance_id, previous or 'new', report.state,
                   (': %s' % report.error) if report.error else '')
         self.logged_state = report.state
+
+    def log_dropped(self, dropped: dict[str, list[str]]) -> None:
+        """Log values left out, once per incident, not once per value.
+
+        An incident is the set of collectors that drop values: one WARNING
+        (with counts and the first reason of each) when it starts or
+        changes, one INFO when it ends, DEBUG in between -- a hostile guest
+        sending 10,000 bad items every sweep costs one line, not 10,000 a
+        sweep.
+
+        :param dropped: collector name -> reasons, for this sweep
+        """
+        incident = frozenset(dropped)
+        if incident == self._drop_incident:
+            if dropped:
+                LOG.debug('Guest %s: still dropping values: %s',
+                          self.guest.instance_id, _drop_summary(dropped))
+            return
+        if dropped:
+            LOG.warning('Guest %s: values dropped as invalid: %s. Logged '
+                        'again only when this changes.',
+                        self.guest.instance_id, _drop_summary(dropped))
+        else:
+            LOG.info('Guest %s: no more invalid values',
+                     self.guest.instance_id)
+        self._drop_incident = incident
 
     # -- back-off ----------------------------------------------------------
 
@@ -311,3 +339,10 @@ class GuestSession:
         """Close the transport (the guest went away or we stop)."""
         if self.transport is not None:
             await self.transport.close()
+
+
+def _drop_summary(dropped: dict[str, list[str]]) -> str:
+    """``Name: N (first: reason); ...``, bounded whatever the guest sent."""
+    return '; '.join('%s: %d (first: %s)' % (name, len(reasons),
+                                             reasons[0][:200])
+                     for name, reasons in sorted(dropped.items()))

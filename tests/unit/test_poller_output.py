@@ -50,3 +50,21 @@ def test_unencodable_guest_keeps_only_its_liveness_and_others_are_whole():
     assert [s.name for s in samples] == ['guest.agent.up', 'guest.agent.latency',
                                          'guest.load.1']
     assert len(messages) == 3 and all(m['message_signature'] for m in messages)
+
+
+def test_drops_are_logged_once_per_incident(caplog):
+    from ceilometer_qga import session as session_mod
+    poller = make_poller()
+    guest = report('00000000-0000-4000-8000-000000000003', {}).guest
+    session = session_mod.GuestSession(guest, None, poller.conf)
+    caplog.set_level('INFO', logger='ceilometer_qga.session')
+    many = {'FilesystemCollector': ['bad %d' % i for i in range(10000)]}
+    for _ in range(3):
+        session.log_dropped(many)
+    assert len(caplog.records) == 1
+    assert caplog.records[0].levelname == 'WARNING'
+    assert 'FilesystemCollector: 10000 (first: bad 0)' in caplog.records[0].getMessage()
+    session.log_dropped({**many, 'NetworkCollector': ['x']})    # changed
+    session.log_dropped({})                                     # ended
+    session.log_dropped({})
+    assert [r.levelname for r in caplog.records] == ['WARNING', 'WARNING', 'INFO']
