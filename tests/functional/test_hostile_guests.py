@@ -13,10 +13,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from ceilometer.publisher.utils import verify_signature
 import pytest
 
+from ceilometer_qga.collectors import checks
 from tools.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
@@ -122,3 +124,91 @@ def test_lone_surrogates_cost_only_their_own_values(fake_agent, short_tmpdir):
     assert not any(s['counter_name'] == 'guest.cpu.time' for s in mine)
     assert any(s['counter_name'] == 'guest.load.1' for s in mine)
     assert 'Traceback' not in read_log(short_tmpdir)
+
+
+#: every fake-agent mode but ``ok``: one hostile guest each
+HOSTILE_MODES = ('hang', 'slow', 'garbage', 'huge', 'endless', 'stale',
+                 'disconnect', 'wrong-types', 'restart', 'frozen',
+                 'unsolicited', 'close', 'surrogates', 'invalid-items')
+GUEST_BUDGET = 4.0
+#: the sweep: every guest in parallel, each within its budget, plus start-up
+#: and the flush of the file publisher
+ONCE_BOUND = GUEST_BUDGET + 12.0
+#: peak RSS of the ``--once`` process (measured: 143 MiB; a 20 MB
+#: reply, an endless stream and 10,000-item lists must not be held whole)
+RSS_BOUND_KIB = 200 * 1024
+#: log lines one hostile guest may cost in one sweep
+LINES_PER_GUEST = 3
+
+
+def test_one_sweep_among_every_hostile_agent(fake_agent, short_tmpdir):
+    """Issue 9, item 2: one real qemu-ga among one fake agent per
+    behaviour, in a single ``qga-polling --once`` sweep (a process)."""
+    healthy = StandinGuest('healthy', short_tmpdir).start()
+    try:
+        guests = [(HEALTHY, healthy.socket)]
+        modes = {}
+        for index, mode in enumerate(HOSTILE_MODES, start=1):
+            agent = fake_agent(mode, name=mode, delay=GUEST_BUDGET + 2, after=3,
+                               seed=index)
+            guests.append((uuid_of(index), agent.socket))
+            modes[uuid_of(index)] = mode
+        conf = write_conf(short_tmpdir, guests, extra=(
+            'guest_budget = %s\nmax_concurrent_guests = 16\n' % GUEST_BUDGET))
+        started = time.monotonic()
+        proc = subprocess.Popen([BIN, '--config-file', conf, '--once'],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if proc.returncode is None and proc.poll() is None:
+                proc.kill()
+        took = time.monotonic() - started
+        stderr = proc.stderr.read().decode(errors='replace')
+        proc.stderr.close()
+    finally:
+        healthy.stop()
+    assert os.waitstatus_to_exitcode(status) == 0, stderr
+    assert took < ONCE_BOUND, took
+    assert usage.ru_maxrss < RSS_BOUND_KIB, usage.ru_maxrss
+    samples = read_samples(short_tmpdir)
+    assert not has_lone_surrogate(samples)
+    for s in samples:
+        assert verify_signature(s, SECRET)
+        assert checks.valid_volume(s['counter_volume']), s
+        assert len(s['resource_id']) <= 255
+        if s['counter_unit'] == '%':
+            assert s['counter_volume'] <= 100, s
+
+    healthy_names = {s['counter_name'] for s in by_resource(samples, HEALTHY)}
+    assert HEALTHY_METERS <= healthy_names, healthy_names
+    states = {}
+    for instance, mode in modes.items():
+        mine = by_resource(samples, instance)
+        ups = [s for s in mine if s['counter_name'] == 'guest.agent.up']
+        assert len(ups) == 1, (mode, ups)
+        states[mode] = (ups[0]['counter_volume'],
+                        ups[0]['resource_metadata']['agent_state'])
+    # what each hostile guest must come to (volume of guest.agent.up, state)
+    assert states['hang'][0] == 0 and states['slow'][0] == 0
+    assert states['frozen'] == (1, 'frozen')
+    for mode in ('stale', 'wrong-types', 'restart', 'unsolicited', 'close',
+                 'surrogates', 'invalid-items'):
+        assert states[mode][0] == 1, (mode, states[mode])
+    for mode in ('close', 'unsolicited', 'restart'):
+        instance = [i for i, m in modes.items() if m == mode][0]
+        names = {s['counter_name'] for s in by_resource(samples, instance)}
+        assert 'guest.filesystem.used' in names, (mode, names)
+    unsolicited = [i for i, m in modes.items() if m == 'unsolicited'][0]
+    [up] = [s for s in by_resource(samples, unsolicited)
+            if s['counter_name'] == 'guest.agent.up']
+    assert up['resource_metadata']['guest_hostname'] == 'fake-guest'
+    assert up['resource_metadata']['os_id'] == 'debian'
+
+    log = read_log(short_tmpdir)
+    assert 'Traceback' not in log and 'Traceback' not in stderr
+    for instance, mode in modes.items():
+        lines = [line for line in log.splitlines() if instance in line]
+        assert len(lines) <= LINES_PER_GUEST, (mode, lines)
+    print('hostile sweep: %.2f s, peak RSS %d KiB, %d samples, states %s'
+          % (took, usage.ru_maxrss, len(samples), states))
