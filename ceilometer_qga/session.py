@@ -215,16 +215,18 @@ class GuestSession:
         start = time.monotonic()
         await self.transport.execute('guest-ping')
         report.latency_ms = (time.monotonic() - start) * 1000.0
+        # guest-info is answered while frozen too (the agent's version and
+        # facts stay known), but what it says then is not kept past the
+        # sweep: see _report_frozen.
+        await self._refresh_capabilities()
+        assert self.capabilities is not None
         status = await self._freeze_status()
-        if status != 'frozen':
-            await self._refresh_capabilities()
-            assert self.capabilities is not None
-            if self.capabilities.looks_frozen():
-                # Read during a freeze (it began or ended just now, or the
-                # status command is blocked): not to be trusted next sweep.
-                self._caps_time = -math.inf
-                if status is None:
-                    status = 'frozen'
+        if self.capabilities.looks_frozen():
+            # Read during a freeze (it began or ended just now, or the
+            # status command is blocked): not to be trusted next sweep.
+            self._caps_time = -math.inf
+            if status is None:
+                status = 'frozen'
         report.facts = dict(self.facts)
         if status == 'frozen':
             self._report_frozen(collectors, report)
@@ -247,10 +249,8 @@ class GuestSession:
         never sends ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the
         allow-list).
         """
-        assert self.transport is not None
-        caps = self.capabilities
-        if (caps is not None and not caps.supports(FREEZE_STATUS)
-                and not caps.looks_frozen()):
+        assert self.transport is not None and self.capabilities is not None
+        if not self.capabilities.supports(FREEZE_STATUS):
             return None
         try:
             status = await self.transport.execute(FREEZE_STATUS)
