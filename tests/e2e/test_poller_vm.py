@@ -837,11 +837,12 @@ async def test_frozen_then_thawed(healthy, agent_commands, libvirtd, tmp_path):
 
     The freeze is libvirt's ``fsFreeze`` (what Nova's quiesce calls) on the
     standard agent *inside the VM*; the host is never frozen.  One
-    in-process runner on that agent keeps its session across the freeze,
-    so capabilities cached before, during and after the freeze are all
-    exercised: real qemu-ga 7.2 lists every non-freeze-safe command as
-    disabled while frozen (checked here too), and the first sweep after
-    the thaw must not trust what it said.
+    in-process runner on that agent, new when the freeze starts, so that
+    its first guest-info is the frozen agent's: real qemu-ga 7.2 then lists
+    every non-freeze-safe command as disabled (checked here too).  Before
+    the fix the guest was reported ``ok`` with two samples, and the sweeps
+    after the thaw had no filesystem data (those capabilities were cached
+    for ten minutes); the first sweep after the thaw must not trust them.
     """
     vm = healthy.vm
     runner = pipeline_mod.Pipeline(
@@ -851,9 +852,6 @@ async def test_frozen_then_thawed(healthy, agent_commands, libvirtd, tmp_path):
         return {s.name for s in result.samples
                 if s.resource_id == vm.uuid + '-_2Fmnt'}
     try:
-        before = await runner.run_once()
-        assert report_of(before, healthy).state == 'ok'
-        assert len(fs_samples(before)) == 3
         frozen_count = await asyncio.to_thread(vm.dom.fsFreeze)
         assert frozen_count >= 1
         try:

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.functional
 BIN = os.path.join(os.path.dirname(sys.executable), 'qga-polling')
 UUID = '44444444-4444-4444-8444-000000000001'
 PAUSE = 12.0
+CUT = 5.0
 _SWEEP_RE = re.compile(r'^(\S+ \S+) .*Sweep: \d+ guests', re.MULTILINE)
 
 
@@ -70,8 +71,9 @@ def test_hung_broker_does_not_stop_the_sweeps_nor_the_file(
         short_tmpdir, rabbit_vhost, tcp_proxy):  # noqa: F811
     """Issue 9: with the broker hung 45 s no sweep ran for 44 s.  Now the
     sweeps keep their 1 s schedule and the file publisher keeps writing
-    while the notifier is stuck; after the pause everything queued reaches
-    the bus, nothing lost, nothing twice."""
+    while the notifier is stuck; then the broker is cut off (connections
+    closed, new ones refused) and restored.  Afterwards everything queued
+    has reached the bus, nothing lost, nothing twice."""
     proxy = tcp_proxy((rabbit.HOST, rabbit.PORT))
     conf_bus = cfg.ConfigOpts()
     conf_bus([])
@@ -119,6 +121,13 @@ telemetry_secret = broker-test
         resumed_at = time.time()
         proxy.resume()
         time.sleep(4)
+        # Then the broker goes away altogether for a while, and comes back.
+        proxy.cut()
+        cut_at = time.time()
+        time.sleep(CUT)
+        restored_at = time.time()
+        proxy.resume()
+        time.sleep(5)
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(30)
     finally:
@@ -142,6 +151,8 @@ telemetry_secret = broker-test
     gaps = [b - a for a, b in zip(during, during[1:])]
     assert max(gaps) < 2.5, gaps
     assert in_file_during > in_file_before  # the file kept receiving
+    during_cut = [t for t in sweep_times(log) if cut_at <= t <= restored_at]
+    assert len(during_cut) >= CUT - 2, during_cut
     lost = set(sent) - set(endpoint.ids)
     twice = [i for i, n in endpoint.ids.items() if n > 1]
     assert not lost, '%d of %d samples never reached the bus' % (len(lost), len(sent))
