@@ -13,15 +13,11 @@ import hashlib
 import string
 from typing import Any
 
-from oslo_log import log as logging
-
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.collectors import checks
 from ceilometer_qga import meters as meters_mod
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
-
-LOG = logging.getLogger(__name__)
 
 #: Gnocchi's limit on original resource ids
 MAX_RESOURCE_ID = 255
