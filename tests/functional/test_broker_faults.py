@@ -159,3 +159,7 @@ telemetry_secret = broker-test
     assert not twice
     with open(log, errors='replace') as f:
         assert 'Traceback' not in f.read()
+    print('hung broker: %d sweeps in %.0f s paused (max gap %.2f s), %d in %.0f s '
+          'cut; %d samples, %d delivered, %d lost, %d twice'
+          % (len(during), PAUSE, max(gaps), len(during_cut), CUT, len(sent),
+             len(set(sent) & set(endpoint.ids)), len(lost), len(twice)))
