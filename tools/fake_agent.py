@@ -52,7 +52,9 @@ Modes (``--mode``):
     qemu-ga 7.2 does after ``guest-fsfreeze-freeze`` (``qga/main.c``:
     ``ga_set_frozen`` runs ``qmp_disable_command(..., "the agent is in
     frozen state")`` on every command not in ``ga_freeze_allowlist``; read
-    in QEMU's source and seen in the e2e VM): ``guest-info`` lists every
+    in QEMU's source, the reason string found in Debian's qemu-ga 7.2
+    binary, and the disabled set seen on the real agent in the e2e VM,
+    ``tests/e2e/test_poller_vm.py::test_frozen_then_thawed``): ``guest-info`` lists every
     command but the allow-list (:data:`FROZEN_SAFE`) with ``enabled:
     false``, calling one gets ``CommandNotFound "Command X has been
     disabled: the agent is in frozen state"`` (``qapi/qmp-dispatch.c``),
