@@ -41,6 +41,8 @@ class SweepResult:
     reports: list[GuestReport]
     samples: list[sample_mod.Sample]
     duration: float
+    #: why discovery failed (the sweep then polled nobody), else None
+    discovery_error: str | None = None
 
 
 class Poller:
@@ -63,11 +65,12 @@ class Poller:
         start = time.monotonic()
         try:
             guests = await asyncio.to_thread(self.discovery.discover)
-        except Exception:
+        except Exception as exc:
             # Discovery is the host's problem, not a guest's: log it and
             # try again next sweep with nothing published for this one.
             LOG.exception('Guest discovery failed; sweep skipped')
-            return SweepResult([], [], time.monotonic() - start)
+            return SweepResult([], [], time.monotonic() - start,
+                               discovery_error=str(exc) or repr(exc))
         await self._update_sessions(guests)
         limit = asyncio.Semaphore(self.conf.qga_polling.max_concurrent_guests)
         budget = self.conf.qga_polling.guest_budget

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import statistics
 import sys
 import time
@@ -170,6 +171,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _bounded(kind: type, low: float, high: float):
+    """An argparse type: a finite ``kind`` from ``low`` to ``high``.
+
+    argparse turns its ArgumentTypeError into one usage line and exit 2.
+    """
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not (
+                low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                '%r: accepted: %s from %s to %s' % (
+                    text, 'an integer' if kind is int else 'a finite number',
+                    low, high))
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``qga-probe``; exit 0 if the agent answered."""
     parser = argparse.ArgumentParser(
@@ -178,9 +199,14 @@ def main(argv: list[str] | None = None) -> int:
                         help='unix socket of the agent channel')
     parser.add_argument('--json', action='store_true',
                         help='print the report as JSON')
-    parser.add_argument('--timeout', type=float, default=2.0,
+    # The same range as [qga_polling] command_timeout, which it overrides.
+    timeout_range = conf_mod.option(conf_mod.POLLING_GROUP,
+                                    'command_timeout').type
+    parser.add_argument('--timeout', type=_bounded(float, timeout_range.min,
+                                                   timeout_range.max),
+                        default=2.0,
                         help='seconds per command (default 2)')
-    parser.add_argument('--pings', type=int, default=20,
+    parser.add_argument('--pings', type=_bounded(int, 0, 10000), default=20,
                         help='extra guest-ping round trips to time')
     args = parser.parse_args(argv)
     report = asyncio.run(probe(args.socket, args.timeout, args.pings))
