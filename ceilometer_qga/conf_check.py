@@ -86,25 +86,47 @@ def read(conf: cfg.ConfigOpts, group: str, opt: cfg.Opt) -> Any:
     return value
 
 
-def check(conf: cfg.ConfigOpts) -> None:
-    """Read and check every option of the poller registered on ``conf``.
+def problems(conf: cfg.ConfigOpts
+             ) -> list[tuple[str, cfg.Opt | None, ConfigError]]:
+    """Every bad option of the poller registered on ``conf``.
 
     Also checks that the discovery and collector names are installed
     plugins (without loading them: that may need libvirt, which may be
     down at start).
 
-    :raises ConfigError: the first bad option, named, with what it accepts
+    :returns: ``(group, option, error)`` for each bad value, in the order
+        of :func:`~ceilometer_qga.conf.list_opts`; the option is None for
+        an unknown plugin name
     """
+    found: list[tuple[str, cfg.Opt | None, ConfigError]] = []
     for group, opts in conf_mod.list_opts():
         for opt in opts:
-            read(conf, group, opt)
-    polling = conf[conf_mod.POLLING_GROUP]
+            try:
+                read(conf, group, opt)
+            except ConfigError as exc:
+                found.append((group, opt, exc))
+    bad = {(group, opt.name) for group, opt, _exc in found if opt}
     for name, namespace, kind in PLUGIN_OPTIONS:
-        value = polling[name]
+        if (conf_mod.POLLING_GROUP, name) in bad:
+            continue
+        value = conf[conf_mod.POLLING_GROUP][name]
         names = [value] if isinstance(value, str) else list(value)
         known = set(plugins.known_names(namespace))
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ConfigError(plugins.unknown_message(
-                '[%s] %s' % (conf_mod.POLLING_GROUP, name), unknown, kind,
-                namespace))
+            found.append((conf_mod.POLLING_GROUP, None, ConfigError(
+                plugins.unknown_message(
+                    '[%s] %s' % (conf_mod.POLLING_GROUP, name), unknown,
+                    kind, namespace))))
+    return found
+
+
+def check(conf: cfg.ConfigOpts) -> None:
+    """Read and check every option of the poller registered on ``conf``.
+
+    :raises ConfigError: the first of :func:`problems`, naming the option
+        and what it accepts
+    """
+    found = problems(conf)
+    if found:
+        raise found[0][2]
