@@ -445,6 +445,41 @@ transport = bogus
     assert 'guest.agent.up' not in text.replace(disabled[0], '')
 
 
+def test_legacy_guest_costs_no_crash_and_no_log_flood(
+        ceilometer_conf, hypervisor, qga_guest):
+    """A guest created the old way (no channel) beside a healthy one."""
+    conf = ceilometer_conf(['guest.*'])
+    healthy = start_nova_guest(hypervisor, qga_guest.socket, 'web-1')
+    legacy = str(uuid.uuid4())
+    hypervisor.start(nova_domain.nova_domain_xml(nova_domain.Server(
+        uuid=legacy, domain_name='instance-%s' % legacy[:8],
+        display_name='legacy-1', channels=())))
+    records = RecordingHandler()
+    logging.getLogger().addHandler(records)
+    try:
+        manager = polling_manager.AgentManager(0, conf,
+                                               namespaces=['compute'])
+        manager.polling_manager = polling_manager.PollingManager(conf)
+        task = manager.setup_polling_tasks()[300]
+        cycles = 10
+        for _cycle in range(cycles):
+            task.poll_and_notify()
+    finally:
+        logging.getLogger().removeHandler(records)
+
+    ours = [r for r in records.records if r.name.startswith('ceilometer_qga')
+            and r.levelno >= logging.WARNING]
+    about_legacy = [r for r in ours if legacy in r.getMessage()]
+    assert len(about_legacy) <= 2, [r.getMessage() for r in about_legacy]
+    assert not any(r.exc_info for r in records.records)
+    samples = notified_samples()
+    ups = [s for s in _by_meter(samples, healthy)['guest.agent.up']]
+    assert [s['counter_volume'] for s in ups] == [1] * cycles
+    assert polling_cycle.for_conf(conf).sweeps == cycles
+    # Never blacklisted: a guest without an agent is not an error.
+    assert all(not r.blacklist for r in task.resources.values())
+
+
 #: imports every ceilometer_qga module but the plugin, with Ceilometer
 #: made unimportable, then shows that the plugin does need it
 WITHOUT_CEILOMETER = """
