@@ -135,10 +135,12 @@ def test_unparseable_config_file(workdir):
     'rabbit://guest:s3cret@127.0.0.1:notaport/',
     'nosuchdriver://127.0.0.1/',
 ])
-def test_malformed_transport_url_names_the_option(workdir, url):
+@pytest.mark.parametrize('mode', ['once', 'service'])
+def test_malformed_transport_url_names_the_option(workdir, url, mode):
     conf = write_conf(workdir, default='transport_url = ' + url,
                       qga_polling='publishers = notifier://')
-    proc = run([POLLING, '--config-file', conf, '--once'])
+    proc = run([POLLING, '--config-file', conf]
+               + (['--once'] if mode == 'once' else []), timeout=30)
     assert_config_error(proc, 'transport_url')
     # The URL holds the broker password: it is not repeated.
     assert 's3cret' not in proc.stderr
