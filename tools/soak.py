@@ -220,6 +220,20 @@ kombu_reconnect_delay = 0.5
             raise RuntimeError('qga-polling did not start sweeping')
         print('soak: %d real + %d hostile guests for %.0f s, cuts of %.0f s'
               % (real, len(HOSTILE), seconds, cut_seconds), flush=True)
+        # RSS over time, to tell a leak (steady growth) from a high-water
+        # mark (growth at the cuts, while the buffer holds samples).
+        rss_curve: list[int] = []
+        done = threading.Event()
+
+        def sample_rss() -> None:
+            pid = worker_pid(service.pid)
+            while pid and not done.wait(max(seconds / 10, 1)):
+                try:
+                    rss_curve.append(measure(pid)[0])
+                except OSError:
+                    return
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
         cuts = [seconds * 0.25, seconds * 0.6]
         for at in cuts:
             time.sleep(max(0.0, started + at - time.monotonic()))
@@ -232,6 +246,7 @@ kombu_reconnect_delay = 0.5
                   % (time.monotonic() - started), flush=True)
         time.sleep(max(0.0, started + seconds - time.monotonic()))
         last = measure(worker_pid(service.pid) or service.pid)
+        done.set()
         service.send_signal(signal.SIGTERM)
         rc = service.wait(timeout=60)
         # What was sent before the end may still be on its way.
@@ -266,6 +281,8 @@ kombu_reconnect_delay = 0.5
             'unexpected (not produced)': len(set(ids) - produced),
             'RSS KiB start/end': '%d / %d' % (first[0], last[0]),
             'open fds start/end': '%d / %d' % (first[1], last[1]),
+            'RSS KiB every %.0f s' % max(seconds / 10, 1): ' '.join(
+                str(r) for r in rss_curve),
             'log lines': log_text.count('\n'),
             'tracebacks in log': log_text.count('Traceback'),
             'proxy': proxy.stats,
