@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 LINT_PATHS := ceilometer_qga nova_qga tests tools devstack setup.py qga_monitor_build.py
 
-.PHONY: deps rabbitmq postgresql demo test e2e bench genconfig lint clean distclean
+.PHONY: deps rabbitmq postgresql demo test e2e bench soak fuzz genconfig lint clean distclean
 
 deps:
 	@bash tools/install_deps.sh
@@ -36,6 +36,19 @@ e2e: deps
 # Fleet-scale table against two baselines, with a profile (~8 min).
 bench: deps rabbitmq
 	$(PY) tools/bench.py --profile
+
+# A mixed fleet (real qemu-ga and hostile fakes) polled by the qga-polling
+# service for SOAK_SECONDS (600) at a 1 s interval, publishing through a
+# proxy that cuts the broker twice; prints sweeps, samples produced,
+# delivered, lost, duplicated, RSS and fds.  Not part of `make test`.
+soak: deps rabbitmq
+	$(PY) tools/soak.py
+
+# The socket transport's framing under atheris for FUZZ_SECONDS (120); a
+# crash is saved in build/fuzz/ and becomes a test.  Not part of `make test`.
+fuzz: deps
+	@$(VENV)/bin/pip install -q -r fuzz-requirements.txt
+	$(PY) tools/fuzz_framing.py
 
 genconfig: deps
 	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/qga-polling.conf

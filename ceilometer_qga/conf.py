@@ -51,12 +51,12 @@ polling_opts = [
                help='How many guests are polled at the same time. Commands '
                     'to one guest are always sent one after another.'),
     cfg.FloatOpt('command_timeout',
-                 default=2.0, min=0.01,
+                 default=2.0, min=0.01, max=3600,
                  help='Seconds to wait for the reply to one guest-agent '
                       'command before the guest is considered unresponsive '
                       'for this sweep.'),
     cfg.FloatOpt('guest_budget',
-                 default=10.0, min=0.05,
+                 default=10.0, min=0.05, max=86400,
                  help='Seconds one guest may take in one sweep, all '
                       'commands included. A guest over budget is reported '
                       'with guest.agent.up=0 and the sweep goes on.'),
@@ -80,11 +80,11 @@ polling_opts = [
                     'offers (guest-info) is read again. It is also read '
                     'again after every reconnect.'),
     cfg.FloatOpt('backoff_initial',
-                 default=30.0, min=0,
+                 default=30.0, min=0, max=86400,
                  help='Seconds a guest that failed is left alone before it '
                       'is contacted again. Doubles on every further failure.'),
     cfg.FloatOpt('backoff_max',
-                 default=600.0, min=0,
+                 default=600.0, min=0, max=86400,
                  help='Upper bound of the per-guest back-off, in seconds.'),
     cfg.StrOpt('transport',
                default='auto',
@@ -120,7 +120,7 @@ polling_opts = [
                     'unreachable. The oldest are dropped, counted and '
                     'logged, when the buffer is full.'),
     cfg.FloatOpt('shutdown_timeout',
-                 default=5.0, min=0,
+                 default=5.0, min=0, max=3600,
                  help='Seconds a stopping service waits for the running '
                       'sweep and the publishers to finish.'),
 ]
@@ -208,3 +208,13 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
         (LIBVIRT_GROUP, libvirt_opts),
         (PUBLISHER_GROUP, publisher_opts),
     ]
+
+
+def option(group: str, name: str) -> cfg.Opt:
+    """The declaration of one option of :func:`list_opts` (its range...)."""
+    for opt_group, opts in list_opts():
+        if opt_group == group:
+            for opt in opts:
+                if opt.name == name:
+                    return opt
+    raise KeyError('[%s] %s' % (group, name))

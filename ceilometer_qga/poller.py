@@ -57,6 +57,8 @@ class SweepResult:
     def legacy(self) -> int:
         """How many guests had no agent channel (old-way guests)."""
         return sum(r.state == LEGACY for r in self.reports)
+    #: why discovery failed (the sweep then polled nobody), else None
+    discovery_error: str | None = None
 
 
 class Poller:
@@ -79,11 +81,12 @@ class Poller:
         start = time.monotonic()
         try:
             guests = await asyncio.to_thread(self.discovery.discover)
-        except Exception:
+        except Exception as exc:
             # Discovery is the host's problem, not a guest's: log it and
             # try again next sweep with nothing published for this one.
             LOG.exception('Guest discovery failed; sweep skipped')
-            return SweepResult([], [], time.monotonic() - start)
+            return SweepResult([], [], time.monotonic() - start,
+                               discovery_error=str(exc) or repr(exc))
         await self._update_sessions(guests)
         limit = asyncio.Semaphore(self.conf.qga_polling.max_concurrent_guests)
         budget = self.conf.qga_polling.guest_budget

@@ -3,7 +3,9 @@
 ``qga-polling --config-file /etc/qga-monitor/qga-polling.conf`` sweeps every
 ``[qga_polling] interval`` seconds until SIGTERM, then finishes or abandons
 the running sweep within ``[qga_polling] shutdown_timeout`` seconds, flushes
-the publishers and exits.  ``--once`` runs one sweep, flushes and exits 0.
+the publishers and exits.  ``--once`` runs one sweep, flushes and exits 0 (1 if guest discovery
+failed or samples could not be delivered).  A configuration error is one
+line naming the option, and exit code 2.
 
 The periodic service runs on oslo.service's threading backend (no
 eventlet): the launcher supervises one worker process, whose
@@ -28,6 +30,7 @@ from oslo_service import service
 
 from ceilometer_qga.cmd import concurrency
 from ceilometer_qga import conf as conf_mod
+from ceilometer_qga import conf_check
 from ceilometer_qga import pipeline as pipeline_mod
 
 LOG = logging.getLogger(__name__)
@@ -38,15 +41,44 @@ cli_opts = [
 ]
 
 
+#: exit code of a configuration error (as argparse's usage errors)
+EXIT_CONFIG = 2
+
+
 def prepare(argv: list[str] | None) -> cfg.ConfigOpts:
-    """Parse the command line and config files, set up logging."""
+    """Parse the command line and config files, set up logging.
+
+    :raises ConfigError: a configuration file is missing or unparseable,
+        or an option has a bad value (the message names it)
+    """
     conf = cfg.ConfigOpts()
     logging.register_options(conf)
     conf_mod.register_opts(conf)
     conf.register_cli_opts(cli_opts)
-    conf(argv, project='qga-monitor', prog='qga-polling')
-    logging.setup(conf, 'qga-polling')
+    try:
+        conf(argv, project='qga-monitor', prog='qga-polling')
+    except (cfg.ConfigFilesNotFoundError, cfg.ConfigFileParseError,
+            cfg.ConfigFilesPermissionDeniedError) as exc:
+        raise conf_check.ConfigError(str(exc)) from None
+    # Before logging.setup: a bad value of ours must not wait for the
+    # first sweep, nor a bad log option become a traceback.
+    conf_check.check(conf)
+    try:
+        logging.setup(conf, 'qga-polling')
+    except (ValueError, cfg.Error, OSError) as exc:
+        raise conf_check.ConfigError('logging options: %s' % exc) from None
     return conf
+
+
+def config_error(exc: Exception, logged: bool) -> int:
+    """Report a configuration error in one line; the exit code.
+
+    :param logged: logging is set up, so the error goes to the log too
+    """
+    if logged:
+        LOG.error('Configuration error: %s', exc)
+    print('qga-polling: configuration error: %s' % exc, file=sys.stderr)
+    return EXIT_CONFIG
 
 
 async def run_once(conf: cfg.ConfigOpts,
@@ -61,6 +93,14 @@ async def run_once(conf: cfg.ConfigOpts,
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
     finally:
         await runner.close()
+    if result.discovery_error is not None:
+        # "No guests" and "cannot tell which guests" must differ for cron
+        # jobs and health checks.
+        LOG.error('One sweep failed: guest discovery failed: %s',
+                  result.discovery_error)
+        print('qga-polling: guest discovery failed: %s'
+              % result.discovery_error, file=sys.stderr)
+        return 1
     LOG.info('One sweep done: %d guests (%d legacy, without agent '
              'channel), %d samples', len(result.reports), result.legacy,
              len(result.samples))
@@ -181,16 +221,17 @@ def _restart_in_fresh_interpreter(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``qga-polling``."""
     argv = sys.argv[1:] if argv is None else argv
-    conf = prepare(argv)
+    try:
+        conf = prepare(argv)
+    except ValueError as exc:
+        return config_error(exc, logged=False)
     if not conf.once and not concurrency.select_threading():
         return _restart_in_fresh_interpreter(argv)
     try:
         # Validate everything before forking a worker or polling.
         runner = pipeline_mod.Pipeline(conf)
     except ValueError as exc:
-        LOG.error('Configuration error: %s', exc)
-        print('qga-polling: configuration error: %s' % exc, file=sys.stderr)
-        return 2
+        return config_error(exc, logged=True)
     if conf.once:
         return asyncio.run(run_once(conf, runner))
     # The worker process builds its own runner after the fork: connections

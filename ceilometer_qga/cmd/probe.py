@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import sys
 import time
@@ -62,6 +63,8 @@ LOG = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 
+MAX_PINGS = 10000
+
 #: states that are not a problem of the agent: listed last by ``--all``
 HEALTHY_STATES = ('ok', LEGACY)
 
@@ -78,12 +81,14 @@ cli_opts = [
                     'discovery).'),
     cfg.BoolOpt('json', default=False,
                 help='Print the report as JSON.'),
-    cfg.FloatOpt('timeout', min=0.01,
-                 help='Seconds per command (default: [qga_polling] '
-                      'command_timeout).'),
-    cfg.IntOpt('pings', default=20, min=0,
-               help='Extra guest-ping round trips to time (not with '
-                    '--all).'),
+    # Strings, checked by number_arg(): oslo.config would only say
+    # "invalid value" and lets nan and inf through a FloatOpt's bounds.
+    cfg.StrOpt('timeout', metavar='SECONDS',
+               help='Seconds per command (default: [qga_polling] '
+                    'command_timeout, whose range it has).'),
+    cfg.StrOpt('pings', default='20', metavar='N',
+               help='Extra guest-ping round trips to time, 0 to %d (not '
+                    'with --all).' % MAX_PINGS),
 ]
 
 
@@ -155,6 +160,23 @@ class KnownGuests(discovery_base.Discovery):
         return list(self.guests)
 
 
+def number_arg(flag: str, text: str, kind: type, low: float,
+               high: float) -> float:
+    """``text`` as a finite ``kind`` from ``low`` to ``high``.
+
+    :raises UsageError: naming ``flag`` and the accepted range
+    """
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not low <= value <= high:
+        raise UsageError('%s %r: accepted: %s from %s to %s' % (
+            flag, text, 'an integer' if kind is int else 'a finite number',
+            low, high))
+    return value
+
+
 def prepare(argv: list[str]) -> cfg.ConfigOpts:
     """Parse the command line and the configuration files; set up logging.
 
@@ -183,7 +205,12 @@ def prepare(argv: list[str]) -> cfg.ConfigOpts:
         conf.set_override('use_stderr', True)
     logging.setup(conf, 'qga-probe')
     if conf.timeout is not None:
-        conf.set_override('command_timeout', conf.timeout, 'qga_polling')
+        # The same range as [qga_polling] command_timeout, which it overrides.
+        bounds = conf_mod.option(conf_mod.POLLING_GROUP,
+                                 'command_timeout').type
+        conf.set_override('command_timeout',
+                          number_arg('--timeout', conf.timeout, float,
+                                     bounds.min, bounds.max), 'qga_polling')
     chosen = [bool(conf.instance), conf.all, bool(conf.socket)]
     if sum(chosen) != 1:
         raise UsageError('give exactly one of INSTANCE, --all or --socket '
@@ -514,7 +541,8 @@ def run(conf: cfg.ConfigOpts) -> int:
         guest = socket_guest(conf, conf.socket)
     else:
         guest = resolve(conf, conf.instance)
-    report = asyncio.run(probe_guest(conf, guest, conf.pings))
+    pings = number_arg('--pings', conf.pings, int, 0, MAX_PINGS)
+    report = asyncio.run(probe_guest(conf, guest, pings))
     print(json.dumps(report, indent=2, sort_keys=True) if conf.json
           else render(report))
     return EXIT_OK if report.get('state') == 'ok' else EXIT_UNHEALTHY

@@ -22,9 +22,9 @@ What the base class does in ``get_samples``:
   ids are ours (``<uuid>-<escaped item>`` for per-item meters);
 * a guest whose agent is down, hung or not connected gives
   ``guest.agent.up`` 0 and nothing else: that is an observation, not an
-  error.  ``PollsterPermanentError`` is raised only when the configuration
-  cannot work until a restart (the libvirt binding is missing, an unknown
-  collector...).
+  error.  A bad option disables the pollsters at load (one ERROR line
+  naming it); ``PollsterPermanentError`` is raised when the poller cannot
+  be built at the first poll (the libvirt binding is missing...).
 
 This module imports Ceilometer, and only Ceilometer's agent imports it.
 """
@@ -65,12 +65,16 @@ class GuestAgentPollster(plugin_base.PollsterBase):
     meter_name: str = ''
 
     def setup_environment(self) -> None:
-        """Check the meter is in the catalogue; register our options.
+        """Check the meter is in the catalogue; register and check our options.
 
-        The poller itself is built on the first poll, so that a bad
-        configuration is logged and reported as a permanent error then,
-        rather than making Ceilometer skip the pollster at load with only
-        a debug message.
+        Every option is read and checked here, at load (as ``qga-polling``
+        does at start): a bad one makes Ceilometer skip the pollster
+        (``ExtensionLoadError``, which it logs at DEBUG only), so the
+        reason is logged once at ERROR, naming the option, for all 26
+        pollsters.  The poller itself (discovery, libvirt) is built on the
+        first poll: libvirt may not be up when the agent starts.
+
+        :raises ConfigError: a bad option (Ceilometer wraps it)
         """
         super().setup_environment()
         meter = catalogue().get(self.meter_name)
@@ -79,6 +83,7 @@ class GuestAgentPollster(plugin_base.PollsterBase):
                               % (self.__class__.__name__, self.meter_name))
         self.meter = meter
         options.register_opts(self.conf)
+        polling_cycle.check_options(self.conf)
 
     @property
     def default_discovery(self) -> str:

@@ -28,6 +28,7 @@ from ceilometer_qga.pollsters import instance_guests
 from ceilometer_qga.pollsters import loop_thread
 from ceilometer_qga.pollsters import options
 from ceilometer_qga.collectors import load_collectors
+from ceilometer_qga import conf_check
 from ceilometer_qga.discovery import load_discovery
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import sample as sample_mod
@@ -134,6 +135,46 @@ _samplers_lock = threading.Lock()
 #: configuration errors already logged, so that the 26 pollsters of a
 #: cycle log an unusable configuration once, not 26 times
 _logged_errors: set[str] = set()
+#: (configuration, its first bad option) for the configurations whose
+#: pollsters are disabled
+_disabled: list[tuple[cfg.ConfigOpts, Exception]] = []
+
+
+def check_options(conf: cfg.ConfigOpts) -> None:
+    """Check our options on ``conf`` once; what every pollster's load asks.
+
+    Each bad option is logged once (ERROR, naming it), and then reads its
+    default: the agent reads every registered option again later
+    (cotyledon logs them all in each worker) and would log our bad value
+    as a traceback.  The pollsters of ``conf`` stay disabled all the same:
+    the first error is remembered and raised for each of them.
+
+    :raises ConfigError: the first bad option
+    """
+    with _samplers_lock:
+        for known, error in _disabled:
+            if known is conf:
+                raise error
+        found = conf_check.problems(conf)
+        for group, opt, error in found:
+            log_disabled(error)
+            if opt is not None:
+                conf.set_override(opt.dest, opt.default, group=group)
+        if found:
+            _disabled.append((conf, found[0][2]))
+            raise found[0][2]
+
+
+def log_disabled(exc: Exception) -> None:
+    """Log once per process that our pollsters are disabled, and why.
+
+    Each of our 26 pollsters finds the same error; Ceilometer logs an
+    ``ExtensionLoadError`` at DEBUG only, so this ERROR line is the one
+    the operator sees.
+    """
+    if str(exc) not in _logged_errors:
+        _logged_errors.add(str(exc))
+        LOG.error('Guest-agent pollsters disabled: %s', exc)
 
 
 def for_conf(conf: cfg.ConfigOpts) -> CycleSampler:
@@ -152,9 +193,7 @@ def for_conf(conf: cfg.ConfigOpts) -> CycleSampler:
         try:
             sampler = CycleSampler(conf)
         except ValueError as exc:
-            if str(exc) not in _logged_errors:
-                _logged_errors.add(str(exc))
-                LOG.error('Guest-agent pollsters disabled: %s', exc)
+            log_disabled(exc)
             raise
         _samplers.append((conf, sampler))
     return sampler
@@ -166,5 +205,6 @@ def close_all() -> None:
         samplers = [sampler for _conf, sampler in _samplers]
         _samplers.clear()
         _logged_errors.clear()
+        _disabled.clear()
     for sampler in samplers:
         sampler.close()

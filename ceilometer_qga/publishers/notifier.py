@@ -97,7 +97,10 @@ class NotifierPublisher(buffer.BufferedPublisher):
         try:
             transport = oslo_messaging.get_notification_transport(conf)
         except (oslo_messaging.InvalidTransportURL,
-                oslo_messaging.DriverLoadFailure) as exc:
+                oslo_messaging.DriverLoadFailure, ValueError) as exc:
+            # ValueError: urllib's own ("Invalid IPv6 URL"), which names
+            # neither the option nor the URL.  The URL is not repeated: it
+            # may hold the broker password.
             raise ValueError(
                 '[oslo_messaging_notifications] transport_url / [DEFAULT] '
                 'transport_url: %s' % exc) from exc

@@ -93,8 +93,9 @@ def error_from_reply(guest: str, command: str, error: Any) -> QgaError:
     disabled: the agent is in frozen state" (seen through libvirt).
     """
     if not isinstance(error, dict):
-        return ProtocolError(guest, command,
-                             'error reply is not an object: %r' % (error,))
+        # Bounded: the guest chooses the value, and the message is logged.
+        return ProtocolError(guest, command, 'error reply is not an object: '
+                             '%s' % repr(error)[:200])
     klass = error.get('class')
     desc = error.get('desc')
     klass = klass if isinstance(klass, str) else 'GenericError'

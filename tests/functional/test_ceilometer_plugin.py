@@ -31,6 +31,7 @@ Substituted, because it cannot run here or is covered elsewhere:
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import os
 import subprocess
@@ -338,21 +339,145 @@ def test_polling_cycles_with_real_agents_and_a_hung_one(
         assert (instance_id, 'guest-info') not in second_commands
 
 
-def test_unusable_configuration_is_a_permanent_error(
-        ceilometer_conf, hypervisor, qga_guest, command_log):
-    conf = ceilometer_conf(['guest.*'], qga_polling='discovery = nosuch')
+class RecordingHandler(logging.Handler):
+    """Keeps every log record (oslo.log's setup drops pytest's handler)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.mark.parametrize('line,option', [
+    ('transport = bogus', '[qga_polling] transport'),
+    ('discovery = nosuch', '[qga_polling] discovery'),
+    ('command_timeout = nan', '[qga_polling] command_timeout'),
+    ('guest_budget = 0', '[qga_polling] guest_budget'),
+])
+def test_bad_option_disables_the_pollsters_once_at_load(
+        ceilometer_conf, hypervisor, qga_guest, command_log, line, option):
+    conf = ceilometer_conf(['guest.*'], qga_polling=line)
     start_nova_guest(hypervisor, qga_guest.socket, 'web-1')
-    manager = polling_manager.AgentManager(0, conf, namespaces=['compute'])
-    manager.polling_manager = polling_manager.PollingManager(conf)
-    task = manager.setup_polling_tasks()[300]
+    # After prepare_service: oslo.log's setup replaces the root handlers.
+    records = RecordingHandler()
+    logging.getLogger().addHandler(records)
+    try:
+        manager = polling_manager.AgentManager(0, conf,
+                                               namespaces=['compute'])
+        manager.polling_manager = polling_manager.PollingManager(conf)
+        tasks = manager.setup_polling_tasks()
+        for task in tasks.values():
+            for _cycle in range(3):
+                task.poll_and_notify()
+    finally:
+        logging.getLogger().removeHandler(records)
 
-    task.poll_and_notify()
-
+    # Not loaded at all: Ceilometer skipped every one of our 26 pollsters
+    # (ExtensionLoadError), so no cycle runs them, and nothing is sent.
+    assert our_extensions(manager) == {}
+    assert 'guest_agent' not in [
+        name for task in tasks.values() for name in task.pollster_matches
+        if task.pollster_matches[name]]
     assert notified_samples() == []
     assert command_log == []
-    blacklists = [r.blacklist for r in task.resources.values()]
-    assert len(blacklists) == 26
-    assert all(len(b) == len(blacklists[0]) >= 1 for b in blacklists)
+    ours = [r for r in records.records if r.name.startswith('ceilometer_qga')]
+    errors = [r for r in ours if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert 'Guest-agent pollsters disabled' in errors[0].getMessage()
+    assert option in errors[0].getMessage()
+    assert not any(r.exc_info for r in records.records), 'traceback logged'
+
+
+def test_ceilometer_polling_process_logs_a_bad_option_once(tmp_path):
+    """The real ``ceilometer-polling`` console script, three cycles."""
+    (tmp_path / 'pollsters.d').mkdir()
+    polling_yaml = tmp_path / 'polling.yaml'
+    polling_yaml.write_text('sources:\n  - name: guest_agent\n'
+                            '    interval: 1\n    meters:\n'
+                            '      - "guest.*"\n')
+    log_file = tmp_path / 'polling.log'
+    conf_file = tmp_path / 'ceilometer.conf'
+    conf_file.write_text(f"""[DEFAULT]
+host = compute-test
+libvirt_uri = test:///default
+log_file = {log_file}
+pollsters_definitions_dirs = {tmp_path}/pollsters.d
+[polling]
+cfg_file = {polling_yaml}
+[publisher_notifier]
+telemetry_driver = test
+[qga_polling]
+transport = bogus
+""")
+    binary = os.path.join(os.path.dirname(sys.executable),
+                          'ceilometer-polling')
+    proc = subprocess.Popen(
+        [binary, '--config-file', str(conf_file),
+         '--polling-namespaces', 'compute'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 40
+        text = ''
+        while time.monotonic() < deadline:
+            text = log_file.read_text() if log_file.exists() else ''
+            if text.count('Polling pollster') or (
+                    'Guest-agent pollsters disabled' in text
+                    and time.monotonic() > deadline - 30):
+                break
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+    text = log_file.read_text()
+    disabled = [line for line in text.splitlines()
+                if 'Guest-agent pollsters disabled' in line]
+    assert len(disabled) == 1, text[-3000:]
+    assert '[qga_polling] transport' in disabled[0]
+    assert 'one of: socket, libvirt, auto' in disabled[0]
+    assert 'Traceback' not in text
+    assert 'guest.agent.up' not in text.replace(disabled[0], '')
+
+
+def test_legacy_guest_costs_no_crash_and_no_log_flood(
+        ceilometer_conf, hypervisor, qga_guest):
+    """A guest created the old way (no channel) beside a healthy one."""
+    conf = ceilometer_conf(['guest.*'])
+    healthy = start_nova_guest(hypervisor, qga_guest.socket, 'web-1')
+    legacy = str(uuid.uuid4())
+    hypervisor.start(nova_domain.nova_domain_xml(nova_domain.Server(
+        uuid=legacy, domain_name='instance-%s' % legacy[:8],
+        display_name='legacy-1', channels=())))
+    records = RecordingHandler()
+    logging.getLogger().addHandler(records)
+    try:
+        manager = polling_manager.AgentManager(0, conf,
+                                               namespaces=['compute'])
+        manager.polling_manager = polling_manager.PollingManager(conf)
+        task = manager.setup_polling_tasks()[300]
+        cycles = 10
+        for _cycle in range(cycles):
+            task.poll_and_notify()
+    finally:
+        logging.getLogger().removeHandler(records)
+
+    ours = [r for r in records.records if r.name.startswith('ceilometer_qga')
+            and r.levelno >= logging.WARNING]
+    about_legacy = [r for r in ours if legacy in r.getMessage()]
+    assert len(about_legacy) <= 2, [r.getMessage() for r in about_legacy]
+    assert not any(r.exc_info for r in records.records)
+    samples = notified_samples()
+    ups = [s for s in _by_meter(samples, healthy)['guest.agent.up']]
+    assert [s['counter_volume'] for s in ups] == [1] * cycles
+    assert polling_cycle.for_conf(conf).sweeps == cycles
+    # Never blacklisted: a guest without an agent is not an error.
+    assert all(not r.blacklist for r in task.resources.values())
 
 
 def test_old_way_guests_get_no_samples_in_ceilometer(

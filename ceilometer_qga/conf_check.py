@@ -1,0 +1,132 @@
+"""Check every option of the poller before anything runs.
+
+oslo.config checks a value only when it is first read, with a message that
+names neither the section nor what would be accepted, and it lets ``nan``
+through any ``min``/``max``.  :func:`check` reads every option of
+:func:`ceilometer_qga.conf.list_opts` once, at start, so that a bad value
+is one :class:`ConfigError` line naming the option and the accepted range
+(``qga-polling`` exits 2 on it; the Ceilometer plugin disables itself
+with it) instead of a traceback at the first sweep or every cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from oslo_config import cfg
+from oslo_config import types
+
+from ceilometer_qga import conf as conf_mod
+from ceilometer_qga import plugins
+
+#: options that name plugins, checked against the installed entry points
+#: (option, entry-point namespace, what a plugin is)
+PLUGIN_OPTIONS = (
+    ('discovery', 'ceilometer_qga.discovery', 'discovery plugin'),
+    ('collectors', 'ceilometer_qga.collectors', 'collector'),
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the option."""
+
+
+def label(group: str, opt: cfg.Opt) -> str:
+    """``[group] name``, as an operator finds it in the file."""
+    return '[%s] %s' % (group, opt.name)
+
+
+def accepted(opt: cfg.Opt) -> str:
+    """What ``opt`` accepts, in words (``a number from 0.01 to 3600``)."""
+    kind = opt.type
+    if isinstance(kind, (types.Integer, types.Float)):
+        noun = 'an integer' if isinstance(kind, types.Integer) else (
+            'a finite number')
+        low, high = kind.min, kind.max
+        if low is not None and high is not None:
+            return '%s from %s to %s' % (noun, low, high)
+        if low is not None:
+            return '%s >= %s' % (noun, low)
+        if high is not None:
+            return '%s <= %s' % (noun, high)
+        return noun
+    choices = getattr(kind, 'choices', None)
+    if choices:
+        return 'one of: %s' % ', '.join(str(c) for c in choices)
+    if isinstance(kind, types.Boolean):
+        return 'true or false'
+    return 'a valid %s' % type(kind).__name__.lower()
+
+
+def _reason(exc: Exception) -> str:
+    # oslo.config says "Value for option X from LocationInfo(...) is not
+    # valid: REASON"; only REASON is news to the operator.
+    text = str(exc)
+    marker = 'is not valid: '
+    return text.split(marker, 1)[1] if marker in text else text
+
+
+def read(conf: cfg.ConfigOpts, group: str, opt: cfg.Opt) -> Any:
+    """The value of one option, or :class:`ConfigError` naming it.
+
+    :raises ConfigError: the value does not parse, is out of range, or is
+        a non-finite float
+    """
+    try:
+        section = conf if group == 'DEFAULT' else conf[group]
+        value = section[opt.dest]
+    except (ValueError, cfg.Error) as exc:
+        raise ConfigError('%s: invalid value (%s); accepted: %s'
+                          % (label(group, opt), _reason(exc),
+                             accepted(opt))) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError('%s = %s: not a finite number; accepted: %s'
+                          % (label(group, opt), value, accepted(opt)))
+    return value
+
+
+def problems(conf: cfg.ConfigOpts
+             ) -> list[tuple[str, cfg.Opt | None, ConfigError]]:
+    """Every bad option of the poller registered on ``conf``.
+
+    Also checks that the discovery and collector names are installed
+    plugins (without loading them: that may need libvirt, which may be
+    down at start).
+
+    :returns: ``(group, option, error)`` for each bad value, in the order
+        of :func:`~ceilometer_qga.conf.list_opts`; the option is None for
+        an unknown plugin name
+    """
+    found: list[tuple[str, cfg.Opt | None, ConfigError]] = []
+    for group, opts in conf_mod.list_opts():
+        for opt in opts:
+            try:
+                read(conf, group, opt)
+            except ConfigError as exc:
+                found.append((group, opt, exc))
+    bad = {(group, opt.name) for group, opt, _exc in found if opt}
+    for name, namespace, kind in PLUGIN_OPTIONS:
+        if (conf_mod.POLLING_GROUP, name) in bad:
+            continue
+        value = conf[conf_mod.POLLING_GROUP][name]
+        names = [value] if isinstance(value, str) else list(value)
+        known = set(plugins.known_names(namespace))
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            found.append((conf_mod.POLLING_GROUP, None, ConfigError(
+                plugins.unknown_message(
+                    '[%s] %s' % (conf_mod.POLLING_GROUP, name), unknown,
+                    kind, namespace))))
+    return found
+
+
+def check(conf: cfg.ConfigOpts) -> None:
+    """Read and check every option of the poller registered on ``conf``.
+
+    :raises ConfigError: the first of :func:`problems`, naming the option
+        and what it accepts
+    """
+    found = problems(conf)
+    if found:
+        raise found[0][2]

@@ -1,0 +1,223 @@
+"""Property tests of the socket transport's framing, over a real unix socket.
+
+The agent end is a scripted asyncio server on a real unix socket (no
+mock): it answers the transport's ``guest-sync-delimited`` and command
+requests with byte streams that hypothesis builds -- arbitrary bytes
+before the 0xFF sentinel, foreign replies with other ids, arbitrary JSON
+results, arbitrary garbage -- and writes them cut at arbitrary points,
+each piece flushed on its own so that the transport's reader sees every
+possible split (inside a UTF-8 sequence, between 0xFF and its reply,
+inside a number...).
+
+The properties:
+
+* whatever precedes the sentinel, the transport gets in sync and returns
+  the right result;
+* replies carrying another id are never taken for the command's;
+* for *any* byte stream, ``execute`` returns or raises a ``QgaError``
+  (never anything else), within its timeout.
+"""
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import transport_socket
+
+MAX_REPLY = 4096
+#: generous: these exchanges must succeed, even on a loaded machine
+TIMEOUT = 5.0
+#: the timeout where most streams end in one
+SHORT = 0.1
+#: what the loop may add to a timeout on a shared 2-core machine
+SLACK = 1.0
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2 ** 63,
+                                            max_value=2 ** 64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12)
+#: ids a foreign reply may carry (never equal to a small positive counter)
+foreign_ids = st.one_of(st.integers(min_value=1000), st.integers(max_value=0),
+                        st.text(max_size=5), st.none(),
+                        st.lists(st.integers(), max_size=2))
+cuts = st.lists(st.integers(min_value=1, max_value=64), max_size=12)
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def split(data: bytes, sizes: list[int]) -> list[bytes]:
+    """``data`` cut into pieces of ``sizes`` (the rest as the last piece)."""
+    pieces, pos = [], 0
+    for size in sizes:
+        if pos >= len(data):
+            break
+        pieces.append(data[pos:pos + size])
+        pos += size
+    if pos < len(data):
+        pieces.append(data[pos:])
+    return pieces
+
+
+class ScriptedAgent:
+    """A unix-socket agent whose answers are given as functions.
+
+    :param on_sync: sync id -> bytes to send for a ``guest-sync-delimited``
+    :param on_command: request dict -> bytes to send for any other request
+    :param close_after: close the connection after this many answers
+    """
+
+    def __init__(self, on_sync, on_command, pieces, close_after=None):
+        self.on_sync = on_sync
+        self.on_command = on_command
+        self.pieces = pieces
+        self.close_after = close_after
+        self.requests = []
+
+    async def handle(self, reader, writer):
+        buf = b''
+        answered = 0
+        try:
+            while self.close_after is None or answered < self.close_after:
+                chunk = await reader.read(4096)
+                if not chunk:
+                    break
+                buf += chunk
+                while b'\n' in buf:
+                    line, buf = buf.split(b'\n', 1)
+                    request = json.loads(line.lstrip(b'\xff'))
+                    self.requests.append(request)
+                    if request['execute'] == 'guest-sync-delimited':
+                        data = self.on_sync(request['arguments']['id'])
+                    else:
+                        data = self.on_command(request)
+                    for piece in split(data, self.pieces):
+                        writer.write(piece)
+                        await writer.drain()
+                        await asyncio.sleep(0)
+                    answered += 1
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+async def exchange(agent: ScriptedAgent, commands=('guest-ping',),
+                   timeout=TIMEOUT):
+    """Run ``commands`` through a SocketTransport against ``agent``.
+
+    :returns: list of (result or exception, seconds taken)
+    """
+    with tempfile.TemporaryDirectory(prefix='qgaprop') as tmp:
+        path = os.path.join(tmp, 'agent.sock')
+        server = await asyncio.start_unix_server(agent.handle, path)
+        transport = transport_socket.SocketTransport(
+            'prop-guest', path, timeout, MAX_REPLY)
+        outcomes = []
+        try:
+            for command in commands:
+                start = time.monotonic()
+                try:
+                    outcome = await transport.execute(command)
+                except Exception as exc:  # the property: which ones
+                    outcome = exc
+                outcomes.append((outcome, time.monotonic() - start))
+        finally:
+            await transport.close()
+            server.close()
+            await server.wait_closed()
+        return outcomes
+
+
+def sync_reply(sync_id, prefix=b''):
+    return prefix + b'\xff' + json.dumps({'return': sync_id}).encode() + b'\n'
+
+
+def reply(request, value):
+    return json.dumps({'return': value, 'id': request['id']}).encode() + b'\n'
+
+
+@SETTINGS
+@given(prefix=st.binary(max_size=MAX_REPLY // 2), value=json_values,
+       pieces=cuts)
+def test_any_bytes_before_the_sentinel_are_skipped(prefix, value, pieces):
+    agent = ScriptedAgent(lambda sid: sync_reply(sid, prefix),
+                          lambda req: reply(req, value), pieces)
+    [(outcome, _took)] = asyncio.run(exchange(agent))
+    assert outcome == value
+
+
+@SETTINGS
+@given(stale=st.lists(json_values, max_size=4),
+       foreign=st.lists(st.tuples(foreign_ids, json_values), max_size=5),
+       value=json_values, pieces=cuts)
+def test_replies_with_another_id_are_never_taken(stale, foreign, value,
+                                                 pieces):
+    def on_sync(sync_id):
+        # stale sync replies (wrong ids) and noise lines after the sentinel
+        noise = b''.join(json.dumps({'return': v}).encode() + b'\n'
+                         for v in stale if v != sync_id)
+        return b'\xff' + noise + sync_reply(sync_id)
+
+    def on_command(request):
+        noise = b''.join(
+            json.dumps({'return': v, 'id': i}).encode() + b'\n'
+            for i, v in foreign
+            if not (i == request['id']))
+        return noise + reply(request, value)
+
+    agent = ScriptedAgent(on_sync, on_command, pieces)
+    outcomes = asyncio.run(exchange(agent, ('guest-ping', 'guest-info')))
+    for outcome, _took in outcomes:
+        assert outcome == value
+
+
+@settings(SETTINGS, max_examples=50)
+@given(stream=st.binary(max_size=3 * MAX_REPLY),
+       sync_ok=st.booleans(), close=st.booleans(), pieces=cuts)
+def test_any_byte_stream_is_a_result_or_a_qga_error_in_time(stream, sync_ok,
+                                                            close, pieces):
+    agent = ScriptedAgent(
+        (lambda sid: sync_reply(sid)) if sync_ok else (lambda sid: stream),
+        lambda req: stream, pieces, close_after=(2 if close else None))
+    # A short timeout: most streams end in one (no newline, no sentinel).
+    outcomes = asyncio.run(exchange(agent, ('guest-ping', 'guest-ping'),
+                                    timeout=SHORT))
+    for outcome, took in outcomes:
+        assert not isinstance(outcome, Exception) or isinstance(
+            outcome, errors.QgaError), repr(outcome)
+        # each command: its own timeout, at most
+        assert took < SHORT + SLACK, took
+        if isinstance(outcome, errors.QgaError):
+            # errors that reach the log are bounded, whatever was sent
+            assert len(str(outcome)) < 1000
+
+
+#: long strings, up to what fits in one reply
+long_text = st.text(min_size=500, max_size=MAX_REPLY // 4)
+
+
+@SETTINGS
+@given(error=json_values | st.lists(long_text, max_size=3)
+       | st.dictionaries(st.sampled_from(['class', 'desc', 'data']),
+                         json_values | long_text, max_size=3),
+       pieces=cuts)
+def test_any_error_object_is_a_typed_bounded_error(error, pieces):
+    agent = ScriptedAgent(
+        lambda sid: sync_reply(sid),
+        lambda req: json.dumps({'error': error, 'id': req['id']}).encode()
+        + b'\n', pieces)
+    [(outcome, _took)] = asyncio.run(exchange(agent))
+    assert isinstance(outcome, errors.QgaError), repr(outcome)
+    assert len(str(outcome)) < 1000
