@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
-LINT_PATHS := ceilometer_qga nova_qga nova tests tools devstack
+LINT_PATHS := ceilometer_qga nova_qga tests tools devstack setup.py qga_monitor_build.py
 
 .PHONY: deps rabbitmq postgresql demo test e2e bench genconfig lint clean distclean
 
@@ -47,7 +47,7 @@ lint: deps
 	@$(VENV)/bin/flake8 $(LINT_PATHS)
 	@shellcheck tools/*.sh .ci/run
 	@shellcheck -x devstack/plugin.sh devstack/settings tests/devstack/run.sh \
-		tests/devstack/functions.sh
+		tests/devstack/functions.sh tests/devstack/ceilometer-plugin.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis

@@ -18,10 +18,12 @@
 # shell.  The variables and functions it uses but does not define are
 # devstack's (stackrc, functions-common, inc/ini-config, inc/python,
 # lib/nova, lib/rpc_backend, ceilometer's plugin settings):
-#   STACK_USER NOVA_CONF VIRT_DRIVER LIBVIRT_GROUP PYTHON
+#   STACK_USER NOVA_CONF NOVA_CPU_CONF VIRT_DRIVER LIBVIRT_GROUP PYTHON
 #   ENABLE_DEBUG_LOG_LEVEL CEILOMETER_CONF CEILOMETER_CONF_DIR
-#   iniset iniget inidelete iniset_rpc_backend get_notification_url
-#   is_service_enabled run_process stop_process setup_install
+#   DEVSTACK_PLUGINS USE_VENV PROJECT_VENV os_VENDOR
+#   iniset iniget inidelete ini_has_option iniset_rpc_backend
+#   get_notification_url is_service_enabled is_plugin_enabled is_fedora
+#   GetOSVersion run_process stop_process setup_install add_user_to_group
 #   get_python_exec_prefix echo_summary die
 # and it runs sudo and the openstack client (OS_CLOUD=devstack-admin) as
 # devstack does.  tests/functional/test_devstack_plugin.py runs it.
@@ -70,34 +72,109 @@ function _qga_monitor_transport {
     fi
 }
 
-# The user QEMU runs as, who creates the channel sockets.
-function _qga_monitor_qemu_user {
-    local user
-    if [[ -n "$QGA_MONITOR_QEMU_USER" ]]; then
-        echo "$QGA_MONITOR_QEMU_USER"
+# The value of KEY in libvirt's qemu.conf ("user", "group"), quotes
+# stripped; empty when it is not set.  qemu.conf is root's (mode 0600 on
+# Debian), hence sudo.
+function _qga_monitor_qemu_conf_get {
+    local key=$1
+    if ! sudo test -r "$QGA_MONITOR_QEMU_CONF"; then
         return 0
     fi
-    for user in libvirt-qemu qemu; do
-        if getent passwd "$user" >/dev/null; then
-            echo "$user"
-            return 0
+    sudo sed -n -e "s/^[[:space:]]*${key}[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"#[:space:]]*\).*/\1/p" \
+        "$QGA_MONITOR_QEMU_CONF" | tail -n 1
+}
+
+# NAME of a user or group ("passwd" or "group" database) given as qemu.conf
+# does: a name, or "+ID"; dies when it does not exist.
+function _qga_monitor_id_name {
+    local database=$1
+    local value=$2
+    local entry
+    if ! entry=$(getent "$database" "${value#+}"); then
+        die $LINENO "QEMU's $database '$value' (qemu.conf $QGA_MONITOR_QEMU_CONF or the distribution's default) does not exist on this host: set QGA_MONITOR_QEMU_USER / QGA_MONITOR_SOCKET_GROUP"
+    fi
+    echo "${entry%%:*}"
+}
+
+# The user QEMU runs as, who owns the sockets libvirt creates for it.
+function _qga_monitor_qemu_user {
+    local user=${QGA_MONITOR_QEMU_USER:-$(_qga_monitor_qemu_conf_get user)}
+    if [[ -z "$user" ]]; then
+        if is_fedora; then
+            user=qemu
+        else
+            user=libvirt-qemu
         fi
-    done
-    die $LINENO "No QEMU user (libvirt-qemu, qemu) on this host: set QGA_MONITOR_QEMU_USER"
+    fi
+    _qga_monitor_id_name passwd "$user"
+}
+
+# The group QEMU runs as: libvirt's DAC driver gives every mode='bind'
+# channel socket this group (mode 0664), so the poller must be in it.
+function _qga_monitor_qemu_group {
+    local group=${QGA_MONITOR_SOCKET_GROUP:-$(_qga_monitor_qemu_conf_get group)}
+    if [[ -z "$group" ]]; then
+        [[ -n "${os_VENDOR:-}" ]] || GetOSVersion
+        if is_fedora; then
+            group=qemu
+        elif [[ "$os_VENDOR" == "Ubuntu" ]]; then
+            group=kvm
+        else
+            group=libvirt-qemu
+        fi
+    fi
+    _qga_monitor_id_name group "$group"
 }
 
 # The telemetry secret to sign with; empty means Ceilometer's default.
+# Called at extra, after local.conf's post-config merge: ceilometer.conf's
+# final value, which Ceilometer verifies with, comes first.
 function _qga_monitor_telemetry_secret {
-    local ceilometer_conf
+    local ceilometer_conf secret=""
     ceilometer_conf=$(_qga_monitor_ceilometer_conf)
-    if [[ -n "$QGA_MONITOR_TELEMETRY_SECRET" ]]; then
-        echo "$QGA_MONITOR_TELEMETRY_SECRET"
-    elif [[ -f "$ceilometer_conf" ]]; then
-        iniget "$ceilometer_conf" publisher telemetry_secret
+    if [[ -f "$ceilometer_conf" ]]; then
+        secret=$(iniget "$ceilometer_conf" publisher telemetry_secret)
+    fi
+    echo "${secret:-$QGA_MONITOR_TELEMETRY_SECRET}"
+}
+
+# Ceilometer's plugin must run first (see plugin_requires in settings):
+# devstack runs plugins in DEVSTACK_PLUGINS order, and Ceilometer's
+# post-config copies polling_all.yaml over polling.yaml on every stack.
+function _qga_monitor_check_plugin_order {
+    local plugins=",$DEVSTACK_PLUGINS,"
+    if ! is_plugin_enabled ceilometer; then
+        if [[ "$QGA_MONITOR_MODE" == "ceilometer" ]]; then
+            die $LINENO "QGA_MONITOR_MODE=ceilometer needs Ceilometer's devstack plugin: enable_plugin ceilometer (before qga-monitor)"
+        fi
+        return 0
+    fi
+    if [[ ! "${plugins%%,qga-monitor,*}," =~ ,ceilometer, ]]; then
+        die $LINENO "enable_plugin ceilometer must come before enable_plugin qga-monitor in local.conf (DEVSTACK_PLUGINS=$DEVSTACK_PLUGINS): Ceilometer's post-config would undo qga-monitor's polling.yaml edits"
     fi
 }
 
+# USE_VENV=True: the project venvs that load our code: Nova's (the driver)
+# and Ceilometer's (the pollsters), wherever those services run here.
+function _qga_monitor_project_venvs {
+    local project
+    [[ "${USE_VENV:-False}" == "True" ]] || return 0
+    for project in nova ceilometer; do
+        if [[ "$project" == "nova" ]] && ! is_service_enabled n-cpu; then
+            continue
+        fi
+        if [[ "$project" == "ceilometer" ]] && ! is_service_enabled ceilometer-acompute; then
+            continue
+        fi
+        if [[ -z "${PROJECT_VENV[$project]:-}" || ! -d "${PROJECT_VENV[$project]}" ]]; then
+            die $LINENO "USE_VENV=True but $project's venv (PROJECT_VENV[$project]='${PROJECT_VENV[$project]:-}') does not exist"
+        fi
+        echo "${PROJECT_VENV[$project]}"
+    done
+}
+
 function qga_monitor_check_settings {
+    _qga_monitor_check_plugin_order
     case "$QGA_MONITOR_MODE" in
         standalone|ceilometer) ;;
         *) die $LINENO "QGA_MONITOR_MODE must be standalone or ceilometer, not '$QGA_MONITOR_MODE'" ;;
@@ -130,19 +207,30 @@ function qga_monitor_check_settings {
 # Phases
 # ------
 
-# install: the package, and the socket directory of the dedicated channels.
+# install: the package (into devstack's environment, and with USE_VENV=True
+# into Nova's and Ceilometer's venvs too), and the socket directory of the
+# dedicated channels.
 function install_qga_monitor {
-    # Not setup_develop: the package puts nova/virt/qga_libvirt into Nova's
-    # own package directory (compute_driver = qga_libvirt...), which an
-    # editable install cannot do.
+    local venv venvs
+    # (die in a command substitution only ends the subshell)
+    venvs=$(_qga_monitor_project_venvs) || exit 1
+    # Not editable, so that the wheel's qga-monitor-nova-driver.pth (which
+    # makes compute_driver = qga_libvirt... load) is installed as built.
     setup_install "$QGA_MONITOR_DIR"
+    for venv in $venvs; do
+        PIP_VIRTUAL_ENV=$venv setup_install "$QGA_MONITOR_DIR"
+    done
 
     if is_service_enabled n-cpu && [[ "$QGA_MONITOR_CHANNEL" == "dedicated" ]]; then
-        local qemu_user
+        local qemu_user qemu_group
         qemu_user=$(_qga_monitor_qemu_user)
-        # setgid, so the sockets QEMU creates get the poller's group; no
-        # access for others: whoever opens a socket talks to that guest.
-        sudo install -d -o "$qemu_user" -g "$LIBVIRT_GROUP" -m 2770 "$QGA_MONITOR_SOCKET_DIR"
+        qemu_group=$(_qga_monitor_qemu_group)
+        # Nothing for others: whoever opens a socket talks to that guest.
+        sudo install -d -o "$qemu_user" -g "$qemu_group" -m 2770 "$QGA_MONITOR_SOCKET_DIR"
+        # The poller (qga-polling or ceilometer-acompute, both run as
+        # $STACK_USER by systemd, which takes the user's groups from
+        # /etc/group) connects to sockets of QEMU's group, mode 0664.
+        add_user_to_group "$STACK_USER" "$qemu_group"
     fi
 }
 
@@ -153,13 +241,15 @@ function _qga_monitor_configure_nova {
     iniset "$NOVA_CONF" qga domain_hooks "$(_qga_monitor_domain_hooks)"
     iniset "$NOVA_CONF" qga monitor_channel_name "$QGA_MONITOR_CHANNEL_NAME"
     iniset "$NOVA_CONF" qga socket_dir "$QGA_MONITOR_SOCKET_DIR"
-    iniset "$NOVA_CONF" qga socket_group "$LIBVIRT_GROUP"
+    if [[ "$QGA_MONITOR_CHANNEL" == "dedicated" ]]; then
+        iniset "$NOVA_CONF" qga socket_group "$(_qga_monitor_qemu_group)"
+    fi
 }
 
 # post-config: qga-polling.conf, written afresh on every stack (the
-# service's, and qga-probe's with --config-file).
+# service's, and qga-probe's with --config-file), before local.conf's
+# [[post-config|$QGA_MONITOR_CONF]] sections are merged into it.
 function _qga_monitor_write_polling_conf {
-    local secret nova_host
     sudo install -d -o "$STACK_USER" -m 0750 "$QGA_MONITOR_CONF_DIR"
     rm -f "$QGA_MONITOR_CONF"
     iniset "$QGA_MONITOR_CONF" DEFAULT debug "$ENABLE_DEBUG_LOG_LEVEL"
@@ -170,15 +260,30 @@ function _qga_monitor_write_polling_conf {
     iniset "$QGA_MONITOR_CONF" qga_polling interval "$QGA_MONITOR_INTERVAL"
     iniset "$QGA_MONITOR_CONF" qga_polling transport "$(_qga_monitor_transport)"
     iniset "$QGA_MONITOR_CONF" qga_polling monitor_channel_name "$QGA_MONITOR_CHANNEL_NAME"
-    secret=$(_qga_monitor_telemetry_secret)
-    if [[ -n "$secret" ]]; then
-        iniset "$QGA_MONITOR_CONF" publisher telemetry_secret "$secret"
+}
+
+# extra: what qga-polling.conf takes from other services' files, read now
+# that stack.sh has merged local.conf's post-config sections into them
+# (and lib/nova has made nova-cpu.conf): the telemetry secret, and the
+# compute host's name as Nova knows it (instance_host and hostId in the
+# samples).  A value local.conf set in qga-polling.conf itself stays.
+function _qga_monitor_finish_polling_conf {
+    local secret nova_file nova_host
+    if ! ini_has_option "$QGA_MONITOR_CONF" publisher telemetry_secret; then
+        secret=$(_qga_monitor_telemetry_secret)
+        if [[ -n "$secret" ]]; then
+            iniset "$QGA_MONITOR_CONF" publisher telemetry_secret "$secret"
+        fi
     fi
-    # The compute host's name as Nova knows it, when nova.conf sets one
-    # (instance_host and hostId in the samples); else the host name.
-    nova_host=$(iniget "$NOVA_CONF" DEFAULT host)
-    if [[ -n "$nova_host" ]]; then
-        iniset "$QGA_MONITOR_CONF" DEFAULT host "$nova_host"
+    if ! ini_has_option "$QGA_MONITOR_CONF" DEFAULT host; then
+        nova_file=$NOVA_CONF
+        if [[ -f "${NOVA_CPU_CONF:-}" ]]; then
+            nova_file=$NOVA_CPU_CONF
+        fi
+        nova_host=$(iniget "$nova_file" DEFAULT host)
+        if [[ -n "$nova_host" ]]; then
+            iniset "$QGA_MONITOR_CONF" DEFAULT host "$nova_host"
+        fi
     fi
 }
 
@@ -248,11 +353,15 @@ function _qga_monitor_create_resource_types {
 }
 
 function start_qga_monitor {
+    if is_service_enabled n-cpu; then
+        _qga_monitor_finish_polling_conf
+    fi
     if is_service_enabled gnocchi-api; then
         _qga_monitor_create_resource_types
     fi
-    # Group $LIBVIRT_GROUP: read-write libvirt and the sockets of the
-    # dedicated channels.  Enabled by settings in standalone mode only.
+    # Group $LIBVIRT_GROUP: read-write libvirt; QEMU's group, for the
+    # sockets of the dedicated channels, is one of $STACK_USER's (install).
+    # Enabled by settings in standalone mode only.
     run_process qga-polling "$(get_python_exec_prefix)/qga-polling --config-file $QGA_MONITOR_CONF" "$LIBVIRT_GROUP"
 }
 

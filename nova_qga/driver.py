@@ -2,7 +2,7 @@
 
 Enabled in nova.conf with ``[DEFAULT] compute_driver =
 qga_libvirt.QgaLibvirtDriver``; Nova's ``load_compute_driver`` imports
-``nova.virt.qga_libvirt``, a one-line shim that re-exports this class.
+``nova.virt.qga_libvirt``, which ``nova_qga.driver_alias`` provides.
 
 The driver changes two things and nothing else:
 

@@ -12,8 +12,8 @@
 #    with; built once (about a minute: uwsgi
 #    and psycopg2 compile) and again only when that file changes;
 #  * the package itself is re-installed every run (a few seconds), and NOT
-#    editable: it ships nova/virt/qga_libvirt into Nova's own package
-#    directory, which an editable install cannot do.
+#    editable: the tests load the compute driver through the wheel's
+#    qga-monitor-nova-driver.pth, as an operator's install does.
 # Output of the steps goes to a log and is shown only when a step fails.
 #
 # Environment: PYTHON (default /usr/bin/python3, Debian's interpreter, which
@@ -96,4 +96,7 @@ fi
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.
+# A stale build/ (from an earlier tree) would put removed modules back
+# into the wheel.
+rm -rf build
 quietly "$VENV/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall .

@@ -176,14 +176,18 @@ class LibvirtEnv:
     :param cache_dir: persistent QEMU capabilities cache
     :param log_level: libvirt log level for the daemons' logs (1 debug ...
         4 errors)
+    :param qemu_conf: the daemon's qemu.conf (default :data:`QEMU_CONF`;
+        another one e.g. runs QEMU as ``libvirt-qemu`` with libvirt's DAC
+        labelling, for the socket-permission tests)
     """
 
     def __init__(self, directory: str | None = None, cache_dir: str = DEFAULT_CACHE,
-                 log_level: int = 3) -> None:
+                 log_level: int = 3, qemu_conf: str = QEMU_CONF) -> None:
         self.directory = os.path.abspath(directory or tempfile.mkdtemp(prefix='qga-lv-',
                                                                        dir='/tmp'))
         self.cache_dir = cache_dir
         self.log_level = log_level
+        self.qemu_conf = qemu_conf
         self.libvirtd: subprocess.Popen[bytes] | None = None
         self._launcher_log: Any = None
         self.virtlogd_pid: int | None = None
@@ -240,7 +244,7 @@ class LibvirtEnv:
         with open(os.path.join(self.directory, 'etc', 'libvirtd.conf'), 'w') as f:
             f.write(LIBVIRTD_CONF)
         with open(os.path.join(self.directory, 'etc', 'qemu.conf'), 'w') as f:
-            f.write(QEMU_CONF)
+            f.write(self.qemu_conf)
 
     def start(self, timeout: float = 60.0) -> None:
         """Start both daemons and wait until libvirtd accepts connections.

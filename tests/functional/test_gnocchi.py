@@ -38,7 +38,7 @@ import oslo_messaging
 import pytest
 import yaml
 
-from ceilometer_qga.pollsters import guest_agent
+from ceilometer_qga import meters as meter_catalogue
 from tests.fixtures import gnocchi as gnocchi_fixture
 from tests.fixtures.gnocchi import telemetry  # noqa: F401
 from tests.unit.discovery import nova_domain
@@ -294,7 +294,7 @@ def measures_of(telemetry, resource, meter, **params):  # noqa: F811
 
 def test_every_catalogue_meter_reaches_gnocchi(telemetry, deployment):  # noqa: F811
     """Every meter of the catalogue, right type, unit, archive policy, measures."""
-    catalogue = guest_agent.catalogue()
+    catalogue = meter_catalogue.installed()
     meters = yaml_meters()
     sent_meters = {s['counter_name'] for s in deployment.sent}
     assert sent_meters == set(catalogue), 'a real qemu-ga 7.2 gives every meter'

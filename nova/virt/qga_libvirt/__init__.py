@@ -1,1 +1,0 @@
-from nova_qga.driver import QgaLibvirtDriver  # noqa: F401  (see nova_qga/driver.py)
