@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import timeutils
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.collectors import checks
 from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import LEGACY
 from ceilometer_qga import meters as meters_mod
@@ -48,6 +50,8 @@ class SweepResult:
     reports: list[GuestReport]
     samples: list[sample_mod.Sample]
     duration: float
+    #: the samples as signed wire dicts (``[publisher] telemetry_secret``)
+    messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def legacy(self) -> int:
@@ -88,20 +92,68 @@ class Poller:
               for s in self.sessions.values()))
         timestamp = timeutils.utcnow().isoformat()
         monotonic_time = time.monotonic()
-        samples = []
+        samples: list[sample_mod.Sample] = []
+        messages: list[dict[str, Any]] = []
         for report in reports:
             if report.state == LEGACY:
                 continue
-            samples.extend(sample_factory.build_samples(
-                report, self.meters, timestamp, monotonic_time))
+            guest_samples, guest_messages = self._guest_output(
+                report, timestamp, monotonic_time)
+            samples.extend(guest_samples)
+            messages.extend(guest_messages)
         result = SweepResult(list(reports), samples,
-                             time.monotonic() - start)
+                             time.monotonic() - start, messages)
         # Legacy last: tools parsing the first part of the line keep working.
         LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s, '
                  '%d legacy (no agent channel)', len(reports),
                  sum(r.up for r in reports), len(samples), result.duration,
                  result.legacy)
         return result
+
+    def _guest_output(self, report: GuestReport, timestamp: str,
+                      monotonic_time: float) -> tuple[
+                          list[sample_mod.Sample], list[dict[str, Any]]]:
+        """One guest's samples and signed messages, or only its liveness.
+
+        Everything a guest sent has been checked by then, but building,
+        signing and encoding are where a value that slipped through would
+        raise; isolating each guest here means such a value costs its own
+        guest's data for one sweep (reported as ``agent_state`` ``error``)
+        and never the others'.
+        """
+        secret = self._secret()
+        dropped: dict[str, list[str]] = {}
+        session = self.sessions.get(report.guest.instance_id)
+        try:
+            samples = sample_factory.build_samples(
+                report, self.meters, timestamp, monotonic_time, dropped)
+            messages = [sample_mod.to_message(s, secret) for s in samples]
+            for message in messages:
+                sample_mod.encode(message)
+            if session is not None:
+                session.log_dropped(dropped)
+            return samples, messages
+        except Exception as exc:
+            LOG.warning('Guest %s: its samples cannot be encoded (%s: %s); '
+                        'only guest.agent.up is published this sweep',
+                        report.guest.instance_id, type(exc).__name__,
+                        checks.show(str(exc)))
+            failed = GuestReport(report.guest, state='error',
+                                 error='samples not encodable: %s'
+                                 % type(exc).__name__,
+                                 latency_ms=report.latency_ms)
+            samples = sample_factory.build_samples(
+                failed, self.meters, timestamp, monotonic_time)[:1]
+            return samples, [sample_mod.to_message(s, secret)
+                             for s in samples]
+
+    def _secret(self) -> str | None:
+        """``[publisher] telemetry_secret`` when registered (not in the
+        pollsters, where Ceilometer signs)."""
+        try:
+            return self.conf.publisher.telemetry_secret
+        except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+            return None
 
     async def close(self) -> None:
         """Close every session and the shared transport resources."""

@@ -12,6 +12,8 @@ import dataclasses
 from typing import Any
 import uuid
 
+from oslo_serialization import jsonutils
+
 from ceilometer_qga import signature
 
 TYPES = ('gauge', 'delta', 'cumulative')
@@ -69,3 +71,15 @@ def to_message(sample: Sample, secret: str | None,
         msg['publisher_id'] = publisher_id
     msg['message_signature'] = signature.compute(msg, secret)
     return msg
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """The strict JSON of a wire dict, as UTF-8 bytes; raises if it has none.
+
+    Strict: no NaN or infinity, and only text UTF-8 can carry (no lone
+    surrogates), so that whatever passes is valid for every consumer.
+
+    :raises ValueError: (``UnicodeEncodeError`` included) or TypeError
+    """
+    return jsonutils.dumps(message, ensure_ascii=False,
+                           allow_nan=False).encode('utf-8')

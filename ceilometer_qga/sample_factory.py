@@ -13,15 +13,11 @@ import hashlib
 import string
 from typing import Any
 
-from oslo_log import log as logging
-
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga.collectors import checks
 from ceilometer_qga import meters as meters_mod
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
-
-LOG = logging.getLogger(__name__)
 
 #: Gnocchi's limit on original resource ids
 MAX_RESOURCE_ID = 255
@@ -85,9 +81,19 @@ def item_name(instance_id: str, rid: str) -> str | None:
 
 def build_samples(report: GuestReport,
                   meters: dict[str, collector_base.Meter],
-                  timestamp: str, monotonic_time: float) -> list[
+                  timestamp: str, monotonic_time: float,
+                  dropped: dict[str, list[str]] | None = None) -> list[
                       sample_mod.Sample]:
-    """All samples of one guest for one sweep, liveness first."""
+    """All samples of one guest for one sweep, liveness first.
+
+    :param dropped: filled with collector name -> reasons for every value
+        left out (by the collector or here); the caller logs them, once
+        per incident (:meth:`ceilometer_qga.session.GuestSession.
+        log_dropped`), never once per value: a guest can send 10,000 bad
+        values a sweep.
+    """
+    if dropped is None:
+        dropped = {}
     guest = report.guest
     instance_md = dict(guest.metadata)
     instance_md.setdefault('instance_id', guest.instance_id)
@@ -109,26 +115,25 @@ def build_samples(report: GuestReport,
 
     state_md = {'agent_state': report.state}
     if report.error:
-        state_md['agent_error'] = report.error[:500]
+        state_md['agent_error'] = checks.clean_text(report.error[:500])
     samples = [make(meters_mod.AGENT_UP, 1 if report.up else 0, None, state_md)]
     if report.latency_ms is not None:
         samples.append(make(meters_mod.AGENT_LATENCY, round(report.latency_ms, 3), None,
                             {}))
     for outcome in report.outcomes:
-        for reason in outcome.result.dropped:
-            LOG.warning('Guest %s: %s dropped a value: %s',
-                        guest.instance_id, outcome.name, reason)
+        reasons = list(outcome.result.dropped)
         for reading in outcome.result.readings:
             meter = meters.get(reading.meter)
             if meter is None:
-                LOG.warning('Guest %s: %s produced unknown meter %s; dropped',
-                            guest.instance_id, outcome.name, reading.meter)
+                reasons.append('unknown meter %s' % checks.show(reading.meter))
                 continue
             if not checks.valid_volume(reading.volume):
-                LOG.warning('Guest %s: %s=%r is not a sane value; dropped',
-                            guest.instance_id, reading.meter, reading.volume)
+                reasons.append('%s=%s is not a sane value'
+                               % (reading.meter, checks.show(reading.volume)))
                 continue
             extra = dict(reading.metadata)
             extra['collected_by'] = outcome.source
             samples.append(make(meter, reading.volume, reading.item, extra))
+        if reasons:
+            dropped.setdefault(outcome.name, []).extend(reasons)
     return samples

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from typing import Any
 
@@ -49,6 +50,8 @@ LOG = logging.getLogger(__name__)
 
 #: errors after which the guest as a whole is unreachable for this sweep
 GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
+
+FREEZE_STATUS = 'guest-fsfreeze-status'
 
 _FACT_PARSERS = {'guest-get-osinfo': osfacts.parse_osinfo,
                  'guest-get-host-name': osfacts.parse_hostname}
@@ -77,6 +80,8 @@ class GuestSession:
         self.failures = 0
         self.next_attempt = 0.0
         self.last_error: errors.QgaError | None = None
+        #: the collectors whose drops were last logged: the incident
+        self._drop_incident: frozenset[str] = frozenset()
 
     # -- the guest's sweep -------------------------------------------------
 
@@ -164,6 +169,32 @@ class GuestSession:
                   (': %s' % report.error) if report.error else '')
         self.logged_state = report.state
 
+    def log_dropped(self, dropped: dict[str, list[str]]) -> None:
+        """Log values left out, once per incident, not once per value.
+
+        An incident is the set of collectors that drop values: one WARNING
+        (with counts and the first reason of each) when it starts or
+        changes, one INFO when it ends, DEBUG in between -- a hostile guest
+        sending 10,000 bad items every sweep costs one line, not 10,000 a
+        sweep.
+
+        :param dropped: collector name -> reasons, for this sweep
+        """
+        incident = frozenset(dropped)
+        if incident == self._drop_incident:
+            if dropped:
+                LOG.debug('Guest %s: still dropping values: %s',
+                          self.guest.instance_id, _drop_summary(dropped))
+            return
+        if dropped:
+            LOG.warning('Guest %s: values dropped as invalid: %s. Logged '
+                        'again only when this changes.',
+                        self.guest.instance_id, _drop_summary(dropped))
+        else:
+            LOG.info('Guest %s: no more invalid values',
+                     self.guest.instance_id)
+        self._drop_incident = incident
+
     # -- back-off ----------------------------------------------------------
 
     def _record_failure(self, error: errors.QgaError) -> None:
@@ -199,14 +230,63 @@ class GuestSession:
         start = time.monotonic()
         await self.transport.execute('guest-ping')
         report.latency_ms = (time.monotonic() - start) * 1000.0
+        # guest-info is answered while frozen too (the agent's version and
+        # facts stay known), but what it says then is not kept past the
+        # sweep: see _report_frozen.
         await self._refresh_capabilities()
+        assert self.capabilities is not None
+        status = await self._freeze_status()
+        if self.capabilities.looks_frozen():
+            # Read during a freeze (it began or ended just now, or the
+            # status command is blocked): not to be trusted next sweep.
+            self._caps_time = -math.inf
+            if status is None:
+                status = 'frozen'
         report.facts = dict(self.facts)
+        if status == 'frozen':
+            self._report_frozen(collectors, report)
+            return
         for collector in collectors:
             report.outcomes.append(await self._run(collector))
         if any(o.error_state == errors.AgentFrozen.state
                for o in report.outcomes):
-            # Alive but quiesced (a Nova snapshot): say so, it is not dead.
+            # Alive but quiesced (a Nova snapshot) since the status was
+            # read: say so, it is not dead; re-read capabilities after.
             report.state = errors.AgentFrozen.state
+            self._caps_time = -math.inf
+
+    async def _freeze_status(self) -> str | None:
+        """``guest-fsfreeze-status`` (read-only): 'frozen', 'thawed' or None.
+
+        qemu-ga answers it even while frozen, and the freeze is the one
+        state in which ``guest-info`` lies about what the agent will do
+        after the thaw.  None when the agent does not offer it.  The poller
+        never sends ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the
+        allow-list).
+        """
+        assert self.transport is not None and self.capabilities is not None
+        if not self.capabilities.supports(FREEZE_STATUS):
+            return None
+        try:
+            status = await self.transport.execute(FREEZE_STATUS)
+        except GUEST_LEVEL_ERRORS:
+            raise
+        except errors.QgaError:
+            return None
+        return status if status in ('frozen', 'thawed') else None
+
+    def _report_frozen(self, collectors: list[collector_base.Collector],
+                       report: GuestReport) -> None:
+        """Frozen: alive, no data commands, capabilities re-read at thaw."""
+        report.state = errors.AgentFrozen.state
+        report.error = 'guest filesystems are frozen (guest-fsfreeze-status)'
+        # Whatever guest-info says now is the frozen agent's view.
+        self._caps_time = -math.inf
+        for collector in collectors:
+            report.outcomes.append(CollectorOutcome(
+                collector.__class__.__name__, 'skipped',
+                collector_base.ParseResult(), 'agent is frozen',
+                errors.AgentFrozen.state))
 
     async def _refresh_capabilities(self) -> None:
         assert self.transport is not None
@@ -239,3 +319,10 @@ class GuestSession:
         """Close the transport (the guest went away or we stop)."""
         if self.transport is not None:
             await self.transport.close()
+
+
+def _drop_summary(dropped: dict[str, list[str]]) -> str:
+    """``Name: N (first: reason); ...``, bounded whatever the guest sent."""
+    return '; '.join('%s: %d (first: %s)' % (name, len(reasons),
+                                             reasons[0][:200])
+                     for name, reasons in sorted(dropped.items()))

@@ -1,107 +1,541 @@
 #!/usr/bin/env python3
-"""``make bench``: qga-monitor against named baselines, in one run.
+"""``make bench``: the poller at fleet scale against two baselines, one run.
 
-Every row is measured now, on this machine, against real qemu-ga 7.2
-stand-in guests; the ratio column compares with the baseline named in the
-row, measured in the same run.
+For each fleet -- N in {100, 1000} fake guests (:mod:`tools.fake_fleet`, one
+process answering with replies recorded from real qemu-ga 7.2) and N = 100
+real qemu-ga processes (:mod:`tools.qga_standin`), each with 0% and 5%
+silent guests (every 20th accepts and never answers) -- it measures:
 
-1. Sweep of a host: N stand-in guests plus H hung ones (sockets that accept
-   and never answer, like a VM whose agent is not running).  Ours: one
-   ``Pipeline`` sweep (all collectors, bounded concurrency).  Baseline:
-   a straightforward blocking client, guests one after another
-   with the same commands and the same per-command timeout (what peers such
-   as OpenNebula's probe and the NetEase study do).
-2. Per-command latency of guest-ping: our asyncio transport (policy check,
-   framing, byte cap) against the blocking standard-library client.
-   The same against a client built on QEMU's ``qemu.qmp``
-   (``tools/qmp_qga_client.py``).
-3. Sample signing: ours against Ceilometer's own ``compute_signature``.
+``ours``
+    The installed ``qga-polling`` console script as a service
+    (``--config-file``, static discovery, socket transport, ``file://``
+    publisher), with ``command_timeout`` 1 s, ``guest_budget`` 3 s,
+    ``max_concurrent_guests`` 1000 and ``backoff_initial`` 0 (so that every
+    sweep faces the silent guests, as the baselines do). One warm-up sweep,
+    then ``--sweeps`` measured ones, ``interval`` apart. Sweep wall is the
+    median of the durations the service logs (``Sweep published: ... in X
+    s``: polling, signing and publishing); CPU is read from
+    ``/proc/PID/stat`` of the worker process as each of those lines appears
+    (the bench polls the log every 20 ms), so the start-up and the warm-up
+    sweep are not counted: CPU per guest per sweep = CPU over the measured
+    sweeps / (sweeps x N). Peak RSS is the worker's VmHWM; RSS growth is
+    VmRSS after the last sweep minus after the warm-up. Samples and bytes
+    per sweep are counted in the publisher's output file (one signed sample
+    per line, what the notifier would put in ``payload.samples``);
+    notifications per sweep are those the ``notifier://`` publisher would
+    send for them (batches of 50).
+``ours, notifier://``
+    On the largest fake fleet with silent guests (``--no-bus`` skips it):
+    the same service publishing with ``notifier://`` to a RabbitMQ virtual
+    host of its own, 3 measured sweeps; :class:`BusCounter` counts the
+    notifications and their bytes on the bus.
+``sequential`` / ``threads``
+    :mod:`tools.bench_baselines` on the same fleet and configuration, as a
+    process of its own: the same commands and samples, blocking sockets,
+    guests one after another or a thread each.  Wall and CPU per sweep are
+    its own (``time.process_time``); with a single sweep (the sequential
+    client over silent guests is slow) that sweep is its steady state.
 
-Usage: ``python tools/bench.py [--guests 16] [--hung 2] [--pings 2000]``
+Then three micro rows kept from the older bench: guest-ping latency through
+our transport against a blocking client and against a client built on
+QEMU's ``qemu.qmp`` (``tools/qmp_qga_client.py``), and signing one sample
+against Ceilometer's ``compute_signature``.  The table is printed and also written
+as JSON to the file the run names; ``--profile`` adds a py-spy profile of the
+1000-guest service run (top entries by own time).
+
+Usage: ``python tools/bench.py [--sizes 100,1000] [--real 100]
+[--sweeps 5] [--profile] [--json FILE]``; ``--smoke`` is a seconds-long run
+(5 guests, 1 sweep) for the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import collections
+import json
+import math
 import os
-import socket
+import re
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-
-from oslo_config import cfg
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from ceilometer_qga import conf as conf_mod  # noqa: E402
-from ceilometer_qga.qga import transport_socket  # noqa: E402
-from ceilometer_qga import pipeline as pipeline_mod  # noqa: E402
-from ceilometer_qga import sample as sample_mod  # noqa: E402
-from ceilometer_qga import signature  # noqa: E402
+from tools import fake_fleet  # noqa: E402
+from tools import processes  # noqa: E402
 from tools.qga_standin import RawClient  # noqa: E402
 from tools.qga_standin import StandinFleet  # noqa: E402
 
-TIMEOUT = 1.0
-#: each figure is the median of this many runs
-REPEATS = 5
-# The commands one sweep sends per guest with qemu-ga 7.2 (see collectors).
-SWEEP_COMMANDS = ['guest-ping', 'guest-info', 'guest-get-osinfo',
-                  'guest-get-host-name', 'guest-get-fsinfo',
-                  'guest-get-cpustats', 'guest-get-diskstats',
-                  'guest-network-get-interfaces', 'guest-get-users',
-                  'guest-get-vcpus']
-PROC_FILES = ['/proc/meminfo', '/proc/loadavg']
+BIN_DIR = os.path.dirname(sys.executable)
+QGA_POLLING = os.path.join(BIN_DIR, 'qga-polling')
+BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         'bench_baselines.py')
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+SILENT_EVERY = 20
+COMMAND_TIMEOUT = 1.0
+GUEST_BUDGET = 3.0
+MAX_CONCURRENT = 1000
+#: samples per notification of the notifier:// publisher (its default)
+NOTIFIER_BATCH = 50
+SECRET = 'bench-secret'
+#: the service's per-sweep lines (ceilometer_qga/poller.py, runner.py)
+POLL_LINE = re.compile(r'Sweep: (\d+) guests, (\d+) up, (\d+) samples in '
+                       r'([\d.]+) s')
+PUBLISHED_LINE = re.compile(r'Sweep published: (\d+) samples to \d+ '
+                            r'publisher\(s\) in ([\d.]+) s')
 
 
-def baseline_sweep(sockets: list[str]) -> float:
-    """Guests one after another, blocking client, same commands."""
-    start = time.monotonic()
-    for path in sockets:
+# -- fleets ----------------------------------------------------------------
+
+class Fleet:
+    """N guest sockets, every 20th silent when asked; a context manager.
+
+    ``kind`` 'fake': one fake-fleet process.  'real': real qemu-ga
+    stand-ins, with the silent ones served by a fake-fleet process whose
+    guests are all silent (a real agent cannot be made to hang).
+    """
+
+    def __init__(self, kind: str, count: int, silent: bool,
+                 workdir: str) -> None:
+        self.kind, self.count, self.silent = kind, count, silent
+        self.workdir = workdir
+        self._fake: fake_fleet.FakeFleet | None = None
+        self._real: StandinFleet | None = None
+        self.sockets: list[str] = []
+
+    @property
+    def label(self) -> str:
+        """E.g. ``1000 fake, 50 silent``."""
+        every = SILENT_EVERY if self.silent else 0
+        return '%d %s, %d silent' % (self.count, self.kind, sum(
+            fake_fleet.is_silent(i, every) for i in range(self.count)))
+
+    def __enter__(self) -> Fleet:
+        every = SILENT_EVERY if self.silent else 0
+        if self.kind == 'fake':
+            self._fake = fake_fleet.FakeFleet(self.workdir, self.count,
+                                              every).start()
+            self.sockets = self._fake.sockets
+            return self
+        silent = [i for i in range(self.count)
+                  if fake_fleet.is_silent(i, every)]
+        if silent:
+            hung = os.path.join(self.workdir, 'hung')
+            os.makedirs(hung)
+            self._fake = fake_fleet.FakeFleet(hung, len(silent), 1).start()
+        self._real = StandinFleet(self.count - len(silent),
+                                  workdir=os.path.join(self.workdir, 'r'))
+        os.makedirs(self._real.workdir)
+        self._real.start(timeout=60)
+        real = iter(g.socket for g in self._real)
+        hung_socks = iter(self._fake.sockets if self._fake else [])
+        self.sockets = [next(hung_socks) if i in silent else next(real)
+                        for i in range(self.count)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._real is not None:
+            self._real.stop()
+        if self._fake is not None:
+            self._fake.stop()
+
+
+def write_config(path: str, sockets: list[str], interval: int,
+                 publisher_file: str, transport_url: str | None = None
+                 ) -> None:
+    """The qga-polling configuration every measurement of a fleet uses.
+
+    The service logs to ``path`` with ``.log`` for ``.conf``.  With
+    ``transport_url``, the publisher is ``notifier://`` on that bus instead
+    of the file.
+    """
+    publisher = ('notifier://' if transport_url
+                 else 'file://' + publisher_file)
+    bus = 'transport_url = %s' % transport_url if transport_url else ''
+    log = os.path.splitext(path)[0] + '.log'
+
+    guests = ','.join('%08x-0000-4000-8000-%012d=%s' % (0xbe7c, i, s)
+                      for i, s in enumerate(sockets))
+    with open(path, 'w') as conf:
+        conf.write(f"""[DEFAULT]
+log_file = {log}
+{bus}
+[qga_polling]
+discovery = static
+transport = socket
+publishers = {publisher}
+interval = {interval}
+command_timeout = {COMMAND_TIMEOUT}
+guest_budget = {GUEST_BUDGET}
+max_concurrent_guests = {MAX_CONCURRENT}
+backoff_initial = 0
+shutdown_timeout = 5
+[static_discovery]
+guests = {guests}
+[publisher]
+telemetry_secret = {SECRET}
+""")
+
+
+# -- the bus -----------------------------------------------------------------
+
+RABBIT = 'guest:guest@127.0.0.1:5672'
+
+
+class BusCounter:
+    """Counts the notifications (and their bytes) our service puts on a bus.
+
+    A RabbitMQ virtual host of its own (made and deleted with
+    ``rabbitmqctl``), and a consumer on a queue of its own bound like
+    Ceilometer's notification agent's: exchange ``ceilometer``, routing key
+    ``notifications.sample``.  Bytes are the AMQP message bodies (the
+    oslo.messaging 2.0 envelope around ``payload.samples``).
+    """
+
+    def __init__(self) -> None:
+        self.vhost = 'qga-bench-%s' % os.urandom(5).hex()
+        self.count = 0
+        self.bytes = 0
+        self._stop = False
+        self._thread: Any = None
+        self._conn: Any = None
+
+    @property
+    def transport_url(self) -> str:
+        """The oslo.messaging URL of the vhost."""
+        return 'rabbit://%s/%s' % (RABBIT, self.vhost)
+
+    def __enter__(self) -> BusCounter:
+        import threading
+
+        import kombu
+        _rabbitmqctl('add_vhost', self.vhost)
         try:
-            with RawClient(path, timeout=TIMEOUT) as client:
-                for command in SWEEP_COMMANDS:
-                    client.call(command)
-                for path_ in PROC_FILES:
-                    handle = client.call('guest-file-open',
-                                         {'path': path_, 'mode': 'r'})
-                    client.call('guest-file-read',
-                                {'handle': handle, 'count': 16384})
-                    client.call('guest-file-close', {'handle': handle})
-        except (OSError, ValueError, RuntimeError):
-            pass  # a hung guest costs its timeout, as in the peers
-    return time.monotonic() - start
+            _rabbitmqctl('set_permissions', '-p', self.vhost, 'guest', '.*',
+                         '.*', '.*')
+            self._conn = kombu.Connection('amqp://%s/%s'
+                                          % (RABBIT, self.vhost))
+            # As oslo.messaging's notify_send declares it (not durable).
+            exchange = kombu.Exchange('ceilometer', 'topic', durable=False,
+                                      auto_delete=False)
+            queue = kombu.Queue('qga-bench-counter', exchange,
+                                routing_key='notifications.sample',
+                                exclusive=True, auto_delete=True)
+            consumer = self._conn.Consumer(queue, callbacks=[self._on],
+                                           accept=['json'], no_ack=True)
+            consumer.consume()
+        except BaseException:
+            self.__exit__()
+            raise
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+        return self
+
+    def _on(self, body: Any, message: Any) -> None:
+        self.count += 1
+        self.bytes += len(message.body)
+
+    def _drain(self) -> None:
+        import socket
+        while not self._stop:
+            try:
+                self._conn.drain_events(timeout=0.2)
+            except socket.timeout:
+                pass
+
+    def settled(self, quiet: float = 0.3, limit: float = 5.0
+                ) -> tuple[int, int]:
+        """(count, bytes) once nothing new arrived for ``quiet`` seconds."""
+        deadline = time.monotonic() + limit
+        last = (self.count, self.bytes)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = (self.count, self.bytes)
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet:
+                break
+        return last
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._conn is not None:
+            self._conn.release()
+        _rabbitmqctl('delete_vhost', self.vhost)
 
 
-def our_sweep(sockets: list[str], concurrency: int) -> tuple[float, int]:
-    conf = cfg.ConfigOpts()
-    conf_mod.register_opts(conf)
-    conf([], project='qga-monitor')
-    for name, value in (('discovery', 'static'), ('transport', 'socket'),
-                        ('publishers', []), ('command_timeout', TIMEOUT),
-                        ('guest_budget', 5.0),
-                        ('max_concurrent_guests', concurrency)):
-        conf.set_override(name, value, 'qga_polling')
-    conf.set_override('guests', ['00000000-0000-4000-8000-%012d=%s' % (i, p)
-                                 for i, p in enumerate(sockets)],
-                      'static_discovery')
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(['rabbitmqctl', '-q', *args], check=True,
+                   capture_output=True, text=True, timeout=60)
 
-    async def run() -> tuple[float, int]:
-        runner = pipeline_mod.Pipeline(conf)
+
+# -- our service -------------------------------------------------------------
+
+def _cpu_seconds(pid: int) -> float:
+    with open('/proc/%d/stat' % pid) as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _memory(pid: int) -> dict[str, int]:
+    out = {}
+    with open('/proc/%d/status' % pid) as status:
+        for line in status:
+            key, _, value = line.partition(':')
+            if key in ('VmHWM', 'VmRSS'):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _worker_pid(parent: int) -> int:
+    """The process that sweeps: ``qga-polling`` itself or its worker.
+
+    oslo.service's threading backend (cotyledon) forks the worker from a
+    thread of the master, so every task's children are looked at.  Called
+    once the first sweep is logged: a fork has happened by then, if any.
+    """
+    children = []
+    for task in os.listdir('/proc/%d/task' % parent):
         try:
-            result = await runner.run_once()
-            return result.duration, len(result.samples)
-        finally:
-            await runner.close()
-    return asyncio.run(run())
+            with open('/proc/%d/task/%s/children' % (parent, task)) as f:
+                children += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return children[0] if children else parent
 
+
+def _count_output(path: str) -> tuple[int, int]:
+    """(lines, bytes) of the publisher's file so far."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        return 0, 0
+    return data.count(b'\n'), len(data)
+
+
+def run_service(config: str, log_file: str, output: str, guests: int,
+                sweeps: int, interval: int, profile: str | None = None,
+                bus: BusCounter | None = None) -> dict[str, Any]:
+    """Run ``qga-polling --config-file`` for 1 + ``sweeps`` sweeps.
+
+    :param bus: count notifications there instead of the output file
+    """
+    proc = subprocess.Popen([QGA_POLLING, '--config-file', config],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    spy = None
+    try:
+        worker = None
+        marks = []  # per sweep: cpu, memory, output counts
+        polls, published = [], []
+        seen = 0
+        text = ''
+        offset = 0
+        deadline = time.monotonic() + (sweeps + 1) * (interval + 30) + 30
+        while seen < sweeps + 1:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                lines = text.splitlines()
+                errors = ([line for line in lines if ' CRITICAL ' in line]
+                          or [line for line in lines if ' ERROR ' in line])
+                raise RuntimeError('qga-polling did not complete %d sweeps%s'
+                                   % (sweeps + 1, (': ' + errors[-1].split(
+                                       '[-] ', 1)[-1]) if errors else ''))
+            try:
+                with open(log_file, 'rb') as log:
+                    log.seek(offset)
+                    chunk = log.read()
+            except FileNotFoundError:
+                chunk = b''
+            # Whole lines only: the service may be writing the next one.
+            chunk = chunk[:chunk.rfind(b'\n') + 1]
+            offset += len(chunk)
+            text += chunk.decode('utf-8', 'replace')
+            done = PUBLISHED_LINE.findall(text)
+            if len(done) <= seen:
+                time.sleep(0.02)
+                continue
+            seen = len(done)
+            if worker is None:
+                worker = _worker_pid(proc.pid)
+            # The line is logged once the sweep's samples are published:
+            # the CPU and the output read now are that sweep's end, even
+            # when the next sweep starts at once (an overrun interval).
+            cpu = _cpu_seconds(worker)
+            lines, size = _count_output(output)
+            notes = None
+            if bus is not None:
+                # Delivery to our consumer lags the publisher's confirm a
+                # little: wait for quiet at the two marks that count.
+                notes, size = (bus.settled() if seen == 1 or seen >= sweeps + 1
+                               else (bus.count, bus.bytes))
+            # 'seen': a sweep that overran the interval shares its mark
+            # with the next one; counting lines keeps the division right.
+            marks.append({'cpu': cpu, 'lines': lines, 'bytes': size,
+                          'notifications': notes, 'seen': seen,
+                          **_memory(worker)})
+            if profile and spy is None:
+                # From the first measured sweep on: no start-up, no imports.
+                spy = subprocess.Popen(
+                    [os.path.join(BIN_DIR, 'py-spy'), 'record', '--pid',
+                     str(worker), '--function', '--format', 'raw',
+                     '--output', profile, '--rate', '100', '--nonblocking'],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True)
+            polls = POLL_LINE.findall(text)
+            published = done
+    finally:
+        if spy is not None:
+            # py-spy writes its file on SIGINT.
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                processes.stop_process(spy)
+        processes.stop_process(proc, 15.0)
+    first = marks[0]
+    last = marks[-1]
+    measured = last['seen'] - first['seen']
+    walls = [float(w) for _, w in published[first['seen']:last['seen']]]
+    poll_walls = [float(p[3]) for p in polls[first['seen']:last['seen']]]
+    samples = (last['lines'] - first['lines']) / measured
+    if bus is not None:
+        samples = sum(int(n) for n, _ in published[first['seen']:
+                                                   last['seen']]) / measured
+    return {
+        'sweeps': measured,
+        'wall': statistics.median(walls),
+        'poll_wall': statistics.median(poll_walls),
+        'walls': walls,
+        'cpu_ms_per_guest': (last['cpu'] - first['cpu']) * 1000.0
+        / (measured * guests),
+        'peak_rss': last['VmHWM'],
+        'rss_growth': last['VmRSS'] - first['VmRSS'],
+        'samples': samples,
+        'up': int(polls[-1][1]) if polls else None,
+        'bytes': (last['bytes'] - first['bytes']) / measured,
+        'notifications': None if bus is None else (
+            last['notifications'] - first['notifications']) / measured,
+    }
+
+
+def run_baseline(mode: str, config: str, output: str, sweeps: int,
+                 max_seconds: float) -> dict[str, Any]:
+    """One baseline as a process of its own; its measurements."""
+    out = subprocess.run(
+        [sys.executable, BASELINES, '--mode', mode, '--config-file', config,
+         '--output', output, '--sweeps', str(sweeps), '--max-seconds',
+         str(max_seconds), '--timeout', str(COMMAND_TIMEOUT)],
+        check=True, capture_output=True, text=True, timeout=900)
+    result = json.loads(out.stdout)
+    records = result['sweeps']
+    steady = records[1:] or records
+    guests = result['guests']
+    return {
+        'sweeps': len(records),
+        'wall': statistics.median(r['wall'] for r in steady),
+        'poll_wall': None,
+        'walls': [r['wall'] for r in records],
+        'cpu_ms_per_guest': sum(r['cpu'] for r in steady) * 1000.0
+        / (len(steady) * guests),
+        'peak_rss': records[-1]['VmHWM'],
+        'rss_growth': records[-1]['VmRSS'] - records[0]['VmRSS'],
+        'samples': statistics.median(r['samples'] for r in steady),
+        'up': records[-1]['up'],
+        'bytes': statistics.median(r['bytes'] for r in steady),
+    }
+
+
+def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
+                  baseline_sweeps: int, baseline_seconds: float,
+                  profile: str | None = None, bus: bool = False,
+                  interval: int | None = None) -> list[dict[str, Any]]:
+    """Ours and both baselines on one fleet; one row each.
+
+    With ``profile`` (a py-spy output file), only ours runs, profiled.
+    With ``bus``, one more row: ours publishing with ``notifier://`` to a
+    RabbitMQ virtual host of its own, where a consumer counts.
+    """
+    workdir = tempfile.mkdtemp(prefix='qgb', dir='/tmp')
+    # Room for a sweep plus publishing, as an operator's interval leaves;
+    # the figures stay right when a sweep overruns it anyway.
+    interval = interval or max(2, math.ceil(2 + count / 125))
+    rows = []
+    try:
+        with Fleet(kind, count, silent, os.path.join(workdir, 'f')) as fleet:
+            config = os.path.join(workdir, 'qga-polling.conf')
+            output = os.path.join(workdir, 'samples.jsonl')
+            write_config(config, fleet.sockets, interval, output)
+            runs = [('ours (qga-polling)', lambda: run_service(
+                config, os.path.join(workdir, 'qga-polling.log'), output,
+                count, sweeps, interval, profile))]
+            if bus:
+                # 3 sweeps: the row shows the bus, the others the rest.
+                runs.append(('ours, notifier://', lambda: _bus_run(
+                    workdir, fleet.sockets, interval, count,
+                    min(sweeps, 3))))
+            for mode in ('sequential', 'threads') if not profile else ():
+                runs.append(('%s baseline' % mode,
+                             lambda mode=mode: run_baseline(
+                                 mode, config, os.path.join(
+                                     workdir, mode + '.jsonl'),
+                                 baseline_sweeps, baseline_seconds)))
+            for name, run in runs:
+                try:
+                    row = run()
+                except RuntimeError as exc:
+                    if name == 'ours (qga-polling)':
+                        raise
+                    # The other rows stand; the table says why this failed.
+                    rows.append({'fleet': fleet.label, 'poller': name,
+                                 'guests': count, 'error': str(exc)})
+                    print('  %-22s %-22s failed: %s' % (fleet.label, name,
+                                                        exc),
+                          file=sys.stderr, flush=True)
+                    continue
+                row.update(fleet=fleet.label, poller=name, guests=count)
+                row['samples_per_s'] = row['samples'] / row['wall']
+                if row.get('notifications') is None:
+                    # What notifier:// would send for them.
+                    row['notifications'] = math.ceil(row['samples']
+                                                     / NOTIFIER_BATCH)
+                rows.append(row)
+                print('  %-22s %-22s wall %.3f s, %.3f ms CPU/guest' % (
+                    fleet.label, name, row['wall'],
+                    row['cpu_ms_per_guest']), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
+             sweeps: int) -> dict[str, Any]:
+    with BusCounter() as bus:
+        config = os.path.join(workdir, 'qga-polling-bus.conf')
+        write_config(config, sockets, interval, '', bus.transport_url)
+        return run_service(config, os.path.join(
+            workdir, 'qga-polling-bus.log'), os.devnull, count, sweeps,
+            interval, bus=bus)
+
+
+# -- micro rows (kept from the 16-guest bench) --------------------------------
 
 def ping_latency(path: str, count: int) -> tuple[float, float]:
-    """Median guest-ping ms: (ours, baseline)."""
-    with RawClient(path, timeout=TIMEOUT) as client:
+    """Median guest-ping ms: (our transport, blocking stdlib client)."""
+    from ceilometer_qga.qga import transport_socket
+    with RawClient(path, timeout=COMMAND_TIMEOUT) as client:
         base = []
         for _ in range(count):
             start = time.perf_counter()
@@ -109,7 +543,8 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
             base.append(time.perf_counter() - start)
 
     async def ours() -> list[float]:
-        t = transport_socket.SocketTransport('bench', path, TIMEOUT, 1 << 20)
+        t = transport_socket.SocketTransport('bench', path, COMMAND_TIMEOUT,
+                                             1 << 20)
         await t.execute('guest-ping')
         out = []
         for _ in range(count):
@@ -123,7 +558,12 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
 
 
 def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
-    """Median guest-ping ms: (ours, the qemu.qmp-based prototype)."""
+    """Median guest-ping ms: (our transport, the qemu.qmp-based prototype).
+
+    The measurement behind the transport's choice of its own client over
+    ``qemu.qmp`` (see ``ceilometer_qga/qga/transport_socket.py``).
+    """
+    from ceilometer_qga.qga import transport_socket
     from tools.qmp_qga_client import QgaQmpClient
 
     async def measure(connect, ping, close) -> float:
@@ -138,7 +578,8 @@ def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
         return statistics.median(out) * 1000
 
     async def our_connect():
-        return transport_socket.SocketTransport('bench', path, TIMEOUT, 1 << 20)
+        return transport_socket.SocketTransport('bench', path,
+                                                COMMAND_TIMEOUT, 1 << 20)
 
     async def qmp_connect():
         client = QgaQmpClient()
@@ -146,12 +587,15 @@ def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
         return client
 
     async def run() -> tuple[float, float]:
-        mine = await measure(our_connect,
-                             lambda t: asyncio.wait_for(t.execute('guest-ping'), TIMEOUT),
-                             lambda t: t.close())
-        qmp = await measure(qmp_connect,
-                            lambda c: asyncio.wait_for(c.call('guest-ping'), TIMEOUT),
-                            lambda c: c.disconnect())
+        mine = await measure(
+            our_connect,
+            lambda t: asyncio.wait_for(t.execute('guest-ping'),
+                                       COMMAND_TIMEOUT),
+            lambda t: t.close())
+        qmp = await measure(
+            qmp_connect,
+            lambda c: asyncio.wait_for(c.call('guest-ping'), COMMAND_TIMEOUT),
+            lambda c: c.disconnect())
         return mine, qmp
     return asyncio.run(run())
 
@@ -159,6 +603,8 @@ def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
 def signing(count: int) -> tuple[float, float]:
     """Microseconds per signed sample: (ours, Ceilometer's)."""
     from ceilometer.publisher import utils as ceilo_utils
+    from ceilometer_qga import sample as sample_mod
+    from ceilometer_qga import signature
     sample = sample_mod.Sample(
         'guest.filesystem.used', 'gauge', 'B', 12345, 'u', 'p',
         'r-_2F', '2026-11-25T10:00:00', {
@@ -171,83 +617,194 @@ def signing(count: int) -> tuple[float, float]:
         for _ in range(count):
             fn(msg, 's')
         return (time.perf_counter() - start) / count * 1e6
-    return interleaved(lambda: per_sample(signature.compute),
-                       lambda: per_sample(ceilo_utils.compute_signature))
-
-
-def interleaved(ours, baseline, repeats: int = REPEATS) -> tuple[float, float]:
-    """Medians of ``repeats`` alternating runs of ours and the baseline.
-
-    Alternating puts warm-up, caches and the other core's load on both
-    sides alike.
-    """
     mine, base = [], []
-    for _ in range(repeats):
-        mine.append(ours())
-        base.append(baseline())
+    for _ in range(5):  # alternate, so load hits both alike
+        mine.append(per_sample(signature.compute))
+        base.append(per_sample(ceilo_utils.compute_signature))
     return statistics.median(mine), statistics.median(base)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--guests', type=int, default=16)
-    parser.add_argument('--hung', type=int, default=2)
-    parser.add_argument('--pings', type=int, default=2000)
-    parser.add_argument('--concurrency', type=int, default=8)
-    args = parser.parse_args(argv)
-    # The hung guests are expected; their state changes are not news here.
-    logging.getLogger('ceilometer_qga').setLevel(logging.ERROR)
-
-    workdir = tempfile.mkdtemp(prefix='qgab', dir='/tmp')
-    hung = []
-    for i in range(args.hung):
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(os.path.join(workdir, 'hung%d.sock' % i))
-        sock.listen(64)
-        hung.append(sock)
+def micro_rows(pings: int, signs: int) -> list[dict[str, Any]]:
+    """guest-ping on one real qemu-ga, and signing."""
     rows = []
-    with StandinFleet(args.guests, workdir=workdir) as fleet:
-        sockets = [g.socket for g in fleet]
-        sockets += [s.getsockname() for s in hung]
-        # warm both paths once (page cache, agent start-up)
-        our_sweep(sockets[:1], 1)
-        baseline_sweep(sockets[:1])
-        samples = our_sweep(sockets, args.concurrency)[1]
-        ours, base = interleaved(
-            lambda: our_sweep(sockets, args.concurrency)[0],
-            lambda: baseline_sweep(sockets), repeats=3)
-        label = 'sweep %d guests + %d hung (s)' % (args.guests, args.hung)
-        rows.append((label, ours, 'sequential blocking client', base))
-        no_hung = sockets[:args.guests]
-        ours_ok, base_ok = interleaved(
-            lambda: our_sweep(no_hung, args.concurrency)[0],
-            lambda: baseline_sweep(no_hung))
-        rows.append(('sweep %d healthy guests (s)' % args.guests, ours_ok,
-                     'sequential blocking client', base_ok))
-        mine_ms, base_ms = ping_latency(sockets[0], args.pings)
-        rows.append(('guest-ping median (ms)', mine_ms,
-                     'stdlib blocking client', base_ms))
-        results = [qmp_ping_latency(sockets[0], args.pings)
-                   for _ in range(REPEATS)]
-        rows.append(('guest-ping median (ms)',
-                     statistics.median(r[0] for r in results),
-                     'qemu.qmp client (prototype)',
-                     statistics.median(r[1] for r in results)))
-    for sock in hung:
-        sock.close()
-    mine_us, ceilo_us = signing(2000)
-    rows.append(('sign one sample (us)', mine_us,
-                 'ceilometer compute_signature', ceilo_us))
+    with StandinFleet(1) as fleet:
+        mine, base = ping_latency(fleet[0].socket, pings)
+        mine_q, qmp = qmp_ping_latency(fleet[0].socket, pings)
+    rows.append({'measure': 'guest-ping median (ms)', 'ours': mine,
+                 'baseline': 'stdlib blocking client', 'value': base})
+    rows.append({'measure': 'guest-ping median (ms)', 'ours': mine_q,
+                 'baseline': 'qemu.qmp client (prototype)', 'value': qmp})
+    mine, base = signing(signs)
+    rows.append({'measure': 'sign one sample (us)', 'ours': mine,
+                 'baseline': 'ceilometer compute_signature', 'value': base})
+    return rows
 
-    print('qga-monitor benchmark (%d cores, qemu-ga stand-ins, %d samples '
-          'per sweep)' % (os.cpu_count(), samples))
-    print('%-34s %12s  %-30s %12s %8s' % ('measure', 'ours', 'baseline',
-                                          'baseline', 'ratio'))
-    for name, mine, base_name, base_value in rows:
-        print('%-34s %12.4f  %-30s %12.4f %7.2fx' % (
-            name, mine, base_name, base_value, base_value / mine))
-    print('ratio = baseline / ours (above 1: ours is faster); every figure '
-          'is a median of interleaved runs')
+
+# -- profile ------------------------------------------------------------------
+
+def top_entries(raw_file: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Functions by own samples (and total) from py-spy's raw output."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    with open(raw_file) as f:
+        for line in f:
+            stack, _, count = line.rstrip('\n').rpartition(' ')
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            samples += n
+            frames = stack.split(';')
+            own[frames[-1]] += n
+            for frame in set(frames):
+                total[frame] += n
+    return [{'function': name, 'own_pct': 100.0 * n / samples,
+             'total_pct': 100.0 * total[name] / samples}
+            for name, n in own.most_common(limit)] if samples else []
+
+
+# -- table --------------------------------------------------------------------
+
+def _ratio(baseline: float, ours: float) -> str:
+    # 0 CPU happens in tiny runs: below the 10 ms clock tick.
+    return '%.2fx' % (baseline / ours) if ours else 'n/a'
+
+
+def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
+                profile: list[dict[str, Any]]) -> None:
+    """The one table, baselines after ours, ratios last."""
+    print()
+    print('qga-monitor bench: %d cores, load average %s; command_timeout '
+          '%g s, guest_budget %g s, max_concurrent_guests %d' % (
+              os.cpu_count(), ' '.join('%.2f' % x for x in os.getloadavg()),
+              COMMAND_TIMEOUT, GUEST_BUDGET, MAX_CONCURRENT))
+    head = ('%-22s %-20s %6s %5s %8s %8s %8s %7s %6s %8s %7s %6s %9s' % (
+        'fleet', 'poller', 'sweeps', 'up', 'wall s', 'poll s', 'CPU ms/g',
+        'RSS MiB', 'grow', 'samples', 'smp/s', 'notif', 'bytes'))
+    print(head)
+    print('-' * len(head))
+    for r in rows:
+        if 'error' in r:
+            print('%-22s %-20s failed: %s' % (r['fleet'], r['poller'],
+                                              r['error']))
+            continue
+        poll = '-' if r['poll_wall'] is None else '%.3f' % r['poll_wall']
+        print('%-22s %-20s %6d %5s %8.3f %8s %8.3f %7.1f %6.1f %8d %7.0f '
+              '%6d %9d' % (
+                  r['fleet'], r['poller'], r['sweeps'], r['up'], r['wall'],
+                  poll, r['cpu_ms_per_guest'], r['peak_rss'] / 2 ** 20,
+                  r['rss_growth'] / 2 ** 20, r['samples'],
+                  r['samples_per_s'], r['notifications'], r['bytes']))
+    print()
+    print('%-22s %-22s %10s %10s %10s' % ('fleet', 'ratio (baseline/ours)',
+                                          'wall', 'CPU', 'peak RSS'))
+    by_fleet: dict[str, dict[str, dict]] = collections.defaultdict(dict)
+    for r in rows:
+        by_fleet[r['fleet']][r['poller']] = r
+    for fleet, polls in by_fleet.items():
+        ours = polls['ours (qga-polling)']
+        for name, r in polls.items():
+            if name.startswith('ours') or 'error' in r:
+                continue
+            print('%-22s %-22s %10s %10s %10s' % (
+                fleet, name, _ratio(r['wall'], ours['wall']),
+                _ratio(r['cpu_ms_per_guest'], ours['cpu_ms_per_guest']),
+                _ratio(r['peak_rss'], ours['peak_rss'])))
+    if micro:
+        print()
+        for m in micro:
+            print('%-24s ours %10.4f   %-30s %10.4f  %6.2fx' % (
+                m['measure'], m['ours'], m['baseline'], m['value'],
+                m['value'] / m['ours']))
+    if profile:
+        print()
+        print('profile of the largest service run (py-spy, top by own '
+              'time):')
+        for p in profile:
+            print('  %5.1f%% own %5.1f%% total  %s' % (
+                p['own_pct'], p['total_pct'], p['function']))
+    print()
+    print('up: guests that answered (last sweep); '
+          'wall: median over the measured sweeps (ours: logged by the '
+          'service, polling to published; poll s: polling only); CPU ms/g: '
+          'CPU per guest per sweep, start-up and warm-up sweep excluded; '
+          'RSS: peak (VmHWM) and growth over the sweeps; samples, notif(ic'
+          'ations) and bytes: per sweep, bytes of the JSON lines written, '
+          'notifications those notifier:// would send (%d samples each); '
+          'on the notifier:// row both counted on the bus (AMQP bodies); '
+          'ratio above 1: ours is better.' % NOTIFIER_BATCH)
+
+
+def _new_file(prefix: str, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir='/tmp')
+    os.close(fd)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every fleet, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', default='100,1000',
+                        help='fake-fleet sizes, comma-separated')
+    parser.add_argument('--real', type=int, default=100,
+                        help='real qemu-ga guests (0: none)')
+    parser.add_argument('--sweeps', type=int, default=5,
+                        help='measured sweeps of ours, after one warm-up')
+    parser.add_argument('--baseline-sweeps', type=int, default=3)
+    parser.add_argument('--baseline-seconds', type=float, default=20.0,
+                        help='a baseline stops after the sweep that passes '
+                             'this (at least one sweep)')
+    parser.add_argument('--silent', default='0,5',
+                        help='silent percentages to run: 0, 5 or both')
+    parser.add_argument('--pings', type=int, default=2000)
+    parser.add_argument('--interval', type=int,
+                        help='[qga_polling] interval of our service (default: '
+                             'room for a sweep, 2 s + 1 s per 125 guests)')
+    parser.add_argument('--no-bus', action='store_true',
+                        help='skip the notifier:// row (it needs RabbitMQ on '
+                             '127.0.0.1:5672, as make bench starts it)')
+    parser.add_argument('--profile', action='store_true',
+                        help='py-spy profile of the largest fake fleet, 5%% '
+                             'silent, in a run of its own')
+    parser.add_argument('--json', help='write the table here (default: a '
+                                       'new file under /tmp)')
+    parser.add_argument('--smoke', action='store_true',
+                        help='5 fake guests, 1 sweep, no real fleet: seconds')
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(',') if s]
+    silent = [s.strip() == '5' for s in args.silent.split(',')]
+    if args.smoke:
+        sizes, args.real, args.sweeps, args.interval = [5], 0, 1, 1
+        args.baseline_sweeps, args.pings, silent = 1, 20, [True]
+    fleet_runs = [('fake', n) for n in sizes]
+    if args.real:
+        fleet_runs.append(('real', args.real))
+    started = time.monotonic()
+    rows = []
+    # The bus row on the largest fake fleet, silent guests included.
+    bus_fleet = ('fake', max(sizes), silent[-1])
+    for kind, count in fleet_runs:
+        for quiet in silent:
+            rows += measure_fleet(
+                kind, count, quiet, args.sweeps, args.baseline_sweeps,
+                args.baseline_seconds,
+                bus=not args.no_bus and (kind, count, quiet) == bus_fleet,
+                interval=args.interval)
+    micro = micro_rows(args.pings, 200 if args.smoke else 2000)
+    profile: list[dict[str, Any]] = []
+    if args.profile:
+        raw = _new_file('qga-bench-profile-', '.txt')
+        measure_fleet('fake', max(sizes), True, 3, 1, 0, profile=raw)
+        profile = top_entries(raw)
+        print('py-spy raw profile: %s' % raw, file=sys.stderr)
+    print_table(rows, micro, profile)
+    path = args.json or _new_file('qga-bench-', '.json')
+    with open(path, 'w') as out:
+        json.dump({'rows': rows, 'micro': micro, 'profile': profile,
+                   'cores': os.cpu_count(), 'loadavg': os.getloadavg(),
+                   'seconds': time.monotonic() - started}, out, indent=1)
+    print('table as JSON: %s (whole run %.0f s)' % (
+        path, time.monotonic() - started))
     return 0
 
 

@@ -48,10 +48,34 @@ Modes (``--mode``):
     like ``ok``, but drops the connection (without answering) at the
     request after ``--after`` answered ones, like an agent that restarts.
 ``frozen``
-    like ``ok`` while a Nova quiesce holds the guest's filesystems: only the
-    safe commands are answered; every other one gets qemu-ga 7.2's
-    ``CommandNotFound "Command X has been disabled: the agent is in frozen
-    state"``.
+    like ``ok`` while a Nova quiesce holds the guest's filesystems, as
+    qemu-ga 7.2 does after ``guest-fsfreeze-freeze`` (``qga/main.c``:
+    ``ga_set_frozen`` runs ``qmp_disable_command(..., "the agent is in
+    frozen state")`` on every command not in ``ga_freeze_allowlist``; read
+    in QEMU's source, the reason string found in Debian's qemu-ga 7.2
+    binary, and the disabled set seen on the real agent in the e2e VM,
+    ``tests/e2e/test_poller_vm.py::test_frozen_then_thawed``): ``guest-info`` lists every
+    command but the allow-list (:data:`FROZEN_SAFE`) with ``enabled:
+    false``, calling one gets ``CommandNotFound "Command X has been
+    disabled: the agent is in frozen state"`` (``qapi/qmp-dispatch.c``),
+    and ``guest-fsfreeze-status`` says ``"frozen"``.  With
+    ``--freeze-file PATH`` the agent is frozen only while PATH exists, so a
+    test can thaw it; the fake never freezes anything itself.
+``unsolicited``
+    like ``ok``, but before every reply to a command it sends two replies
+    nobody asked for, each carrying another command's result: one with an
+    id that was never sent, one with no id at all.
+``close``
+    like ``ok``, but closes the connection after every reply to a command
+    (sync replies excepted, so that a client can get one command through
+    per connection).
+``surrogates``
+    like ``ok``, but every string in the data replies (and the version in
+    ``guest-info``) ends in a JSON-escaped lone surrogate (``"vm\\ud800"``).
+``invalid-items``
+    like ``ok``, but ``guest-get-fsinfo`` and
+    ``guest-network-get-interfaces`` answer ``--items`` entries (10,000 by
+    default) that are all invalid (negative sizes, wrong types).
 
 ``--recording FILE`` (with ``ok``, or any fault mode) replaces the fixed
 replies with a recorded agent: a JSON object with ``version``,
@@ -98,8 +122,10 @@ from typing import Any
 LOG = logging.getLogger('fake_agent')
 
 MODES = ('ok', 'hang', 'slow', 'garbage', 'huge', 'endless', 'stale',
-         'disconnect', 'wrong-types', 'restart', 'frozen')
-#: what a frozen qemu-ga still answers (qemu-ga(8): the "safe" RPCs)
+         'disconnect', 'wrong-types', 'restart', 'frozen', 'unsolicited',
+         'close', 'surrogates', 'invalid-items')
+#: what a frozen qemu-ga still answers (``ga_freeze_allowlist`` in QEMU
+#: 7.2's ``qga/main.c``)
 FROZEN_SAFE = frozenset({'guest-sync-delimited', 'guest-sync', 'guest-ping',
                          'guest-info', 'guest-fsfreeze-status',
                          'guest-fsfreeze-thaw'})
@@ -197,6 +223,8 @@ class Options:
     max_connections: int = 16
     #: a recorded agent (see ``--recording``), or None for the fixed replies
     recording: dict[str, Any] | None = None
+    items: int = 10000
+    freeze_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -339,7 +367,7 @@ class _Connection:
         if faulted:
             await self.fault(command, args, extra)
             return
-        if mode == 'frozen' and command not in FROZEN_SAFE:
+        if mode == 'frozen' and self.agent.frozen() and command not in FROZEN_SAFE:
             await self.reply({'error': {
                 'class': 'CommandNotFound',
                 'desc': 'Command %s has been disabled: the agent is in '
@@ -351,11 +379,21 @@ class _Connection:
             wrong = (args.get('id', 0) if isinstance(args.get('id'), int) else 0) + 1
             await self.write(b'\xff' + json.dumps({'return': wrong}).encode() + b'\n'
                              + self.last_reply)
+        if mode == 'unsolicited' and not is_sync:
+            # Another command's result, twice: under an id never sent, and
+            # under no id at all.
+            other = 'guest-get-host-name' if command != 'guest-get-host-name' \
+                else 'guest-get-osinfo'
+            _, stray = self.answer(other, {})
+            await self.reply({**stray, 'id': 'unsolicited-%d' % self.answered})
+            await self.reply(stray)
         prefix, reply = self.answer(command, args)
         await self.reply({**reply, **extra}, prefix)
         self.answered += 1
         if not is_sync:
             self.last_reply = json.dumps({**reply, **extra}).encode() + b'\n'
+        if mode == 'close' and not is_sync:
+            raise _Hangup('close after a reply')
 
     async def fault(self, command: str, args: dict[str, Any],
                     extra: dict[str, Any]) -> None:
@@ -405,12 +443,23 @@ class _Connection:
             return b'', _not_found('Command %s has been disabled' % command)
         if command == 'guest-ping':
             return b'', {'return': {}}
+        frozen = self.opts.mode == 'frozen' and self.agent.frozen()
         if command == 'guest-info':
-            return b'', {'return': {'version': self.opts.version, 'supported_commands': [
-                {'name': name, 'enabled': name not in self.opts.disabled,
+            version = (self.opts.version + '\ud800'
+                       if self.opts.mode == 'surrogates' else self.opts.version)
+            return b'', {'return': {'version': version, 'supported_commands': [
+                {'name': name, 'enabled': name not in self.opts.disabled
+                 and (not frozen or name in FROZEN_SAFE),
                  'success-response': True} for name in self.opts.commands]}}
         if self.opts.mode == 'wrong-types' and command in WRONG_REPLIES:
             return b'', {'return': WRONG_REPLIES[command]}
+        if command == 'guest-fsfreeze-status':
+            return b'', {'return': 'frozen' if frozen else 'thawed'}
+        if self.opts.mode == 'invalid-items' and command in INVALID_ITEM:
+            return b'', {'return': [INVALID_ITEM[command](i)
+                                    for i in range(self.opts.items)]}
+        if self.opts.mode == 'surrogates' and command in OK_REPLIES:
+            return b'', {'return': _with_surrogates(OK_REPLIES[command])}
         if command.startswith('guest-file-'):
             return b'', self.file_command(command, args)
         if command == 'guest-get-statvfs' and self.opts.recording is not None:
@@ -449,6 +498,28 @@ class _Connection:
                                'buf-b64': base64.b64encode(data).decode()}}
         return {'error': {'class': 'GenericError',
                           'desc': 'the fake agent does not do %s' % command}}
+
+
+#: one invalid entry per index (``invalid-items`` mode)
+INVALID_ITEM = {
+    'guest-get-fsinfo': lambda i: {'name': 'vd%d' % i, 'mountpoint': '/m%d' % i,
+                                   'type': 'ext4', 'used-bytes': -1 - i,
+                                   'total-bytes': 'lots'},
+    'guest-network-get-interfaces': lambda i: {'name': 'eth%d' % i,
+                                               'statistics': {'rx-bytes': -1 - i,
+                                                              'tx-bytes': 'many'}},
+}
+
+
+def _with_surrogates(value: Any) -> Any:
+    """``value`` with a lone surrogate appended to every string in it."""
+    if isinstance(value, str):
+        return value + '\ud800'
+    if isinstance(value, list):
+        return [_with_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _not_found(desc: str) -> dict[str, Any]:
@@ -495,6 +566,10 @@ class FakeAgent:
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+    def frozen(self) -> bool:
+        """Whether the ``frozen`` mode is frozen now (``--freeze-file``)."""
+        return self.options.freeze_file is None or os.path.exists(self.options.freeze_file)
 
     def garbage(self) -> bytes:
         """Random bytes with 0xFF and invalid UTF-8; newline-terminated or not."""
@@ -564,6 +639,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Options]:
     parser.add_argument('--max-request', type=int, default=1024 * 1024)
     parser.add_argument('--max-connections', type=int, default=16)
     parser.add_argument('--recording', help='JSON file of a recorded agent to replay')
+    parser.add_argument('--items', type=int, default=10000,
+                        help='invalid-items: entries per list')
+    parser.add_argument('--freeze-file',
+                        help='frozen: frozen only while this file exists')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     recording = None
@@ -578,7 +657,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Options]:
                       fault_on=args.fault_on, commands=commands,
                       disabled=tuple(c for c in args.disabled.split(',') if c),
                       seed=args.seed, max_request=args.max_request,
-                      max_connections=args.max_connections, recording=recording)
+                      max_connections=args.max_connections, recording=recording,
+                      items=args.items, freeze_file=args.freeze_file)
     return args.socket, options
 
 

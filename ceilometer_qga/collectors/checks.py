@@ -18,11 +18,12 @@ from oslo_config import cfg
 
 from ceilometer_qga.collectors import base
 
-#: Largest volume accepted.  Ceilometer and Gnocchi store volumes as
-#: 64-bit figures; anything above cannot be a real counter of a real guest.
-#: The one limit: collectors check their values with :func:`number`, and
-#: the sample factory checks every reading again with :func:`valid_volume`.
-MAX_VOLUME = 2 ** 63
+#: Largest volume accepted: the largest signed 64-bit integer.  Ceilometer
+#: and Gnocchi store volumes as 64-bit figures, so 2**63 itself does not
+#: fit; anything above cannot be a real counter of a real guest.  The one
+#: limit: collectors check their values with :func:`number`, and the sample
+#: factory checks every reading again with :func:`valid_volume`.
+MAX_VOLUME = 2 ** 63 - 1
 #: Longest item (mountpoint, disk, interface name) and metadata string kept.
 MAX_NAME = 255
 #: How much of a rejected value is quoted in a reason.
@@ -30,6 +31,11 @@ _SHOWN = 60
 
 #: Control characters have no business in a resource id or a log line.
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+#: Lone UTF-16 surrogates: JSON can carry them escaped (``"vm\\ud800"``)
+#: and Python decodes them, but they are not Unicode text: UTF-8 cannot
+#: encode them (signing and the bus raise UnicodeEncodeError) and
+#: PostgreSQL, behind Gnocchi, refuses them.
+_SURROGATE = re.compile('[\ud800-\udfff]')
 
 T = TypeVar('T')
 
@@ -60,7 +66,10 @@ def number(value: Any, what: str) -> int | float:
         raise Nonsense('%s is not a number (%s)' % (what, show(value)))
     if isinstance(value, float) and not math.isfinite(value):
         raise Nonsense('%s is not finite (%s)' % (what, show(value)))
-    if value < 0:
+    if value < 0 or (isinstance(value, float)
+                     and math.copysign(1.0, value) < 0):
+        # -0.0 compares equal to 0 but is published as "-0.0"; no agent
+        # computes a negative zero from real counters.
         raise Nonsense('%s is negative (%s)' % (what, show(value)))
     if value > MAX_VOLUME:
         raise Nonsense('%s is absurdly large (%s)' % (what, show(value)))
@@ -105,14 +114,31 @@ def name(value: Any, what: str) -> str:
                        % (what, MAX_NAME, show(value)))
     if _CONTROL.search(value):
         raise Nonsense('%s has control characters (%s)' % (what, show(value)))
+    if _SURROGATE.search(value):
+        # A name becomes a resource id: a replaced character could make
+        # two names one, so the item is dropped rather than mended.
+        raise Nonsense('%s is not valid Unicode (%s)' % (what, show(value)))
     return value
 
 
+def clean_text(value: str) -> str:
+    """``value`` with every lone surrogate replaced by U+FFFD.
+
+    Free text (host name, OS name, an agent's error message) keeps what is
+    readable; the result is always valid UTF-8, which is what Ceilometer's
+    notification agent, its signature and Gnocchi's database accept.
+    """
+    return _SURROGATE.sub('\ufffd', value)
+
+
 def text(value: Any) -> str | None:
-    """Return a metadata string cut to :data:`MAX_NAME`, or None if not str."""
+    """Return a metadata string cut to :data:`MAX_NAME`, or None if not str.
+
+    Lone surrogates are replaced (:func:`clean_text`).
+    """
     if not isinstance(value, str):
         return None
-    return value[:MAX_NAME]
+    return clean_text(value[:MAX_NAME])
 
 
 def entries(reply: Any, what: str) -> list[Any]:

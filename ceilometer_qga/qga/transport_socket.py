@@ -26,7 +26,7 @@ Request ids
 Every request carries an ``id`` (a counter per connection); qemu-ga echoes
 it in its reply, ``return`` and ``error`` alike (checked against qemu-ga
 7.2: ``test_real_agent_echoes_ids_and_foreign_replies_are_dropped``).  A
-reply with another id belongs to nobody and is dropped.
+reply with another id, or with none, belongs to nobody and is dropped.
 
 States
 ------
@@ -38,7 +38,10 @@ read, so a timeout or a cancelled sweep leaves it there: the connection
 stays open (closing it with a reply unread makes qemu-ga 7.2 in unix-listen
 mode exit) and the next command first re-synchronises, which drops the late
 reply.  A protocol error (garbage, reply over the byte cap, EOF) closes the
-connection: ``DISCONNECTED``.
+connection: ``DISCONNECTED``.  When the agent has closed a connection that
+an earlier call opened (it hangs up after every reply, or restarted), the
+command is sent again once on a new, resynced connection, within the same
+deadline.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ from ceilometer_qga.qga import transport
 SENTINEL = b'\xff'
 _READ_CHUNK = 65536
 _CLOSE_TIMEOUT = 1.0
+
+
+class _PeerClosed(errors.ProtocolError):
+    """The agent closed the connection (EOF)."""
+
+
+class _ConnectionLost(errors.AgentNotConnected):
+    """Writing or reading failed: the agent closed or reset it."""
 
 
 class State(enum.Enum):
@@ -93,28 +104,25 @@ class SocketTransport(transport.Transport):
                        timeout: float) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        try:
-            if self.state is State.DISCONNECTED:
-                await self._connect(command, deadline)
-            if self.state is not State.READY:
-                await self._sync(command, deadline)
-            self._next_id += 1
-            request_id = self._next_id
-            message: dict[str, Any] = {'execute': command, 'id': request_id}
-            if arguments:
-                message['arguments'] = arguments
-            # Until its reply is read a request is outstanding: a timeout or
-            # a cancelled sweep leaves the stream UNSYNCED, and the next
-            # command resyncs first, which discards the late reply.
-            self.state = State.UNSYNCED
-            await self._send(json.dumps(message).encode() + b'\n', command)
-            reply = await self._reply_to(command, request_id, deadline)
-            self.state = State.READY
-        except errors.AgentTimeout:
-            raise  # keep the connection open (see the module docstring)
-        except errors.QgaError:
-            await self.close()
-            raise
+        while True:
+            # A connection opened by an earlier call that the agent has
+            # closed since (one that hangs up after every reply, or
+            # restarted) is reopened, resynced and the command resent,
+            # once: every command is read-only, so sending it twice is
+            # harmless.  A connection opened by this call is not retried.
+            reused = self.state is not State.DISCONNECTED
+            try:
+                reply = await self._roundtrip(command, arguments, deadline)
+                break
+            except errors.AgentTimeout:
+                raise  # keep the connection open (see the module docstring)
+            except (_PeerClosed, _ConnectionLost):
+                await self.close()
+                if not reused:
+                    raise
+            except errors.QgaError:
+                await self.close()
+                raise
         if 'error' in reply:
             raise errors.error_from_reply(self.guest, command, reply['error'])
         if 'return' not in reply:
@@ -122,6 +130,27 @@ class SocketTransport(transport.Transport):
             raise errors.ProtocolError(self.guest, command,
                                        'reply has neither return nor error')
         return reply['return']
+
+    async def _roundtrip(self, command: str, arguments: dict[str, Any] | None,
+                         deadline: float) -> dict[str, Any]:
+        """Connect and sync if needed, send, and read the reply to it."""
+        if self.state is State.DISCONNECTED:
+            await self._connect(command, deadline)
+        if self.state is not State.READY:
+            await self._sync(command, deadline)
+        self._next_id += 1
+        request_id = self._next_id
+        message: dict[str, Any] = {'execute': command, 'id': request_id}
+        if arguments:
+            message['arguments'] = arguments
+        # Until its reply is read a request is outstanding: a timeout or
+        # a cancelled sweep leaves the stream UNSYNCED, and the next
+        # command resyncs first, which discards the late reply.
+        self.state = State.UNSYNCED
+        await self._send(json.dumps(message).encode() + b'\n', command)
+        reply = await self._reply_to(command, request_id, deadline)
+        self.state = State.READY
+        return reply
 
     async def close(self) -> None:
         """Close the socket; safe to call at any time, more than once."""
@@ -184,8 +213,7 @@ class SocketTransport(transport.Transport):
             # No drain(): a guest that does not read must not block us;
             # the kernel buffer takes our few hundred bytes.
         except OSError as exc:
-            raise errors.AgentNotConnected(self.guest, command,
-                                           'send failed: %s' % exc)
+            raise _ConnectionLost(self.guest, command, 'send failed: %s' % exc)
 
     async def _fill(self, command: str, deadline: float) -> None:
         assert self._reader is not None
@@ -197,11 +225,10 @@ class SocketTransport(transport.Transport):
             raise errors.AgentTimeout(self.guest, command,
                                       'no reply within the timeout')
         except OSError as exc:
-            raise errors.AgentNotConnected(self.guest, command,
-                                           'read failed: %s' % exc)
+            raise _ConnectionLost(self.guest, command, 'read failed: %s' % exc)
         if not chunk:
-            raise errors.ProtocolError(self.guest, command,
-                                       'agent closed the connection')
+            raise _PeerClosed(self.guest, command,
+                              'agent closed the connection')
         self._buf += chunk
 
     async def _skip_to_sentinel(self, command: str, deadline: float) -> None:
@@ -250,15 +277,17 @@ class SocketTransport(transport.Transport):
         qemu-ga echoes a request's ``id`` in its reply, ``return`` and
         ``error`` alike (checked against qemu-ga 7.2,
         ``tests/functional/test_transport_socket.py``).  A reply without an
-        id is an error the agent could not tie to a request (a parse error):
-        taken as the answer, as no other request is outstanding.  Dropped
-        replies count against the byte cap like the rest of the stream.
+        id cannot be ours: qemu-ga leaves the id out only when it could not
+        parse the input (our requests are always valid JSON), so it is
+        unsolicited and dropped like one with another id; taking it would
+        shift another command's result onto this one.  Dropped replies
+        count against the byte cap like the rest of the stream.
         """
         dropped = 0
         while True:
             line = await self._read_line(command, deadline)
             reply = self._decode(command, line)
-            if 'id' not in reply or reply['id'] == request_id:
+            if reply.get('id') == request_id:
                 return reply
             dropped += len(line or b'')
             if dropped > self.max_reply_bytes:

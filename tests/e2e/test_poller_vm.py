@@ -899,3 +899,46 @@ async def test_paused_and_resumed(healthy, agent_commands, libvirtd, tmp_path):
     finally:
         for runner in runners.values():
             await runner.close()
+
+
+async def test_frozen_then_thawed(healthy, agent_commands, libvirtd, tmp_path):
+    """A Nova quiesce on the real guest: frozen while frozen, all data after.
+
+    The freeze is libvirt's ``fsFreeze`` (what Nova's quiesce calls) on the
+    standard agent *inside the VM*; the host is never frozen.  One
+    in-process runner on that agent, new when the freeze starts, so that
+    its first guest-info is the frozen agent's: real qemu-ga 7.2 then lists
+    every non-freeze-safe command as disabled (checked here too).  Before
+    the fix the guest was reported ``ok`` with two samples, and the sweeps
+    after the thaw had no filesystem data (those capabilities were cached
+    for ten minutes); the first sweep after the thaw must not trust them.
+    """
+    vm = healthy.vm
+    runner = pipeline_mod.Pipeline(
+        in_process_conf(libvirtd.uri, str(tmp_path / 'frozen.jsonl'), 'libvirt'))
+
+    def fs_samples(result):
+        return {s.name for s in result.samples
+                if s.resource_id == vm.uuid + '-_2Fmnt'}
+    try:
+        frozen_count = await asyncio.to_thread(vm.dom.fsFreeze)
+        assert frozen_count >= 1
+        try:
+            info = json.loads(await asyncio.to_thread(
+                libvirt_qemu.qemuAgentCommand, vm.dom,
+                json.dumps({'execute': 'guest-info'}), 5, 0))['return']
+            enabled = {c['name'] for c in info['supported_commands'] if c['enabled']}
+            assert enabled <= capabilities.FREEZE_SAFE, enabled
+            sweeps = [await runner.run_once() for _ in range(2)]
+        finally:
+            await asyncio.to_thread(vm.dom.fsThaw)
+        for result in sweeps:
+            report = report_of(result, healthy)
+            assert report.up and report.state == 'frozen', (report.state, report.error)
+            assert fs_samples(result) == set()
+        after = report_of(thawed := await runner.run_once(), healthy)
+        assert after.state == 'ok', (after.state, after.error)
+        assert fs_samples(thawed) == {'guest.filesystem.used', 'guest.filesystem.total',
+                                      'guest.filesystem.usage'}
+    finally:
+        await runner.close()

@@ -315,3 +315,67 @@ def test_frozen_guest_is_alive_but_reported_frozen(fake_agent):
     outcomes = {o.name: o for o in second.reports[0].outcomes}
     assert outcomes['FilesystemCollector'].error_state == 'frozen'
     assert outcomes['CpuCollector'].error_state == 'frozen'
+
+
+def test_freeze_is_seen_and_capabilities_are_reread_at_the_thaw(
+        fake_agent, workdir):
+    """The fake's frozen mode is qemu-ga 7.2's (guest-info lists every
+    non-freeze-safe command disabled); the poller asks guest-fsfreeze-status
+    and does not keep the frozen capabilities after the thaw."""
+    flag = os.path.join(workdir, 'frozen.flag')
+    open(flag, 'w').close()
+    agent = fake_agent('frozen', freeze_file=flag)
+    conf = make_conf([(UUIDS[0], agent.socket)])
+
+    async def run():
+        runner = pipeline_mod.Pipeline(conf)
+        try:
+            frozen = await runner.run_once()
+            os.unlink(flag)
+            thawed = await runner.run_once()
+            return frozen, thawed
+        finally:
+            await runner.close()
+    frozen, thawed = asyncio.run(run())
+    assert frozen.reports[0].state == 'frozen'
+    assert {s.name for s in frozen.samples} == {'guest.agent.up',
+                                                'guest.agent.latency'}
+    assert thawed.reports[0].state == 'ok'
+    names = {s.name for s in thawed.samples}
+    assert {'guest.filesystem.used', 'guest.filesystem.total',
+            'guest.filesystem.usage', 'guest.cpu.time'} <= names
+
+
+def test_invalid_items_are_one_warning_per_incident_not_per_value(
+        fake_agent, caplog):
+    """Issue 9: 10,000 invalid filesystems and interfaces gave 20,000
+    WARNING lines per sweep.  Now: one line for the guest, with counts,
+    and none in the next sweep while nothing changes."""
+    agent = fake_agent('invalid-items', items=10000)
+    conf = make_conf([(UUIDS[0], agent.socket)], command_timeout=5.0,
+                     guest_budget=20.0)
+    caplog.set_level('WARNING', logger='ceilometer_qga')
+
+    async def run():
+        runner = pipeline_mod.Pipeline(conf)
+        try:
+            first = await runner.run_once()
+            first_lines = [r for r in caplog.records
+                           if r.levelname == 'WARNING']
+            caplog.clear()
+            second = await runner.run_once()
+            return first, first_lines, second, list(caplog.records)
+        finally:
+            await runner.close()
+    first, first_lines, second, second_lines = asyncio.run(run())
+    for result in (first, second):
+        [report] = result.reports
+        assert report.up
+        names = {s.name for s in result.samples}
+        assert not any(n.startswith(('guest.filesystem.', 'guest.network.'))
+                       for n in names)
+    assert len(first_lines) == 1, [r.getMessage()[:200] for r in first_lines]
+    message = first_lines[0].getMessage()
+    assert UUIDS[0] in message and '10000' in message
+    assert len(message) < 2000
+    assert [r for r in second_lines if r.levelname == 'WARNING'] == []

@@ -247,6 +247,72 @@ def test_wrong_types(fake_agent):
     sock.close()
 
 
+def test_frozen_looks_like_qemu_ga_72_frozen_and_thaws_with_its_file(
+        fake_agent, short_tmpdir):
+    """guest-info disables all but ga_freeze_allowlist (qga/main.c 7.2)."""
+    flag = os.path.join(short_tmpdir, 'frozen.flag')
+    open(flag, 'w').close()
+    agent = fake_agent('frozen', freeze_file=flag)
+    sock = synced(agent.socket)
+    info = call(sock, 'guest-info')['return']
+    enabled = {c['name'] for c in info['supported_commands'] if c['enabled']}
+    assert enabled == fake.FROZEN_SAFE & set(fake.DEFAULT_COMMANDS)
+    assert call(sock, 'guest-fsfreeze-status') == {'return': 'frozen'}
+    assert call(sock, 'guest-get-fsinfo')['error'] == {
+        'class': 'CommandNotFound',
+        'desc': 'Command guest-get-fsinfo has been disabled: the agent is in '
+                'frozen state'}
+    os.unlink(flag)
+    assert call(sock, 'guest-fsfreeze-status') == {'return': 'thawed'}
+    assert call(sock, 'guest-get-fsinfo')['return'][0]['mountpoint'] == '/'
+    info = call(sock, 'guest-info')['return']
+    assert all(c['enabled'] for c in info['supported_commands'])
+    sock.close()
+
+
+def test_unsolicited_sends_two_foreign_replies_first(fake_agent):
+    agent = fake_agent('unsolicited')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-get-fsinfo", "id": 5}\n')
+    first, second, real = (json.loads(line) for line in
+                           read_until(sock, lines(3)).splitlines())
+    assert 'host-name' in first['return'] and first['id'] != 5
+    assert 'host-name' in second['return'] and 'id' not in second
+    assert real['id'] == 5 and real['return'][0]['mountpoint'] == '/'
+    sock.close()
+
+
+def test_close_hangs_up_after_each_command_reply(fake_agent):
+    agent = fake_agent('close')
+    sock = synced(agent.socket)                  # the sync keeps it open
+    assert call(sock, 'guest-ping') == {'return': {}}
+    assert read_until(sock, lambda d: False) == b''     # then EOF
+    sock.close()
+
+
+def test_surrogates_in_every_string(fake_agent):
+    agent = fake_agent('surrogates')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-get-host-name"}\n')
+    raw = read_until(sock, lines(1))
+    assert b'"fake-guest\\ud800"' in raw       # JSON-escaped, as qemu-ga would
+    osinfo = call(sock, 'guest-get-osinfo')['return']
+    assert all(v.endswith('\ud800') for v in osinfo.values())
+    sock.close()
+
+
+def test_invalid_items_sends_many_bad_entries(fake_agent):
+    agent = fake_agent('invalid-items', items=500)
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-get-fsinfo"}\n')
+    fsinfo = json.loads(read_until(sock, lines(1)))['return']
+    assert len(fsinfo) == 500 and all(f['used-bytes'] < 0 for f in fsinfo)
+    sock.sendall(b'{"execute": "guest-network-get-interfaces"}\n')
+    nics = json.loads(read_until(sock, lines(1)))['return']
+    assert len(nics) == 500 and nics[0]['statistics']['tx-bytes'] == 'many'
+    sock.close()
+
+
 def test_restart_drops_connection_after_n_answers(fake_agent):
     agent = fake_agent('restart', after=3)
     sock = synced(agent.socket)                  # answer 1

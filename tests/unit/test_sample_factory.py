@@ -70,7 +70,8 @@ def test_any_item_gives_a_gnocchi_safe_id(item):
 
 
 @pytest.mark.parametrize('volume,ok', [
-    (0, True), (1.5, True), (2 ** 62, True), (2 ** 63, True),
+    (0, True), (1.5, True), (2 ** 62, True), (2 ** 63 - 1, True),
+    (2 ** 63, False), (-0.0, False),
     (-1, False), (2 ** 63 + 1, False), (math.nan, False), (math.inf, False),
     (True, False), ('5', False), (None, False), ([1], False),
 ])
@@ -91,7 +92,7 @@ def test_down_guest_gets_only_the_liveness_sample():
     assert up.project_id == 'p1' and up.user_id == 'u1'
 
 
-def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
+def test_up_guest_samples_carry_instance_metadata_and_facts():
     report = report_mod.GuestReport(guest(), latency_ms=0.25,
                                     facts={'os_id': 'debian'})
     report.outcomes.append(report_mod.CollectorOutcome(
@@ -105,7 +106,8 @@ def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
     report.outcomes.append(report_mod.CollectorOutcome(
         'Load', 'fallback', base.ParseResult(
             readings=[base.Reading('guest.load.1', 0.5)])))
-    samples = sample_factory.build_samples(report, METERS, 'ts', 2.0)
+    dropped = {}
+    samples = sample_factory.build_samples(report, METERS, 'ts', 2.0, dropped)
     by_name = {}
     for s in samples:
         by_name.setdefault(s.name, []).append(s)
@@ -123,8 +125,12 @@ def test_up_guest_samples_carry_instance_metadata_and_facts(caplog):
     assert by_name['guest.load.1'][0].resource_metadata['collected_by'] == \
         'fallback'
     assert 'guest.no.such.meter' not in by_name
-    text = caplog.text
+    # what was left out is handed back (the session logs it once per
+    # incident), not logged here per value
+    assert set(dropped) == {'Fs'}
+    text = ' '.join(dropped['Fs'])
     assert 'used > total' in text and 'not a sane value' in text
+    assert 'unknown meter' in text and len(dropped['Fs']) == 4
     assert 'unknown meter' in text
 
 

@@ -75,7 +75,8 @@ def assert_sane(collector: base.Collector, result: base.ParseResult) -> None:
         volume = reading.volume
         assert not isinstance(volume, bool), reading
         assert isinstance(volume, (int, float)), reading
-        assert math.isfinite(volume) and 0 <= volume <= 2 ** 63, reading
+        assert math.isfinite(volume) and 0 <= volume < 2 ** 63, reading
+        assert math.copysign(1.0, volume) > 0, reading  # no -0.0
         if meter.unit == '%':
             assert volume <= 100, reading
         if meter.scope == 'instance':

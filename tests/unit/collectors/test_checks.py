@@ -10,7 +10,7 @@ from ceilometer_qga.collectors import checks
 from tests.unit.collectors import support
 
 
-@pytest.mark.parametrize('value', [0, 1, 2 ** 63, 0.5, 1e18])
+@pytest.mark.parametrize('value', [0, 1, 2 ** 63 - 1, 0.5, 1e18])
 def test_number_accepts_finite_non_negative(value):
     assert checks.number(value, 'x') == value
 

@@ -132,7 +132,7 @@ def test_old_proc_stat_with_four_fields():
     ([_entry(nice=False)], 'CPU 0 nice is not a number'),
     ([_entry(steal=1.5)], 'CPU 0 steal is not an integer'),
     ([_entry(irq='1')], 'CPU 0 irq is not a number'),
-    ([_entry(user=2 ** 63)], 'guest.cpu.time is absurdly large'),
+    ([_entry(user=2 ** 62, system=2 ** 62)], 'guest.cpu.time is absurdly large'),
     ([_entry(0), _entry(1, softirq=-1)], 'CPU 1 softirq is negative'),
 ])
 def test_any_bad_cpu_drops_the_whole_reading(reply, reason):

@@ -63,3 +63,26 @@ json_values = st.recursive(
 def test_never_raises(reply):
     caps = capabilities.parse_guest_info(reply)
     assert all(isinstance(c, str) for c in caps.enabled | caps.disabled)
+
+
+def _info(enabled, disabled=()):
+    return {'version': '7.2.22', 'supported_commands': (
+        [{'name': n, 'enabled': True} for n in enabled]
+        + [{'name': n, 'enabled': False} for n in disabled])}
+
+
+def test_frozen_agent_looks_frozen_and_others_do_not():
+    # what qemu-ga 7.2 lists after guest-fsfreeze-freeze (ga_set_frozen)
+    frozen = capabilities.parse_guest_info(_info(
+        capabilities.FREEZE_SAFE, ('guest-get-fsinfo', 'guest-get-osinfo')))
+    assert frozen.looks_frozen()
+    assert not capabilities.parse_guest_info(REAL_72).looks_frozen()
+    assert not capabilities.parse_guest_info(_info(())).looks_frozen()
+    # an agent allowing only pings (--allow-rpcs) but listing nothing else
+    assert not capabilities.parse_guest_info(_info(('guest-ping',))).looks_frozen()
+
+
+def test_version_with_a_lone_surrogate_is_mended():
+    caps = capabilities.parse_guest_info({'version': '7.2\ud800'})
+    assert caps.version == '7.2\ufffd'
+    caps.version.encode('utf-8')

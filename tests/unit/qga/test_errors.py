@@ -46,3 +46,10 @@ def test_states_are_distinct():
                errors.CommandNotSupported, errors.CommandForbidden,
                errors.CommandFailed, errors.AgentFrozen, errors.ProtocolError]
     assert len({c.state for c in classes}) == len(classes)
+
+
+def test_agent_error_text_with_a_lone_surrogate_is_mended():
+    exc = errors.error_from_reply('g', 'guest-get-fsinfo', {
+        'class': 'GenericError', 'desc': 'failed on /mnt\ud800'})
+    assert exc.message == 'failed on /mnt\ufffd'
+    str(exc).encode('utf-8')

@@ -1,0 +1,63 @@
+"""``make bench`` cannot rot: its harness, tiny, as a process.
+
+Real parts: ``tools/bench.py --smoke`` runs the fake fleet process, the
+installed ``qga-polling`` console script as a service (with ``file://``,
+then with ``notifier://`` to a vhost of its own on the real RabbitMQ),
+both baseline processes and one real qemu-ga stand-in (the micro rows).  Nothing here
+checks a speed: only that every measurement is there and consistent.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tools import bench
+
+pytestmark = pytest.mark.functional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+
+def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools',
+                                                        'bench.py'),
+                           '--smoke', '--json', str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'table as JSON: %s' % out in proc.stdout
+    result = json.loads(out.read_text())
+    rows = result['rows']
+    assert [r['poller'] for r in rows] == [
+        'ours (qga-polling)', 'ours, notifier://', 'sequential baseline',
+        'threads baseline']
+    for row in rows:
+        assert row['fleet'] in proc.stdout
+        assert row['sweeps'] >= 1 and row['wall'] > 0
+        assert row['peak_rss'] > 10 * 2 ** 20
+        assert row['bytes'] > 0
+        assert row['up'] == 5
+    # The baselines build our samples: same count on the same fleet.
+    assert len({r['samples'] for r in rows}) == 1
+    assert rows[0]['samples'] > 5 * 10
+    # Counted on the bus: batches of 50 samples, envelopes around them.
+    assert rows[1]['notifications'] == -(-rows[1]['samples'] // 50)
+    assert rows[1]['bytes'] > rows[0]['bytes']
+    assert {m['measure'] for m in result['micro']} == {
+        'guest-ping median (ms)', 'sign one sample (us)'}
+
+
+def test_top_entries_reads_py_spy_raw_output(tmp_path):
+    raw = tmp_path / 'profile.txt'
+    raw.write_text('main (a.py:1);sweep (b.py:2);sign (c.py:3) 6\n'
+                   'main (a.py:1);sweep (b.py:2) 3\n'
+                   'main (a.py:1);idle (d.py:4) 1\n')
+    top = bench.top_entries(str(raw), limit=2)
+    assert [t['function'] for t in top] == ['sign (c.py:3)',
+                                            'sweep (b.py:2)']
+    assert top[0]['own_pct'] == 60.0
+    assert top[1]['total_pct'] == 90.0

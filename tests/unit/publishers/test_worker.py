@@ -1,0 +1,67 @@
+"""PublishWorker: submit never blocks, the queue is bounded, flush is honest.
+
+The publisher here is a stand-in whose ``publish`` blocks until the test
+releases it: the way a notifier sits on a hung broker (the real thing,
+RabbitMQ behind a paused proxy, is in tests/functional/test_broker_faults.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+
+from ceilometer_qga.publishers import base
+from ceilometer_qga.publishers import worker as worker_mod
+
+
+class Stuck(base.Publisher):
+    """Delivers into ``self.got``, but only while ``self.open`` is set."""
+
+    def __init__(self, conf):
+        super().__init__(conf, urllib.parse.urlsplit('stuck://'))
+        self.open = threading.Event()
+        self.got: list[dict] = []
+
+    def publish(self, messages):
+        self.open.wait(10)
+        self.got.extend(messages)
+
+    def flush(self, timeout):
+        return True
+
+
+def msgs(start, count):
+    return [{'message_id': str(i)} for i in range(start, start + count)]
+
+
+def test_stuck_publisher_never_blocks_submit_and_drops_oldest(make_conf):
+    pub = Stuck(make_conf())
+    worker = worker_mod.PublishWorker(pub, capacity=100)
+    try:
+        worker.submit(msgs(0, 10))            # taken by the thread, stuck
+        time.sleep(0.1)
+        started = time.monotonic()
+        for n in range(1, 31):
+            worker.submit(msgs(n * 10, 10))   # 300 more: the queue holds 100
+        assert time.monotonic() - started < 0.5
+        assert worker.queued == 100 and worker.dropped == 200
+        assert worker.flush(0.3) is False     # honest while stuck
+        pub.open.set()
+        assert worker.flush(5) is True
+        ids = [int(m['message_id']) for m in pub.got]
+        assert ids == list(range(10)) + list(range(210, 310))   # newest kept, in order
+    finally:
+        pub.open.set()
+        worker.close(1)
+
+
+def test_close_does_not_wait_for_a_publisher_stuck_for_good(make_conf):
+    pub = Stuck(make_conf())
+    worker = worker_mod.PublishWorker(pub, capacity=10)
+    worker.submit(msgs(0, 1))
+    time.sleep(0.1)
+    started = time.monotonic()
+    worker.close(0.2)
+    assert time.monotonic() - started < 2
+    pub.open.set()
