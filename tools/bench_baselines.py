@@ -2,7 +2,7 @@
 """The two baselines of ``make bench``: how a simple poller would do it.
 
 Both do, per guest and per sweep, what the 2013-style clients of the peers
-do (OpenNebula's probe, the NetEase study; feasibility.md's client): a
+do (OpenNebula's probe, the NetEase study): a
 blocking unix socket with a per-command timeout (``socket.settimeout``: each
 read waits at most ``--timeout`` seconds), connect, 0xFF +
 ``guest-sync-delimited``, ``guest-ping``, ``guest-info``, the OS facts

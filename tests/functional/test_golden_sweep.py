@@ -8,7 +8,10 @@ fault-injecting fake agent (``tools/fake_agent.py``) in its ``ok``,
 the ``file://`` publisher.
 
 The record (``golden/sweep.json``) was taken from the tree before the
-architecture refactor; the refactor must leave the sample set as it was.
+architecture refactor of issue 11 (last from d1e1658: every other branch
+of the time, without the refactor, run with ``python -m
+ceilometer_qga.cmd.polling`` from that tree); the refactor must leave the
+sample set as it was.
 What is compared: for every sample, its meter name, type, unit, resource id,
 user and project, the keys of its metadata and the values of the metadata
 that say how it was collected (``agent_state``, ``collected_by``, ...).

@@ -2,13 +2,13 @@
 
 The console script runs as an operator runs it.  Guests are real qemu-ga
 7.2 stand-ins on unix sockets; the "hung" agent is a socket that accepts
-and never answers (what a VM's channel looks like while its agent does not
-run, feasibility.md §3).  For libvirt discovery the domains live in a
-libvirt test-driver node file (``test:///PATH``), which the probe process
-opens itself; their XML is Nova's (``tests/unit/discovery/nova_domain``)
-and their channels point at the stand-in sockets.  The test driver cannot
-run agent commands, so the libvirt transport is exercised in
-``tests/e2e/test_probe_vm.py``.
+and never answers (what a VM's channel looks like while nothing in the
+guest reads it: the ``hung`` VM of tests/e2e/test_vm_boot.py).  For
+libvirt discovery the domains live in a libvirt test-driver node file
+(``test:///PATH``), which the probe process opens itself; their XML is
+Nova's (``tests/unit/discovery/nova_domain``) and their channels point at
+the stand-in sockets.  The test driver cannot run agent commands, so the
+libvirt transport is exercised in ``tests/e2e/test_probe_vm.py``.
 """
 
 import contextlib
