@@ -160,7 +160,8 @@ def test_once_fails_when_discovery_fails(workdir):
 def test_good_configuration_still_runs(workdir):
     proc = run([POLLING, '--config-file', write_conf(workdir), '--once'])
     assert proc.returncode == 0, proc.stderr
-    assert 'One sweep done: 1 guests (0 legacy, without agent channel), 1 samples' in proc.stdout + proc.stderr
+    assert ('One sweep done: 1 guests (0 legacy, without agent channel), '
+            '1 samples') in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize('args,words', [
