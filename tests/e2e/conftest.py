@@ -13,6 +13,9 @@ run ("e2e timings" section), whatever the capture settings.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import pytest
@@ -31,6 +34,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section('e2e timings')
     for name, value in _TIMINGS.items():
         terminalreporter.write_line('%-32s %10.3f' % (name, value))
+
+
+@pytest.fixture(scope='module')
+def socket_dir() -> Iterator[str]:
+    """``[qga] socket_dir`` of the module's VMs: short (unix socket paths
+    are limited to 107 bytes), mode 0770 as the monitor hook requires."""
+    path = tempfile.mkdtemp(prefix='qgae', dir='/tmp')
+    os.chmod(path, 0o770)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

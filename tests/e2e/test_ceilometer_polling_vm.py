@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -88,17 +86,6 @@ class Samples:
 @pytest.fixture(scope='module')
 def ceilometer_env() -> install_envs.Env:
     return install_envs.ceilometer_env(os.path.dirname(install_envs.session_wheel()))
-
-
-@pytest.fixture(scope='module')
-def socket_dir() -> Iterator[str]:
-    """``[qga] socket_dir``: short (unix socket paths), mode 0770."""
-    path = tempfile.mkdtemp(prefix='qgac', dir='/tmp')
-    os.chmod(path, 0o770)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')

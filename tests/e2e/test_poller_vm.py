@@ -47,12 +47,10 @@ import datetime
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
@@ -345,17 +343,6 @@ def bus(bus_url: str) -> Iterator[BusListener]:
 
 
 # -- guests ----------------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def socket_dir() -> Iterator[str]:
-    """``[qga] socket_dir``: short (unix socket paths), mode 0770 as required."""
-    path = tempfile.mkdtemp(prefix='qgam', dir='/tmp')
-    os.chmod(path, 0o770)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
 
 @pytest.fixture(scope='module')
 def nova_chain(socket_dir: str) -> hook_chain.HookChain:

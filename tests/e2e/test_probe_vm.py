@@ -28,12 +28,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -51,17 +48,6 @@ COMMAND_TIMEOUT = 2.0
 #: one sweep with a hung guest: the command timeout once, plus overhead
 SWEEP_BOUND = COMMAND_TIMEOUT + 1.5
 BOOT_DEADLINE = 120.0
-
-
-@pytest.fixture(scope='module')
-def socket_dir() -> Iterator[str]:
-    """``[qga] socket_dir``: short (unix socket paths), mode 0770."""
-    path = tempfile.mkdtemp(prefix='qgapv', dir='/tmp')
-    os.chmod(path, 0o770)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')
