@@ -134,11 +134,35 @@ GUEST_BUDGET = 4.0
 #: the sweep: every guest in parallel, each within its budget, plus start-up
 #: and the flush of the file publisher
 ONCE_BOUND = GUEST_BUDGET + 12.0
-#: peak RSS of the ``--once`` process (measured: 143 MiB; a 20 MB
+#: peak RSS (VmHWM) of the ``--once`` process (measured: 63 MiB; a 20 MB
 #: reply, an endless stream and 10,000-item lists must not be held whole)
-RSS_BOUND_KIB = 200 * 1024
+RSS_BOUND_KIB = 128 * 1024
 #: log lines one hostile guest may cost in one sweep
 LINES_PER_GUEST = 3
+
+
+def peak_rss_kib(proc: subprocess.Popen, period: float = 0.02) -> int:
+    """The process's peak RSS (VmHWM, KiB), read until it exits.
+
+    Not ``wait4``'s ``ru_maxrss``: Linux keeps that across ``execve``, so a
+    child forked from a pytest process that has imported Nova and
+    Ceilometer starts with pytest's size (seen: 292 MiB in the full suite,
+    143 MiB alone).  VmHWM belongs to the memory map, which ``execve``
+    replaces.  Monotonic, so the last reading misses at most the final
+    ``period`` of the run.
+    """
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open('/proc/%d/status' % proc.pid) as status:
+                for line in status:
+                    if line.startswith('VmHWM:'):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            break  # exited between poll() and open()
+        time.sleep(period)
+    proc.wait()
+    return peak
 
 
 def test_one_sweep_among_every_hostile_agent(fake_agent, short_tmpdir):
@@ -155,22 +179,25 @@ def test_one_sweep_among_every_hostile_agent(fake_agent, short_tmpdir):
             modes[uuid_of(index)] = mode
         conf = write_conf(short_tmpdir, guests, extra=(
             'guest_budget = %s\nmax_concurrent_guests = 16\n' % GUEST_BUDGET))
+        log = os.path.join(short_tmpdir, 'stderr.log')
         started = time.monotonic()
-        proc = subprocess.Popen([BIN, '--config-file', conf, '--once'],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(log, 'wb') as err:
+            proc = subprocess.Popen([BIN, '--config-file', conf, '--once'],
+                                    stdout=subprocess.DEVNULL, stderr=err)
         try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
+            peak_kib = peak_rss_kib(proc)
         finally:
-            if proc.returncode is None and proc.poll() is None:
+            if proc.poll() is None:
                 proc.kill()
+                proc.wait()
         took = time.monotonic() - started
-        stderr = proc.stderr.read().decode(errors='replace')
-        proc.stderr.close()
+        with open(log, errors='replace') as err:
+            stderr = err.read()
     finally:
         healthy.stop()
-    assert os.waitstatus_to_exitcode(status) == 0, stderr
+    assert proc.returncode == 0, stderr
     assert took < ONCE_BOUND, took
-    assert usage.ru_maxrss < RSS_BOUND_KIB, usage.ru_maxrss
+    assert 0 < peak_kib < RSS_BOUND_KIB, peak_kib
     samples = read_samples(short_tmpdir)
     assert not has_lone_surrogate(samples)
     for s in samples:
@@ -211,4 +238,4 @@ def test_one_sweep_among_every_hostile_agent(fake_agent, short_tmpdir):
         lines = [line for line in log.splitlines() if instance in line]
         assert len(lines) <= LINES_PER_GUEST, (mode, lines)
     print('hostile sweep: %.2f s, peak RSS %d KiB, %d samples, states %s'
-          % (took, usage.ru_maxrss, len(samples), states))
+          % (took, peak_kib, len(samples), states))
