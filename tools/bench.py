@@ -325,6 +325,13 @@ def _count_output(path: str) -> tuple[int, int]:
     return data.count(b'\n'), len(data)
 
 
+def _wait_for_output(path: str, lines: int, timeout: float = 10.0) -> None:
+    """Until the publisher's file has ``lines`` lines (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while _count_output(path)[0] < lines and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def run_service(config: str, log_file: str, output: str, guests: int,
                 sweeps: int, interval: int, profile: str | None = None,
                 bus: BusCounter | None = None) -> dict[str, Any]:
@@ -370,9 +377,15 @@ def run_service(config: str, log_file: str, output: str, guests: int,
             seen = len(done)
             if worker is None:
                 worker = _worker_pid(proc.pid)
-            # The line is logged once the sweep's samples are published:
-            # the CPU and the output read now are that sweep's end, even
-            # when the next sweep starts at once (an overrun interval).
+            # The line is logged once the sweep's samples are queued for
+            # the publishers: with the file caught up (below), the CPU and
+            # the output read now are that sweep's end, even when the next
+            # sweep starts at once (an overrun interval).
+            if bus is None:
+                # Publishing runs beside the sweeps (per-publisher
+                # workers): the mark is where the file holds every sample
+                # queued so far, so that the CPU and bytes include writing.
+                _wait_for_output(output, sum(int(n) for n, _ in done))
             cpu = _cpu_seconds(worker)
             lines, size = _count_output(output)
             notes = None
