@@ -62,20 +62,22 @@ class Sample:
 
 
 class Message(dict):
-    """A signed wire dict that remembers its JSON once :func:`encode` made it.
+    """A signed wire dict that remembers that :func:`encode` accepted it.
 
-    The poller checks every message by encoding it, each publisher checks
-    what it is given, and the file publisher writes the same text: with the
-    text kept here it is made once per message for all of them.  Nothing
-    changes a message after it is signed (the signature would no longer
-    hold), so the kept text cannot go stale.
+    The poller checks every message by encoding it; the publishers' own
+    admission check (:meth:`~ceilometer_qga.publishers.buffer.
+    BufferedPublisher._admit`) then skips what the poller already checked.
+    Nothing changes a message after it is signed (the signature would no
+    longer hold), so the mark cannot go stale.  Only the mark is kept, not
+    the text: a sweep's messages wait in the publishers' queues, and their
+    text would double the memory they take there.
     """
 
-    __slots__ = ('json',)
+    __slots__ = ('checked',)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.json: bytes | None = None
+        self.checked = False
 
 
 def to_message(sample: Sample, secret: str | None,
@@ -113,15 +115,12 @@ def encode(message: dict[str, Any]) -> bytes:
     Strict: no NaN or infinity, and only text UTF-8 can carry (no lone
     surrogates), so that whatever passes is valid for every consumer.
 
-    A :class:`Message` is encoded once; later calls return the same bytes.
+    A :class:`Message` that encodes is marked ``checked``.
 
     :raises ValueError: (``UnicodeEncodeError`` included) or TypeError
     """
-    kept = getattr(message, 'json', None)
-    if kept is not None:
-        return kept
     data = jsonutils.dumps(message, ensure_ascii=False,
                            allow_nan=False).encode('utf-8')
     if isinstance(message, Message):
-        message.json = data
+        message.checked = True
     return data

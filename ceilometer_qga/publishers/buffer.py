@@ -219,8 +219,7 @@ class BufferedPublisher(base.Publisher, metaclass=abc.ABCMeta):
         """The UTF-8 JSON of one sample; raises if it has none.
 
         Strict JSON (no NaN or infinity, no lone surrogates), so that every
-        sample a publisher accepts is valid for any consumer; the poller's
-        messages bring the text it already made (:class:`sample.Message`).
+        sample a publisher accepts is valid for any consumer.
         """
         return sample_mod.encode(message)
 
@@ -231,6 +230,10 @@ class BufferedPublisher(base.Publisher, metaclass=abc.ABCMeta):
         # refused here, once.
         admitted = []
         for message in messages:
+            if getattr(message, 'checked', False):
+                # The poller encoded it already (sample.Message).
+                admitted.append(message)
+                continue
             try:
                 self._encode(message)
             except (TypeError, ValueError) as exc:

@@ -133,3 +133,14 @@ def test_ceilometer_sample_takes_our_id():
         name='guest.agent.up', type='gauge', unit='agent', volume=1,
         user_id=None, project_id=None, resource_id='r', id=ident)
     assert theirs.id == ident
+
+
+def test_encoded_message_is_marked_checked_and_a_bad_one_is_not():
+    good = sample.Message({'counter_volume': 1, 'name': 'd\u00e4t\u00e4'})
+    assert not good.checked
+    assert sample.encode(good) == '{"counter_volume": 1, "name": "d\u00e4t\u00e4"}'.encode()
+    assert good.checked
+    bad = sample.Message({'counter_volume': float('nan')})
+    with pytest.raises(ValueError):
+        sample.encode(bad)
+    assert not bad.checked
