@@ -28,9 +28,9 @@ import urllib.parse
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_serialization import jsonutils
 
 from ceilometer_qga.publishers import base
+from ceilometer_qga import sample as sample_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -215,13 +215,13 @@ class BufferedPublisher(base.Publisher, metaclass=abc.ABCMeta):
                          'dropped': self.dropped})
         self._release()
 
-    def _encode(self, message: dict[str, Any]) -> str:
-        """The JSON text of one sample; raises if it has none.
+    def _encode(self, message: dict[str, Any]) -> bytes:
+        """The UTF-8 JSON of one sample; raises if it has none.
 
-        Strict JSON (no NaN or infinity), so that every sample a publisher
-        accepts is valid for any consumer.
+        Strict JSON (no NaN or infinity, no lone surrogates), so that every
+        sample a publisher accepts is valid for any consumer.
         """
-        return jsonutils.dumps(message, allow_nan=False)
+        return sample_mod.encode(message)
 
     def _admit(self, messages: Iterable[dict[str, Any]]
                ) -> list[dict[str, Any]]:
@@ -230,6 +230,10 @@ class BufferedPublisher(base.Publisher, metaclass=abc.ABCMeta):
         # refused here, once.
         admitted = []
         for message in messages:
+            if getattr(message, 'checked', False):
+                # The poller encoded it already (sample.Message).
+                admitted.append(message)
+                continue
             try:
                 self._encode(message)
             except (TypeError, ValueError) as exc:

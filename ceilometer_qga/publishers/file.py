@@ -71,7 +71,7 @@ class FilePublisher(buffer.BufferedPublisher):
         self._fd: int | None = None
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        data = ''.join(self._encode(m) + '\n' for m in batch).encode('utf-8')
+        data = b''.join([self._encode(m) + b'\n' for m in batch])
         fd = self._open()
         info = os.fstat(fd)
         if (self.max_bytes and stat.S_ISREG(info.st_mode) and info.st_size

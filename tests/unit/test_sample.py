@@ -113,3 +113,34 @@ def test_same_message_as_ceilometer(fields, secret, publisher_id):
     theirs = _ceilometer_message(fields, secret, publisher_id=publisher_id)
     assert list(ours) == list(theirs)
     assert ours == theirs
+
+
+def test_new_id_is_a_canonical_random_uuid():
+    ids = {sample.new_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+def test_ceilometer_sample_takes_our_id():
+    from ceilometer import sample as ceilometer_sample
+
+    ident = sample.new_id()
+    theirs = ceilometer_sample.Sample(
+        name='guest.agent.up', type='gauge', unit='agent', volume=1,
+        user_id=None, project_id=None, resource_id='r', id=ident)
+    assert theirs.id == ident
+
+
+def test_encoded_message_is_marked_checked_and_a_bad_one_is_not():
+    good = sample.Message({'counter_volume': 1, 'name': 'd\u00e4t\u00e4'})
+    assert not good.checked
+    assert sample.encode(good) == '{"counter_volume": 1, "name": "d\u00e4t\u00e4"}'.encode()
+    assert good.checked
+    bad = sample.Message({'counter_volume': float('nan')})
+    with pytest.raises(ValueError):
+        sample.encode(bad)
+    assert not bad.checked

@@ -167,3 +167,31 @@ def test_any_json_signs_like_ceilometer_or_fails_like_it(message, secret):
             signature.compute(message, secret)
         return
     assert signature.compute(message, secret) == theirs
+
+
+@pytest.mark.parametrize('message', [
+    # Only the top-level pair named message_signature is skipped: a nested
+    # one, or a top-level dict of that name (flattened to
+    # 'message_signature:...'), is signed.
+    {'a': 1, 'meta': {'message_signature': 'x'}},
+    {'message_signature': {'inner': 'x'}, 'b': [1, 'y']},
+    {'message_signature': 'x', 'b': {'c': {'d': ('e', b'f')}}},
+])
+def test_signature_key_quirks_same_as_ceilometer(message):
+    from ceilometer.publisher import utils
+
+    assert (signature.compute(message, SECRET)
+            == utils.compute_signature(message, SECRET))
+
+
+@settings(max_examples=200, deadline=None)
+@given(secrets=st.lists(st.text(min_size=1, max_size=8), min_size=6,
+                        max_size=6), message=_messages)
+def test_many_secrets_in_turn_same_as_ceilometer(secrets, message):
+    # More secrets than the keyed-HMAC cache holds, and each used twice: a
+    # cached key must never sign with another secret's state.
+    from ceilometer.publisher import utils
+
+    for secret in secrets + secrets:
+        assert (signature.compute(message, secret)
+                == utils.compute_signature(message, secret))
