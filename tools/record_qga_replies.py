@@ -53,8 +53,8 @@ _WITH_ARGUMENTS = {'guest-sync', 'guest-sync-delimited', 'guest-file-open',
                    'guest-file-read', 'guest-file-close'}
 
 
-def _raw(path: str, data: bytes, settle: float = 0.3) -> str:
-    """Send ``data`` on a fresh connection; return all bytes read, latin-1.
+def exchange(path: str, data: bytes, settle: float = 0.3) -> bytes:
+    """Send ``data`` on a fresh connection; return every byte read.
 
     Reads until ``settle`` seconds pass without data, so that every reply is
     read before closing (qemu-ga 7.2 exits on an unread reply).
@@ -73,7 +73,12 @@ def _raw(path: str, data: bytes, settle: float = 0.3) -> str:
         except socket.timeout:
             pass
     time.sleep(0.2)  # let the supervisor restart the agent if it left
-    return out.decode('latin-1')
+    return out
+
+
+def _raw(path: str, data: bytes, settle: float = 0.3) -> str:
+    """:func:`exchange`, decoded as latin-1 (every byte kept)."""
+    return exchange(path, data, settle).decode('latin-1')
 
 
 def record(guest: qga_standin.StandinGuest) -> dict[str, Any]:

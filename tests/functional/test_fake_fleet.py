@@ -8,13 +8,12 @@ errors, file handles) stays what the real agent does.
 
 import json
 import os
-import socket
-import time
 
 import pytest
 
 from tools import fake_fleet
 from tools import processes
+from tools.record_qga_replies import exchange
 
 pytestmark = pytest.mark.functional
 
@@ -32,25 +31,6 @@ SAME_BYTES = [
     b'{"execute": "guest-exec", "id": 1}\n',
     b'{"execute": "guest-get-load", "id": 2}\n',
 ]
-
-
-def exchange(path, data, settle=0.3):
-    """Send ``data``; return every byte read until ``settle`` s of quiet."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(settle)
-        sock.connect(path)
-        sock.sendall(data)
-        out = b''
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except socket.timeout:
-            pass
-    time.sleep(0.1)  # qemu-ga restarts under its supervisor if it left
-    return out
 
 
 @pytest.fixture
