@@ -118,7 +118,10 @@ polling_opts = [
                default=10000, min=0,
                help='Samples a publisher keeps while its destination is '
                     'unreachable. The oldest are dropped, counted and '
-                    'logged, when the buffer is full.'),
+                    'logged, when the buffer is full. The sweep being '
+                    'handed to a working publisher is never cut, even '
+                    'when it alone is larger (1,000 guests make about '
+                    '25,000 samples a sweep).'),
     cfg.FloatOpt('shutdown_timeout',
                  default=5.0, min=0, max=3600,
                  help='Seconds a stopping service waits for the running '

@@ -60,11 +60,20 @@ class SampleBuffer:
         with self._lock:
             return len(self._items)
 
-    def extend(self, items: Iterable[dict[str, Any]]) -> int:
-        """Append samples as the newest; return how many old ones were dropped."""
+    def extend(self, items: Iterable[dict[str, Any]], whole: bool = False
+               ) -> int:
+        """Append samples as the newest; return how many old ones were dropped.
+
+        :param whole: keep all of ``items`` even when they alone exceed the
+            capacity (then only older samples make room): a hand-over queue
+            in front of a working publisher must pass one whole sweep on,
+            however large the host.
+        """
         with self._lock:
+            before = len(self._items)
             self._items.extend(items)
-            return self._trim()
+            floor = len(self._items) - before if whole else 0
+            return self._trim(floor)
 
     def take(self, count: int | None = None) -> list[dict[str, Any]]:
         """Remove and return up to ``count`` of the oldest samples (all if None)."""
@@ -97,9 +106,10 @@ class SampleBuffer:
                         '(%(total)d since start).',
                         {'owner': self.owner, 'drops': drops, 'total': total})
 
-    def _trim(self) -> int:
-        """Drop the oldest samples beyond capacity; the lock is held."""
-        excess = len(self._items) - self.capacity
+    def _trim(self, floor: int = 0) -> int:
+        """Drop the oldest samples beyond capacity (or ``floor``, if more);
+        the lock is held."""
+        excess = len(self._items) - max(self.capacity, floor)
         if excess <= 0:
             return 0
         for _ in range(excess):

@@ -7,8 +7,8 @@ their schedule whatever the publishers do, and one stuck publisher must not
 hold back another, so :class:`PublishWorker` gives each publisher a thread
 of its own fed by a bounded queue (a
 :class:`~ceilometer_qga.publishers.buffer.SampleBuffer` of ``[qga_polling]
-buffer_size`` samples, oldest dropped, counted and logged once per
-overflow).  :meth:`PublishWorker.submit` never blocks: while the notifier
+buffer_size`` samples or the newest sweep, whichever is larger; oldest
+dropped, counted and logged once per overflow).  :meth:`PublishWorker.submit` never blocks: while the notifier
 is stuck its queue keeps receiving, and the file publisher's worker
 delivers as usual.
 """
@@ -60,8 +60,15 @@ class PublishWorker:
         return len(self._queue)
 
     def submit(self, messages: list[dict[str, Any]]) -> None:
-        """Queue signed sample dicts for delivery; never blocks."""
-        self._queue.extend(messages)
+        """Queue signed sample dicts for delivery; never blocks.
+
+        The newest submission (a sweep) is always queued whole, even when
+        it alone is larger than the capacity: ``buffer_size`` bounds what is
+        kept for a destination that is not taking samples, and one sweep of
+        a large host (1,000 guests: about 25,000 samples) is more than its
+        default.  Older submissions still waiting make room first.
+        """
+        self._queue.extend(messages, whole=True)
         with self._cond:
             self._cond.notify_all()
 

@@ -6,6 +6,7 @@ oslo.messaging notification listener on exchange ``ceilometer``.
 """
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -213,3 +214,25 @@ def test_once_publishes_ceilometer_notifications_on_rabbitmq(
             assert s['source'] == 'openstack'
             assert s['counter_type'] in ('gauge', 'cumulative')
     assert {s['resource_id'] for s in ups} == set(UUIDS[:2])
+
+
+def test_once_delivers_a_sweep_larger_than_buffer_size(workdir):
+    """``buffer_size`` bounds what waits for an unreachable destination.
+
+    One sweep of a healthy host can be larger (1,000 guests make about
+    25,000 samples against a default of 10,000); it used to be cut to
+    ``buffer_size`` on its way to a publisher that worked.
+    """
+    out = os.path.join(workdir, 'samples.jsonl')
+    with StandinFleet(2, workdir=workdir) as fleet:
+        conf = write_conf(workdir, [(UUIDS[i], g.socket)
+                                    for i, g in enumerate(fleet)],
+                          ['file://' + out], 'buffer_size = 5')
+        proc = subprocess.run([BIN, '--config-file', conf, '--once'],
+                              capture_output=True, text=True, timeout=60)
+        log = open(os.path.join(workdir, 'qga-polling.log')).read()
+    assert proc.returncode == 0, proc.stderr
+    made = int(re.search(r'Sweep: 2 guests, 2 up, (\d+) samples', log)[1])
+    assert made > 5 * 4
+    assert len(read_jsonl(out)) == made
+    assert 'dropped' not in log

@@ -65,3 +65,55 @@ def test_close_does_not_wait_for_a_publisher_stuck_for_good(make_conf):
     worker.close(0.2)
     assert time.monotonic() - started < 2
     pub.open.set()
+
+
+class Slow(base.Publisher):
+    """Healthy but not instant: each publish() takes a little while."""
+
+    def __init__(self, conf):
+        super().__init__(conf, urllib.parse.urlsplit('slow://'))
+        self.got: list[dict] = []
+
+    def publish(self, messages):
+        time.sleep(0.05)
+        self.got.extend(messages)
+
+    def flush(self, timeout):
+        return True
+
+
+def test_a_sweep_larger_than_the_buffer_reaches_a_healthy_publisher(
+        make_conf):
+    # buffer_size bounds what is *kept* for an unreachable destination; a
+    # sweep of 1,000 guests (about 25,000 samples) is larger than its
+    # default (10,000), and used to lose 60% of its samples on the way to
+    # a publisher that was working fine.
+    pub = Slow(make_conf())
+    worker = worker_mod.PublishWorker(pub, capacity=100)
+    try:
+        worker.submit(msgs(0, 250))
+        assert worker.flush(5) is True
+        assert worker.dropped == 0
+        assert [int(m['message_id']) for m in pub.got] == list(range(250))
+    finally:
+        worker.close(1)
+
+
+def test_a_backlog_beyond_the_buffer_drops_older_sweeps_not_the_newest(
+        make_conf):
+    pub = Stuck(make_conf())
+    worker = worker_mod.PublishWorker(pub, capacity=100)
+    try:
+        worker.submit(msgs(0, 10))            # taken by the thread, stuck
+        time.sleep(0.1)
+        worker.submit(msgs(10, 250))          # a big sweep: kept whole
+        assert worker.queued == 250 and worker.dropped == 0
+        worker.submit(msgs(260, 40))          # the older sweep makes room
+        assert worker.queued == 100 and worker.dropped == 190
+        pub.open.set()
+        assert worker.flush(5) is True
+        ids = [int(m['message_id']) for m in pub.got]
+        assert ids == list(range(10)) + list(range(200, 300))
+    finally:
+        pub.open.set()
+        worker.close(1)
