@@ -9,6 +9,7 @@ whatever state its agent is in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 from typing import Any
@@ -24,6 +25,10 @@ MAX_RESOURCE_ID = 255
 _ID_SAFE = frozenset(string.ascii_letters + string.digits + '.-')
 
 
+# Every sweep asks again for the same few ids per guest (its mountpoints,
+# disks, interfaces); the bound keeps hostile guests that rename their
+# items every sweep from growing it.
+@functools.lru_cache(maxsize=65536)
 def resource_id(instance_id: str, item: str | None) -> str:
     """Resource id: the instance uuid, or ``<uuid>-<escaped item>``.
 
