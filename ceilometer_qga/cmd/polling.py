@@ -29,6 +29,7 @@ from oslo_service import backend
 from oslo_service import service
 
 from ceilometer_qga.cmd import concurrency
+from ceilometer_qga.cmd import garbage_collection
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import conf_check
 from ceilometer_qga import pipeline as pipeline_mod
@@ -88,6 +89,7 @@ async def run_once(conf: cfg.ConfigOpts,
     :param runner: one already built from ``conf`` (built here if None)
     """
     runner = runner or pipeline_mod.Pipeline(conf)
+    garbage_collection.tune_for_sweeps()
     try:
         result = await runner.run_once()
         flushed = await runner.flush(conf.qga_polling.shutdown_timeout)
@@ -155,6 +157,7 @@ class PollingService(service.ServiceBase):
         self._started.set()
         opts = self.conf.qga_polling
         runner = pipeline_mod.Pipeline(self.conf)
+        garbage_collection.tune_for_sweeps()
         try:
             while not self._stopping.is_set():
                 started = self._loop.time()
