@@ -8,9 +8,9 @@ hold back another, so :class:`PublishWorker` gives each publisher a thread
 of its own fed by a bounded queue (a
 :class:`~ceilometer_qga.publishers.buffer.SampleBuffer` of ``[qga_polling]
 buffer_size`` samples or the newest sweep, whichever is larger; oldest
-dropped, counted and logged once per overflow).  :meth:`PublishWorker.submit` never blocks: while the notifier
-is stuck its queue keeps receiving, and the file publisher's worker
-delivers as usual.
+dropped, counted and logged once per overflow).
+:meth:`PublishWorker.submit` never blocks: while the notifier is stuck its
+queue keeps receiving, and the file publisher's worker delivers as usual.
 """
 
 from __future__ import annotations

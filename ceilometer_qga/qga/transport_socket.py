@@ -322,8 +322,8 @@ def _request(command: str, arguments: dict[str, Any] | None,
     if arguments:
         return json.dumps({'execute': command, 'id': request_id,
                            'arguments': arguments}).encode() + b'\n'
-    return b'{"execute": "%s", "id": %d}\n' % (command.encode('ascii'),
-                                                request_id)
+    return b'{"execute": "%s", "id": %d}\n' % (
+        command.encode('ascii'), request_id)
 
 
 async def _read_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
