@@ -39,6 +39,7 @@ from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
 from ceilometer_qga import session as session_mod
+from ceilometer_qga import signature
 
 LOG = logging.getLogger(__name__)
 
@@ -128,9 +129,15 @@ class Poller:
         dropped: dict[str, list[str]] = {}
         session = self.sessions.get(report.guest.instance_id)
         try:
+            instance_md = sample_factory.instance_metadata(report)
             samples = sample_factory.build_samples(
-                report, self.meters, timestamp, monotonic_time, dropped)
-            messages = [sample_mod.to_message(s, secret) for s in samples]
+                report, self.meters, timestamp, monotonic_time, dropped,
+                instance_md)
+            # Every sample carries the instance's metadata: its text is
+            # built once per guest for signing, not once per sample.
+            shared = signature.SharedMetadata(instance_md) if secret else None
+            messages = [sample_mod.to_message(s, secret, shared=shared)
+                        for s in samples]
             for message in messages:
                 sample_mod.encode(message)
             if session is not None:

@@ -84,12 +84,31 @@ def item_name(instance_id: str, rid: str) -> str | None:
     return out.decode('utf-8', 'replace')
 
 
+def instance_metadata(report: GuestReport) -> dict[str, Any]:
+    """The metadata every sample of the guest carries: Nova's instance
+    fields (or the static guest's), its identity, and its OS facts."""
+    guest = report.guest
+    instance_md = dict(guest.metadata)
+    instance_md.setdefault('instance_id', guest.instance_id)
+    instance_md.setdefault('name', guest.name)
+    if guest.display_name is not None:
+        instance_md.setdefault('display_name', guest.display_name)
+    instance_md.update(report.facts)
+    return instance_md
+
+
 def build_samples(report: GuestReport,
                   meters: dict[str, collector_base.Meter],
                   timestamp: str, monotonic_time: float,
-                  dropped: dict[str, list[str]] | None = None) -> list[
+                  dropped: dict[str, list[str]] | None = None,
+                  instance_md: dict[str, Any] | None = None) -> list[
                       sample_mod.Sample]:
     """All samples of one guest for one sweep, liveness first.
+
+    Each sample's ``resource_metadata`` is a copy of ``instance_md``
+    (:func:`instance_metadata` when None) plus the sample's own pairs; the
+    copies share the values, which signing relies on
+    (:class:`~ceilometer_qga.signature.SharedMetadata`).
 
     :param dropped: filled with collector name -> reasons for every value
         left out (by the collector or here); the caller logs them, once
@@ -100,12 +119,8 @@ def build_samples(report: GuestReport,
     if dropped is None:
         dropped = {}
     guest = report.guest
-    instance_md = dict(guest.metadata)
-    instance_md.setdefault('instance_id', guest.instance_id)
-    instance_md.setdefault('name', guest.name)
-    if guest.display_name is not None:
-        instance_md.setdefault('display_name', guest.display_name)
-    instance_md.update(report.facts)
+    if instance_md is None:
+        instance_md = instance_metadata(report)
 
     def make(meter: collector_base.Meter, volume: float | int,
              item: str | None, extra: dict[str, Any]) -> sample_mod.Sample:

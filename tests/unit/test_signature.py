@@ -195,3 +195,52 @@ def test_many_secrets_in_turn_same_as_ceilometer(secrets, message):
     for secret in secrets + secrets:
         assert (signature.compute(message, secret)
                 == utils.compute_signature(message, secret))
+
+
+@settings(max_examples=400, deadline=None)
+@given(shared=st.dictionaries(_any_text, _any_json, max_size=6),
+       own=st.dictionaries(_any_text, _any_json, max_size=3),
+       top=st.dictionaries(_any_text, _any_json, max_size=4),
+       overrides=st.sets(_any_text, max_size=2),
+       secret=st.text(min_size=1, max_size=8))
+def test_shared_metadata_signs_like_ceilometer_or_fails_like_it(
+        shared, own, top, overrides, secret):
+    """The per-guest shortcut never changes a signature.
+
+    The message's metadata is the shared dict's values (the same objects)
+    plus pairs of its own, some of which replace shared ones -- as
+    ``sample_factory.build_samples`` makes them -- and anything at the top.
+    """
+    from ceilometer.publisher import utils
+
+    metadata = dict(shared)
+    metadata.update(own)
+    for name in overrides:
+        if name in metadata:
+            metadata[name] = [metadata[name]]   # equal-looking, not the same
+    message = dict(top, resource_metadata=metadata)
+    try:
+        theirs = utils.compute_signature(message, secret)
+    except Exception as exc:  # the property: the same exception type
+        with pytest.raises(type(exc)):
+            signature.compute(message, secret,
+                              signature.SharedMetadata(shared))
+        return
+    try:
+        texts = signature.SharedMetadata(shared)
+    except UnicodeEncodeError:
+        # Text UTF-8 cannot carry that the message no longer holds
+        # (replaced by its own pair): refusing it early is stricter than
+        # Ceilometer, never different for a sample that builds from it.
+        return
+    assert signature.compute(message, secret, texts) == theirs
+
+
+def test_shared_metadata_is_used_only_for_the_same_value():
+    shared = {'flavor': {'id': '1', 'name': 'm1'}, 'os_id': 'debian'}
+    texts = signature.SharedMetadata(shared)
+    same = {'resource_metadata': dict(shared, collected_by='native')}
+    other = {'resource_metadata': dict(shared, os_id='ubuntu')}
+    for message in (same, other):
+        assert (signature.compute(message, SECRET, texts)
+                == signature.compute(message, SECRET))
