@@ -95,15 +95,15 @@ def intervals(conf: cfg.ConfigOpts,
         conf_check` has refused such a value at start already)
     """
     wanted = overrides(conf.qga_polling.collector_intervals)
-    by_class: dict[type, float] = {}
-    if wanted:
-        # Names are entry-point names; the classes are loaded already.
-        for entry_point in importlib.metadata.entry_points(
-                group=collectors_pkg.NAMESPACE):
-            if entry_point.name in wanted:
-                by_class[entry_point.load()] = wanted[entry_point.name]
-    return {type(c).__name__: by_class.get(type(c), type(c).interval)
-            for c in collectors}
+    # Names are entry-point names: matched by the class they point at,
+    # without loading any (a collector not enabled may be named).
+    by_class = {(entry_point.module, entry_point.attr): wanted[entry_point.name]
+                for entry_point in importlib.metadata.entry_points(
+                    group=collectors_pkg.NAMESPACE)
+                if entry_point.name in wanted}
+    return {type(c).__name__: by_class.get(
+        (type(c).__module__, type(c).__qualname__), type(c).interval)
+        for c in collectors}
 
 
 def tolerance(conf: cfg.ConfigOpts) -> float:
