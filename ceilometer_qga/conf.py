@@ -43,6 +43,23 @@ polling_opts = [
                      'in the ceilometer_qga.collectors namespace. '
                      'guest.agent.up and guest.agent.latency are always '
                      'reported.'),
+    cfg.DictOpt('collector_intervals',
+                default={},
+                help='Least seconds between two runs of a collector on one '
+                     'guest, by collector name (NAME:SECONDS, e.g. '
+                     '"filesystem:60,vcpus:0"), in place of what the '
+                     'collector declares: filesystem 300 and vcpus 300 '
+                     '(they change seldom); cpu, memory, load, disk, network '
+                     'and users 0. 0 means every sweep. A sweep runs a '
+                     'collector that last gave readings at least SECONDS '
+                     'minus half the interval ago, so that with interval = '
+                     '60 a 300 s collector runs every fifth sweep; in the '
+                     'other sweeps its meters are absent (never repeated). '
+                     'Every collector runs again after the agent '
+                     'reconnects, and after a sweep in which it gave no '
+                     'readings. Not used by the Ceilometer pollsters, whose '
+                     'schedule is polling.yaml: there every collector runs '
+                     'in every polling cycle.'),
     cfg.IntOpt('interval',
                default=300, min=1,
                help='Seconds between the starts of two sweeps.'),

@@ -17,8 +17,10 @@ from typing import Any
 from oslo_config import cfg
 from oslo_config import types
 
+from ceilometer_qga import collectors
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import plugins
+from ceilometer_qga import schedule
 
 #: options that name plugins, checked against the installed entry points
 #: (option, entry-point namespace, what a plugin is)
@@ -56,6 +58,8 @@ def accepted(opt: cfg.Opt) -> str:
         return 'one of: %s' % ', '.join(str(c) for c in choices)
     if isinstance(kind, types.Boolean):
         return 'true or false'
+    if isinstance(kind, types.Dict):
+        return 'KEY:VALUE items separated by commas'
     return 'a valid %s' % type(kind).__name__.lower()
 
 
@@ -86,13 +90,35 @@ def read(conf: cfg.ConfigOpts, group: str, opt: cfg.Opt) -> Any:
     return value
 
 
+def collector_intervals(conf: cfg.ConfigOpts) -> ConfigError | None:
+    """What is wrong with ``[qga_polling] collector_intervals``, if anything.
+
+    Each name must be an installed collector (enabled or not) and each
+    value a finite number of seconds >= 0.
+    """
+    option = '[%s] collector_intervals' % conf_mod.POLLING_GROUP
+    value = conf[conf_mod.POLLING_GROUP].collector_intervals
+    known = set(plugins.known_names(collectors.NAMESPACE))
+    unknown = [name for name in value if name not in known]
+    if unknown:
+        return ConfigError(plugins.unknown_message(
+            option, unknown, 'collector', collectors.NAMESPACE))
+    try:
+        schedule.overrides(value)
+    except ValueError as exc:
+        return ConfigError('%s = %s; accepted: COLLECTOR:SECONDS items, '
+                           'SECONDS a finite number >= 0 (0: every sweep)'
+                           % (option, exc))
+    return None
+
+
 def problems(conf: cfg.ConfigOpts
              ) -> list[tuple[str, cfg.Opt | None, ConfigError]]:
     """Every bad option of the poller registered on ``conf``.
 
     Also checks that the discovery and collector names are installed
     plugins (without loading them: that may need libvirt, which may be
-    down at start).
+    down at start), and the items of ``collector_intervals``.
 
     :returns: ``(group, option, error)`` for each bad value, in the order
         of :func:`~ceilometer_qga.conf.list_opts`; the option is None for
@@ -118,6 +144,11 @@ def problems(conf: cfg.ConfigOpts
                 plugins.unknown_message(
                     '[%s] %s' % (conf_mod.POLLING_GROUP, name), unknown,
                     kind, namespace))))
+    if (conf_mod.POLLING_GROUP, 'collector_intervals') not in bad:
+        error = collector_intervals(conf)
+        if error is not None:
+            found.append((conf_mod.POLLING_GROUP, conf_mod.option(
+                conf_mod.POLLING_GROUP, 'collector_intervals'), error))
     return found
 
 

@@ -21,6 +21,7 @@ when first seen and counted in every sweep's log line.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 import dataclasses
 import time
 from typing import Any
@@ -38,6 +39,7 @@ from ceilometer_qga.qga import selection
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
+from ceilometer_qga import schedule
 from ceilometer_qga import session as session_mod
 from ceilometer_qga import signature
 
@@ -63,19 +65,27 @@ class SweepResult:
 
 
 class Poller:
-    """Runs sweeps; keeps per-guest sessions between them."""
+    """Runs sweeps; keeps per-guest sessions between them.
+
+    :param intervals: outcome name -> least seconds between two runs of a
+        collector on one guest (:mod:`ceilometer_qga.schedule`); None: the
+        collectors' declared defaults and ``[qga_polling]
+        collector_intervals``
+    """
 
     def __init__(self, conf: cfg.ConfigOpts,
                  discovery: discovery_base.Discovery,
                  collectors: list[collector_base.Collector],
-                 transports: selection.TransportSelector | None = None
-                 ) -> None:
+                 transports: selection.TransportSelector | None = None,
+                 intervals: Mapping[str, float] | None = None) -> None:
         self.conf = conf
         self.discovery = discovery
         self.collectors = collectors
         self.transports = transports or selection.TransportSelector(conf)
         self.sessions: dict[str, session_mod.GuestSession] = {}
         self.meters = meters_mod.catalogue(collectors)
+        self.intervals = (schedule.intervals(conf, collectors)
+                          if intervals is None else dict(intervals))
 
     async def sweep(self) -> SweepResult:
         """Poll every discovered guest once and return the samples."""
@@ -188,7 +198,7 @@ class Poller:
                 await session.close()
             transport, channel, reason = self.transports.make(guest)
             self.sessions[guest.instance_id] = session_mod.GuestSession(
-                guest, transport, self.conf, reason, channel)
+                guest, transport, self.conf, reason, channel, self.intervals)
         for instance_id in list(self.sessions):
             if instance_id not in seen:
                 await self.sessions.pop(instance_id).close()

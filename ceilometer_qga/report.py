@@ -19,7 +19,7 @@ class CollectorOutcome:
     """What one collector produced on one guest in one sweep."""
 
     name: str
-    source: str  # 'native', 'fallback' or 'skipped'
+    source: str  # 'native', 'fallback', 'skipped' or 'not_due' (schedule)
     result: collector_base.ParseResult
     reason: str | None = None
     #: the agent_state of the error that made it skip, if one did

@@ -9,7 +9,8 @@ that guest's part of every sweep (:meth:`GuestSession.sweep`):
    opened, a guest in back-off -- none of them is contacted;
 2. the poll, within the budget the poller gives: ``guest-ping``,
    ``guest-info`` when the cached copy is old or the agent reconnected, the
-   OS facts, then each collector through the one decision the engine owns
+   OS facts, then each collector that is due (:mod:`ceilometer_qga.
+   schedule`) through the one decision the engine owns
    (:mod:`ceilometer_qga.collectors.engine`): native command if the guest
    offers it, else the declared ``/proc`` fallback if file reads are
    enabled and the guest can do it, else skip with a reason;
@@ -23,6 +24,7 @@ at a time (the transport serialises them).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 import functools
 import math
 import time
@@ -45,6 +47,7 @@ from ceilometer_qga.qga import os_facts
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.report import CollectorOutcome
 from ceilometer_qga.report import GuestReport
+from ceilometer_qga import schedule as schedule_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -63,7 +66,9 @@ class GuestSession:
     def __init__(self, guest: Guest,
                  transport: transport_mod.Transport | None,
                  conf: cfg.ConfigOpts, no_transport_reason: str = '',
-                 channel: Channel | None = None) -> None:
+                 channel: Channel | None = None,
+                 intervals: Mapping[str, float] = schedule_mod.EVERY_SWEEP
+                 ) -> None:
         self.guest = guest
         self.transport = transport
         #: the channel the transport uses (its libvirt state is checked)
@@ -82,6 +87,10 @@ class GuestSession:
         self.last_error: errors.QgaError | None = None
         #: the collectors whose drops were last logged: the incident
         self._drop_incident: frozenset[str] = frozenset()
+        self.schedule = schedule_mod.CollectorSchedule(
+            intervals, schedule_mod.tolerance(conf))
+        #: collectors not due in the last sweep: their drops are unknown
+        self._not_due: frozenset[str] = frozenset()
 
     # -- the guest's sweep -------------------------------------------------
 
@@ -95,6 +104,7 @@ class GuestSession:
         :param budget: seconds the guest may take in all
         """
         report = GuestReport(self.guest)
+        self._not_due = frozenset()
         skip = self._precheck()
         if skip is not None:
             report.state, report.error = skip
@@ -106,6 +116,8 @@ class GuestSession:
             return report
         async with limit:
             await self._poll_within(collectors, report, budget)
+        self._not_due = frozenset(o.name for o in report.outcomes
+                                  if o.source == schedule_mod.NOT_DUE)
         self._log_state(report)
         return report
 
@@ -180,7 +192,10 @@ class GuestSession:
 
         :param dropped: collector name -> reasons, for this sweep
         """
-        incident = frozenset(dropped)
+        # A collector that did not run keeps its place in the incident:
+        # otherwise every rest would end the incident and the next run
+        # would warn again.
+        incident = frozenset(dropped) | (self._drop_incident & self._not_due)
         if incident == self._drop_incident:
             if dropped:
                 LOG.debug('Guest %s: still dropping values: %s',
@@ -247,7 +262,7 @@ class GuestSession:
             self._report_frozen(collectors, report)
             return
         for collector in collectors:
-            report.outcomes.append(await self._run(collector))
+            report.outcomes.append(await self._run_if_due(collector))
         if any(o.error_state == errors.AgentFrozen.state
                for o in report.outcomes):
             # Alive but quiesced (a Nova snapshot) since the status was
@@ -306,6 +321,19 @@ class GuestSession:
         for command, reply in replies.items():
             facts.update(_FACT_PARSERS[command](reply))
         self.facts = facts
+
+    async def _run_if_due(self, collector: collector_base.Collector
+                          ) -> CollectorOutcome:
+        """Run the collector if its interval says so; record the run."""
+        assert self.transport is not None
+        name = collector.__class__.__name__
+        now = time.monotonic()
+        if not self.schedule.due(name, self.transport.generation, now):
+            return self.schedule.not_due(name, now)
+        outcome = await self._run(collector)
+        self.schedule.record(outcome, self.transport.generation,
+                             time.monotonic())
+        return outcome
 
     async def _run(self, collector: collector_base.Collector
                    ) -> CollectorOutcome:

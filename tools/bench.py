@@ -173,6 +173,8 @@ discovery = static
 transport = socket
 publishers = {publisher}
 interval = {interval}
+# every collector in every sweep: the baselines poll them all each time
+collector_intervals = filesystem:0,vcpus:0
 command_timeout = {COMMAND_TIMEOUT}
 guest_budget = {GUEST_BUDGET}
 max_concurrent_guests = {MAX_CONCURRENT}

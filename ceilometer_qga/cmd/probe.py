@@ -23,6 +23,9 @@ once) and prints one line per guest, the unhealthy first.
 
 ``--socket`` talks to one agent socket directly, without configuration.
 
+Every collector runs, whatever ``[qga_polling] collector_intervals`` says:
+the probe shows what the agent answers now.
+
 Only what the poller sends is sent (the read-only allow-list applies).
 
 Exit status: 0 the agent answered (``--all``: every guest is ``ok`` or
@@ -57,6 +60,7 @@ from ceilometer_qga.qga import selection
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample_factory
+from ceilometer_qga import schedule
 from ceilometer_qga import session as session_mod
 
 LOG = logging.getLogger(__name__)
@@ -334,8 +338,10 @@ async def probe_guest(conf: cfg.ConfigOpts, guest: Guest,
     """Probe one guest with the poller's engine; return a JSON-able report."""
     collectors = load_collectors(conf)
     units = {m.name: m.unit for c in collectors for m in c.meters}
+    # Every collector: the probe shows what the agent answers now.
     poller = poller_mod.Poller(conf, KnownGuests(conf, [guest]), collectors,
-                               TimedTransportSelector(conf))
+                               TimedTransportSelector(conf),
+                               intervals=schedule.EVERY_SWEEP)
     try:
         result = await poller.sweep()
         session = poller.sessions[guest.instance_id]
@@ -450,7 +456,8 @@ async def probe_all(conf: cfg.ConfigOpts) -> dict[str, Any]:
     # failure: the probe must say that it could not tell.
     guests = await asyncio.to_thread(discover, conf)
     poller = poller_mod.Poller(conf, KnownGuests(conf, guests),
-                               load_collectors(conf))
+                               load_collectors(conf),
+                               intervals=schedule.EVERY_SWEEP)
     try:
         result = await poller.sweep()
         rows = []

@@ -28,6 +28,16 @@ Rules for ``parse``/``parse_file``:
   logs it as a warning.  Never return a made-up value.
 * ``Reading.item`` is the per-resource key (mountpoint, disk, interface
   name) or None for an instance-level meter.
+
+How often a collector runs is declared too: :attr:`Collector.interval` is
+the least number of seconds between two runs on one guest, 0 (the default)
+for every sweep.  Counters and gauges that move all the time run in every
+sweep; what changes seldom (filesystem sizes, online vCPUs) declares a
+longer interval, as KubeVirt's agent poller reads fsinfo every 300 s
+(``pkg/virt-launcher/virtwrap/agent-poller/agent_poller.go``).  The
+operator overrides it by collector name (``[qga_polling]
+collector_intervals``); the session applies it (:mod:`ceilometer_qga.
+schedule`).
 """
 
 from __future__ import annotations
@@ -98,6 +108,9 @@ class Collector(abc.ABC):
     #: :meth:`fallback_items` lists in ``fallback_file``; None: the file
     #: alone gives the readings (:meth:`parse_file`)
     fallback_command: ClassVar[str | None] = None
+    #: least seconds between two runs on one guest, unless ``[qga_polling]
+    #: collector_intervals`` says otherwise; 0: every sweep
+    interval: ClassVar[float] = 0
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf

@@ -53,6 +53,8 @@ class CpuCollector(base.Collector):
     meters = (base.Meter(TIME, base.CUMULATIVE, 'ns'),)
     command = 'guest-get-cpustats'
     fallback_file = '/proc/stat'
+    # A counter: a rate needs a reading in every sweep.
+    interval = 0
 
     def parse(self, reply: Any) -> base.ParseResult:
         """One reading from the per-CPU millisecond figures.

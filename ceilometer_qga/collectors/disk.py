@@ -39,6 +39,8 @@ class DiskCollector(device_counters.DeviceCounterCollector):
 
     command = 'guest-get-diskstats'
     fallback_file = '/proc/diskstats'
+    # Counters: a rate needs a reading in every sweep.
+    interval = 0
     device = 'disk'
     stats_member = 'stats'
     exclude_option = 'disk_exclude'

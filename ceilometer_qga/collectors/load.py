@@ -33,6 +33,8 @@ class LoadCollector(base.Collector):
                    for _key, meter in LOADS)
     command = 'guest-get-load'
     fallback_file = '/proc/loadavg'
+    # Gauges that move from second to second.
+    interval = 0
 
     def parse(self, reply: Any) -> base.ParseResult:
         """Readings from the ``{load1m, load5m, load15m}`` object.

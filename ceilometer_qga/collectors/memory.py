@@ -37,6 +37,8 @@ class MemoryCollector(base.Collector):
     )
     command = None
     fallback_file = '/proc/meminfo'
+    # Gauges that move from second to second.
+    interval = 0
 
     def parse(self, reply: Any) -> base.ParseResult:
         """There is no native command; the engine never calls this.

@@ -42,6 +42,8 @@ class NetworkCollector(device_counters.DeviceCounterCollector):
 
     command = 'guest-network-get-interfaces'
     fallback_file = '/proc/net/dev'
+    # Counters: a rate needs a reading in every sweep.
+    interval = 0
     device = 'interface'
     stats_member = 'statistics'
     stats_optional = True

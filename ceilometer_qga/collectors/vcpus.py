@@ -21,6 +21,8 @@ class VcpusCollector(base.Collector):
 
     meters = (base.Meter(ONLINE, base.GAUGE, 'vcpu'),)
     command = 'guest-get-vcpus'
+    # vCPU hotplug and offlining are rare operator actions.
+    interval = 300
 
     def parse(self, reply: Any) -> base.ParseResult:
         """One reading; the metadata says how many CPUs were listed.

@@ -13,6 +13,14 @@ One :class:`CycleSampler` per configuration object (in an agent: one per
 process) outlives the cycles, so sessions, capability caches, open
 connections and per-guest back-off carry over from one cycle to the next,
 as they do in ``qga-polling``.
+
+Every collector runs in every cycle: polling.yaml is the operator's
+schedule here (an interval per source), so neither the collectors' declared
+intervals nor ``[qga_polling] collector_intervals`` hold any meter back
+(:data:`ceilometer_qga.schedule.EVERY_SWEEP`).  A 300 s filesystem
+interval would silently thin out a source the operator set to 60 s, and
+the tolerance it needs (half the sweep interval) is the cycle's, which a
+pollster is not told.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from ceilometer_qga import conf_check
 from ceilometer_qga.discovery import load_discovery
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import sample as sample_mod
+from ceilometer_qga import schedule
 
 LOG = logging.getLogger(__name__)
 
@@ -63,7 +72,8 @@ class CycleSampler:
             channels.close()
             raise
         self.guests = instance_guests.InstanceGuests(conf, channels)
-        self.poller = poller_mod.Poller(conf, self.guests, collectors)
+        self.poller = poller_mod.Poller(conf, self.guests, collectors,
+                                        intervals=schedule.EVERY_SWEEP)
         self.loop = loop_thread.LoopThread('qga-pollsters')
         self._lock = threading.Lock()
         #: sweeps run, for logs and tests

@@ -657,7 +657,9 @@ def test_service_on_the_bus(healthy, poller, bus, agent_commands, e2e_timings):
     twice; SIGTERM ends it with exit code 0 within seconds and leaves no
     process behind.
     """
-    conf = poller.conf('auto', notifier=True, interval=2)
+    # Every expected meter in every sweep is what is checked below.
+    conf = poller.conf('auto', notifier=True, interval=2,
+                       collector_intervals='filesystem:0,vcpus:0')
     before = len(bus.notifications)
     stderr_path = conf.log_path + '.stderr'
     with open(stderr_path, 'w') as stderr:

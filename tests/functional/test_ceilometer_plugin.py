@@ -252,7 +252,10 @@ def _check_plausible(found, instance_id):
 
 def test_polling_cycles_with_real_agents_and_a_hung_one(
         ceilometer_conf, hypervisor, qga_fleet, fake_agent, command_log):
-    conf = ceilometer_conf(['guest.*'])
+    # polling.yaml is the schedule inside Ceilometer: neither the declared
+    # intervals (filesystem, vcpus: 300 s) nor these hold a meter back.
+    conf = ceilometer_conf(['guest.*'], qga_polling='collector_intervals = '
+                                                    'filesystem:3600,vcpus:3600')
     healthy = [start_nova_guest(hypervisor, g.socket, 'web-%d' % i)
                for i, g in enumerate(qga_fleet)]
     hung_agent = fake_agent('hang', name='hung')
@@ -329,6 +332,7 @@ def test_polling_cycles_with_real_agents_and_a_hung_one(
         for instance_id in healthy:
             assert per_guest[(instance_id, 'guest-ping')] == 1
             assert per_guest[(instance_id, 'guest-get-fsinfo')] == 1
+            assert per_guest[(instance_id, 'guest-get-vcpus')] == 1
             assert per_guest[(instance_id, 'guest-network-get-interfaces')] == 1
     assert collections.Counter(first_commands)[(hung, 'guest-ping')] == 1
     assert not [c for c in second_commands if c[0] == hung]
@@ -355,6 +359,10 @@ class RecordingHandler(logging.Handler):
     ('discovery = nosuch', '[qga_polling] discovery'),
     ('command_timeout = nan', '[qga_polling] command_timeout'),
     ('guest_budget = 0', '[qga_polling] guest_budget'),
+    ('collector_intervals = filesystem:-1',
+     '[qga_polling] collector_intervals = filesystem:-1'),
+    ('collector_intervals = nosuch:60',
+     "[qga_polling] collector_intervals = 'nosuch'"),
 ])
 def test_bad_option_disables_the_pollsters_once_at_load(
         ceilometer_conf, hypervisor, qga_guest, command_log, line, option):

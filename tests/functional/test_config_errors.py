@@ -86,6 +86,20 @@ BAD_POLLING = [
     ('allow_file_reads = perhaps', ['[qga_polling] allow_file_reads',
                                     'true or false']),
     ('collectors = memory,nosuch', ['[qga_polling] collectors', 'nosuch']),
+    ('collector_intervals = filesystem:60,nosuch:5',
+     ["[qga_polling] collector_intervals = 'nosuch'", 'no such collector',
+      'known: cpu, disk, filesystem']),
+    ('collector_intervals = filesystem:soon',
+     ['[qga_polling] collector_intervals = filesystem:soon: not a number',
+      'a finite number >= 0']),
+    ('collector_intervals = vcpus:-1',
+     ['[qga_polling] collector_intervals = vcpus:-1: negative']),
+    ('collector_intervals = filesystem:nan',
+     ['[qga_polling] collector_intervals = filesystem:nan: not a finite']),
+    ('collector_intervals = filesystem:0,vcpus:inf',
+     ['[qga_polling] collector_intervals = vcpus:inf: not a finite']),
+    ('collector_intervals = filesystem',
+     ['[qga_polling] collector_intervals', 'KEY:VALUE items']),
 ]
 
 
@@ -157,8 +171,13 @@ def test_once_fails_when_discovery_fails(workdir):
     assert 'One sweep done' not in proc.stderr
 
 
-def test_good_configuration_still_runs(workdir):
-    proc = run([POLLING, '--config-file', write_conf(workdir), '--once'])
+@pytest.mark.parametrize('lines', [
+    '', 'collector_intervals = filesystem:60,vcpus:0,cpu:1.5,users:0',
+    # a collector installed but not enabled may be given an interval
+    'collectors = cpu\ncollector_intervals = filesystem:60'])
+def test_good_configuration_still_runs(workdir, lines):
+    proc = run([POLLING, '--config-file',
+                write_conf(workdir, qga_polling=lines), '--once'])
     assert proc.returncode == 0, proc.stderr
     assert ('One sweep done: 1 guests (0 legacy, without agent channel), '
             '1 samples') in proc.stdout + proc.stderr

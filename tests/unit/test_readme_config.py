@@ -1,17 +1,21 @@
-"""The standalone configuration shown in README.rst works as printed.
+"""The configuration README.rst shows is what the code does.
 
-Operators copy that block into ``/etc/qga-monitor/qga-polling.conf``;
-oslo.config has no inline comments (a ``# ...`` after a value is part of
-the value), so every value is checked as qga-polling reads it.
+Operators copy the standalone block into ``/etc/qga-monitor/
+qga-polling.conf``; oslo.config has no inline comments (a ``# ...`` after
+a value is part of the value), so every value is checked as qga-polling
+reads it.  The table of what is polled how often is checked against what
+the collectors declare.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 
 from oslo_config import cfg
 
+from ceilometer_qga import collectors
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import pipeline as pipeline_mod
 
@@ -50,3 +54,26 @@ def test_standalone_config_reads_as_printed(tmp_path):
         assert not re.match(r'^\s*[^#\s].*=.*\s#', line), line
     # the service validates it (no connection is made here)
     pipeline_mod.Pipeline(conf)
+
+
+def test_what_is_polled_how_often_is_what_the_collectors_declare():
+    """The README's table: every collector, its command, its interval."""
+    with open(os.path.join(ROOT, 'README.rst')) as f:
+        table = f.read().split('.. collector-intervals-start')[1].split(
+            '.. collector-intervals-end')[0]
+    rows = {}
+    for line in table.strip().splitlines()[3:-1]:
+        name, rest = line.split(None, 1)
+        described, interval = re.split(r'\s{2,}', rest.strip())
+        rows[name] = (described, interval)
+    declared = {ep.name: ep.load() for ep in importlib.metadata.entry_points(
+        group=collectors.NAMESPACE)}
+    assert set(rows) == set(declared)
+    for name, collector in declared.items():
+        described, interval = rows[name]
+        assert interval == ('%g s' % collector.interval if collector.interval
+                            else 'every sweep'), name
+        if collector.command:
+            assert '``%s``' % collector.command in described, name
+        if collector.fallback_file:
+            assert '``%s``' % collector.fallback_file in described, name
