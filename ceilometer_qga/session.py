@@ -261,8 +261,10 @@ class GuestSession:
         if status == 'frozen':
             self._report_frozen(collectors, report)
             return
+        prefetched = await self._prefetch(collectors)
         for collector in collectors:
-            report.outcomes.append(await self._run_if_due(collector))
+            report.outcomes.append(await self._run_if_due(collector,
+                                                          prefetched))
         if any(o.error_state == errors.AgentFrozen.state
                for o in report.outcomes):
             # Alive but quiesced (a Nova snapshot) since the status was
@@ -322,26 +324,66 @@ class GuestSession:
             facts.update(_FACT_PARSERS[command](reply))
         self.facts = facts
 
-    async def _run_if_due(self, collector: collector_base.Collector
-                          ) -> CollectorOutcome:
+    async def _prefetch(self, collectors: list[collector_base.Collector]
+                        ) -> dict[str, Any]:
+        """Send the native commands of the due collectors in one batch.
+
+        Every collector that is due and whose command the agent offers is
+        answered by the same argument-less command whatever happens before
+        it, so those commands go out together
+        (:meth:`~ceilometer_qga.qga.transport.Transport.execute_batch`:
+        pipelined on the socket transport) and each collector then takes
+        its result, value or error, as if it had sent the command itself.
+        Fallbacks, whose later commands depend on earlier replies, still go
+        one at a time.
+
+        :returns: command -> ``return`` value or the error it failed with
+        """
+        assert self.transport is not None and self.capabilities is not None
+        now = time.monotonic()
+        commands = list(dict.fromkeys(
+            c.command for c in collectors
+            if c.command and self.capabilities.supports(c.command)
+            and self.schedule.due(c.__class__.__name__,
+                                  self.transport.generation, now)))
+        if len(commands) < 2:
+            return {}
+        results = await self.transport.execute_batch(
+            [(command, None) for command in commands])
+        return dict(zip(commands, results))
+
+    async def _run_if_due(self, collector: collector_base.Collector,
+                          prefetched: dict[str, Any]) -> CollectorOutcome:
         """Run the collector if its interval says so; record the run."""
         assert self.transport is not None
         name = collector.__class__.__name__
         now = time.monotonic()
         if not self.schedule.due(name, self.transport.generation, now):
             return self.schedule.not_due(name, now)
-        outcome = await self._run(collector)
+        outcome = await self._run(collector, prefetched)
         self.schedule.record(outcome, self.transport.generation,
                              time.monotonic())
         return outcome
 
-    async def _run(self, collector: collector_base.Collector
-                   ) -> CollectorOutcome:
+    async def _run(self, collector: collector_base.Collector,
+                   prefetched: dict[str, Any]) -> CollectorOutcome:
         assert self.capabilities is not None and self.transport is not None
+        transport = self.transport
+
+        async def execute(command: str,
+                          arguments: dict[str, Any] | None = None) -> Any:
+            # A prefetched result is used once, by the first to ask.
+            if arguments is None and command in prefetched:
+                result = prefetched.pop(command)
+                if isinstance(result, errors.QgaError):
+                    raise result
+                return result
+            return await transport.execute(command, arguments)
+
         return await engine.run(collector, self.capabilities, self.facts,
-                                self.conf, self.transport.execute,
+                                self.conf, execute,
                                 functools.partial(guest_file.read_file,
-                                                  self.transport))
+                                                  transport))
 
     async def close(self) -> None:
         """Close the transport (the guest went away or we stop)."""

@@ -84,6 +84,11 @@ class ProtocolError(QgaError):
     state = 'protocol_error'
 
 
+#: errors after which the agent is unreachable for the rest of the sweep
+#: (no point in sending it anything more, not even a guest-file-close)
+UNREACHABLE = (AgentNotConnected, AgentTimeout, ProtocolError)
+
+
 def error_from_reply(guest: str, command: str, error: Any) -> QgaError:
     """Map a qga ``{"error": {...}}`` object onto a typed exception.
 

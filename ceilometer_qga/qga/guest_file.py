@@ -19,8 +19,7 @@ CHUNK_BYTES = 16384
 MAX_FILE_BYTES = 256 * 1024
 
 #: errors after which the agent is unreachable (no point in closing)
-UNREACHABLE = (errors.AgentNotConnected, errors.AgentTimeout,
-               errors.ProtocolError)
+UNREACHABLE = errors.UNREACHABLE
 
 
 async def read_file(transport: transport_mod.Transport, path: str) -> str:

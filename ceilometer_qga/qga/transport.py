@@ -15,15 +15,22 @@ Contract for implementations:
   that callers can tell that the agent may have restarted and re-read its
   capabilities.
 * :meth:`close` releases everything and may be called more than once.
+* :meth:`_execute_batch` may send several commands at once (pipelined);
+  by default it sends them one after another.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import policy
+
+#: one request of a batch: command and arguments (None: without)
+Request = tuple[str, 'dict[str, Any] | None']
 
 
 class Transport(abc.ABC):
@@ -50,6 +57,40 @@ class Transport(abc.ABC):
         bound = self.default_timeout if timeout is None else timeout
         async with self._lock:
             return await self._execute(command, arguments, bound)
+
+    async def execute_batch(self, requests: Sequence[Request],
+                            timeout: float | None = None) -> list[Any]:
+        """Run several read-only commands; one result per request, in order.
+
+        A result is the command's ``return`` value or the
+        :class:`~ceilometer_qga.qga.errors.QgaError` it failed with.  Once
+        the agent is unreachable (:data:`~ceilometer_qga.qga.errors.
+        UNREACHABLE`), that error is the result of every request left.
+        Every command is checked against the allow-list before any is sent.
+
+        :param timeout: seconds for each reply (the default timeout if None)
+        :raises errors.CommandForbidden: one of them is not read-only
+        """
+        for command, arguments in requests:
+            policy.check(self.guest, command, arguments)
+        bound = self.default_timeout if timeout is None else timeout
+        async with self._lock:
+            return await self._execute_batch(requests, bound)
+
+    async def _execute_batch(self, requests: Sequence[Request],
+                             timeout: float) -> list[Any]:
+        """One after another; transports that can pipeline override it."""
+        results: list[Any] = []
+        for index, (command, arguments) in enumerate(requests):
+            try:
+                results.append(await self._execute(command, arguments,
+                                                   timeout))
+            except errors.UNREACHABLE as exc:
+                results.extend([exc] * (len(requests) - index))
+                break
+            except errors.QgaError as exc:
+                results.append(exc)
+        return results
 
     def new_sweep(self) -> None:
         """A new sweep starts: forget what is only valid for one sweep.

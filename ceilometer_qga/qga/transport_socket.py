@@ -47,6 +47,7 @@ deadline.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 import enum
 import json
 import random
@@ -150,6 +151,64 @@ class SocketTransport(transport.Transport):
         reply = await self._reply_to(command, request_id, deadline)
         self.state = State.READY
         return reply
+
+    async def _execute_batch(self, requests: Sequence[transport.Request],
+                             timeout: float) -> list[Any]:
+        """Pipelined: every request in one write, then the replies in turn.
+
+        qemu-ga reads requests as a stream and answers them one by one in
+        order, so a batch costs one write and as few reads as the replies
+        allow instead of one round trip each -- a sweep's native commands
+        (fsinfo, cpustats, diskstats, interfaces, users, vcpus) were the
+        larger part of the transport's CPU at 1,000 guests.  Each reply
+        gets ``timeout`` from the one before it, as one command at a time
+        would.  A timeout keeps the connection (UNSYNCED, resynced by the
+        next command, as in :meth:`_execute`).  An agent that hangs up after
+        every reply, or restarted, answers only part of a batch on a
+        connection opened earlier: the rest are sent one at a time, each
+        reconnecting once as :meth:`_execute` does.
+        """
+        loop = asyncio.get_running_loop()
+        reused = self.state is not State.DISCONNECTED
+        results: list[Any] = []
+        command = requests[0][0]
+        try:
+            deadline = loop.time() + timeout
+            if self.state is State.DISCONNECTED:
+                await self._connect(command, deadline)
+            if self.state is not State.READY:
+                await self._sync(command, deadline)
+            first = self._next_id + 1
+            self._next_id += len(requests)
+            self.state = State.UNSYNCED
+            await self._send(b''.join(
+                _request(name, arguments, first + index)
+                for index, (name, arguments) in enumerate(requests)), command)
+            for index, (command, _) in enumerate(requests):
+                reply = await self._reply_to(command, first + index,
+                                             loop.time() + timeout)
+                if 'error' in reply:
+                    results.append(errors.error_from_reply(
+                        self.guest, command, reply['error']))
+                elif 'return' in reply:
+                    results.append(reply['return'])
+                else:
+                    raise errors.ProtocolError(
+                        self.guest, command,
+                        'reply has neither return nor error')
+            self.state = State.READY
+            return results
+        except errors.AgentTimeout as exc:
+            return results + [exc] * (len(requests) - len(results))
+        except (_PeerClosed, _ConnectionLost) as exc:
+            await self.close()
+            if not (reused or results):
+                return [exc] * len(requests)
+            return results + await super()._execute_batch(
+                requests[len(results):], timeout)
+        except errors.QgaError as exc:
+            await self.close()
+            return results + [exc] * (len(requests) - len(results))
 
     async def close(self) -> None:
         """Close the socket; safe to call at any time, more than once."""
