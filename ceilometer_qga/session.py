@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-import functools
 import math
 import time
 from typing import Any
@@ -46,6 +45,7 @@ from ceilometer_qga.qga import guest_file
 from ceilometer_qga.qga import os_facts
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.report import CollectorOutcome
+from ceilometer_qga import prefetch as prefetch_mod
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import schedule as schedule_mod
 
@@ -54,7 +54,6 @@ LOG = logging.getLogger(__name__)
 #: errors after which the guest as a whole is unreachable for this sweep
 GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
 
-FREEZE_STATUS = 'guest-fsfreeze-status'
 
 _FACT_PARSERS = {'guest-get-osinfo': osfacts.parse_osinfo,
                  'guest-get-host-name': osfacts.parse_hostname}
@@ -250,7 +249,13 @@ class GuestSession:
         # sweep: see _report_frozen.
         await self._refresh_capabilities()
         assert self.capabilities is not None
-        status = await self._freeze_status()
+        now = time.monotonic()
+        due = [c for c in collectors
+               if self.schedule.due(c.__class__.__name__,
+                                    self.transport.generation, now)]
+        batch = await prefetch_mod.prefetch(self.transport, self.capabilities,
+                                            self.facts, self.conf, due)
+        status = self._freeze_status(batch)
         if self.capabilities.looks_frozen():
             # Read during a freeze (it began or ended just now, or the
             # status command is blocked): not to be trusted next sweep.
@@ -259,12 +264,11 @@ class GuestSession:
                 status = 'frozen'
         report.facts = dict(self.facts)
         if status == 'frozen':
+            # The batch's data commands were refused; nothing of it is kept.
             self._report_frozen(collectors, report)
             return
-        prefetched = await self._prefetch(collectors)
         for collector in collectors:
-            report.outcomes.append(await self._run_if_due(collector,
-                                                          prefetched))
+            report.outcomes.append(await self._run_if_due(collector, batch))
         if any(o.error_state == errors.AgentFrozen.state
                for o in report.outcomes):
             # Alive but quiesced (a Nova snapshot) since the status was
@@ -272,24 +276,17 @@ class GuestSession:
             report.state = errors.AgentFrozen.state
             self._caps_time = -math.inf
 
-    async def _freeze_status(self) -> str | None:
+    def _freeze_status(self, batch: prefetch_mod.Prefetched) -> str | None:
         """``guest-fsfreeze-status`` (read-only): 'frozen', 'thawed' or None.
 
         qemu-ga answers it even while frozen, and the freeze is the one
         state in which ``guest-info`` lies about what the agent will do
-        after the thaw.  None when the agent does not offer it.  The poller
-        never sends ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the
-        allow-list).
+        after the thaw.  It is the first command of the sweep's batch
+        (:mod:`ceilometer_qga.prefetch`); None when the agent does not
+        offer it or it failed.  The poller never sends
+        ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the allow-list).
         """
-        assert self.transport is not None and self.capabilities is not None
-        if not self.capabilities.supports(FREEZE_STATUS):
-            return None
-        try:
-            status = await self.transport.execute(FREEZE_STATUS)
-        except GUEST_LEVEL_ERRORS:
-            raise
-        except errors.QgaError:
-            return None
+        status = batch.freeze_status
         return status if status in ('frozen', 'thawed') else None
 
     def _report_frozen(self, collectors: list[collector_base.Collector],
@@ -324,66 +321,24 @@ class GuestSession:
             facts.update(_FACT_PARSERS[command](reply))
         self.facts = facts
 
-    async def _prefetch(self, collectors: list[collector_base.Collector]
-                        ) -> dict[str, Any]:
-        """Send the native commands of the due collectors in one batch.
-
-        Every collector that is due and whose command the agent offers is
-        answered by the same argument-less command whatever happens before
-        it, so those commands go out together
-        (:meth:`~ceilometer_qga.qga.transport.Transport.execute_batch`:
-        pipelined on the socket transport) and each collector then takes
-        its result, value or error, as if it had sent the command itself.
-        Fallbacks, whose later commands depend on earlier replies, still go
-        one at a time.
-
-        :returns: command -> ``return`` value or the error it failed with
-        """
-        assert self.transport is not None and self.capabilities is not None
-        now = time.monotonic()
-        commands = list(dict.fromkeys(
-            c.command for c in collectors
-            if c.command and self.capabilities.supports(c.command)
-            and self.schedule.due(c.__class__.__name__,
-                                  self.transport.generation, now)))
-        if len(commands) < 2:
-            return {}
-        results = await self.transport.execute_batch(
-            [(command, None) for command in commands])
-        return dict(zip(commands, results))
-
     async def _run_if_due(self, collector: collector_base.Collector,
-                          prefetched: dict[str, Any]) -> CollectorOutcome:
+                          batch: prefetch_mod.Prefetched) -> CollectorOutcome:
         """Run the collector if its interval says so; record the run."""
         assert self.transport is not None
         name = collector.__class__.__name__
         now = time.monotonic()
         if not self.schedule.due(name, self.transport.generation, now):
             return self.schedule.not_due(name, now)
-        outcome = await self._run(collector, prefetched)
+        outcome = await self._run(collector, batch)
         self.schedule.record(outcome, self.transport.generation,
                              time.monotonic())
         return outcome
 
     async def _run(self, collector: collector_base.Collector,
-                   prefetched: dict[str, Any]) -> CollectorOutcome:
-        assert self.capabilities is not None and self.transport is not None
-        transport = self.transport
-
-        async def execute(command: str,
-                          arguments: dict[str, Any] | None = None) -> Any:
-            # A prefetched result is used once, by the first to ask.
-            if arguments is None and command in prefetched:
-                result = prefetched.pop(command)
-                if isinstance(result, errors.QgaError):
-                    raise result
-                return result
-            return await transport.execute(command, arguments)
-
+                   batch: prefetch_mod.Prefetched) -> CollectorOutcome:
+        assert self.capabilities is not None
         return await engine.run(collector, self.capabilities, self.facts,
-                                self.conf, execute,
-                                functools.partial(guest_file.read_file,
-                                                  transport))
+                                self.conf, batch.execute, batch.read_file)
 
     async def close(self) -> None:
         """Close the transport (the guest went away or we stop)."""

@@ -73,6 +73,8 @@ class Transport(abc.ABC):
         """
         for command, arguments in requests:
             policy.check(self.guest, command, arguments)
+        if not requests:
+            return []
         bound = self.default_timeout if timeout is None else timeout
         async with self._lock:
             return await self._execute_batch(requests, bound)

@@ -1,0 +1,114 @@
+"""What one guest's sweep asks up front, in one batch, after the ping.
+
+Once the capabilities are known (cached, or read after the ping), every
+command of the sweep that does not depend on another reply is known too:
+``guest-fsfreeze-status``, the native command of each due collector the
+agent offers, and ``guest-file-open`` of each ``/proc`` file a due
+collector will read instead (:func:`~ceilometer_qga.collectors.engine.
+fallback_blocker`).  They go out together
+(:meth:`~ceilometer_qga.qga.transport.Transport.execute_batch`, pipelined
+on the socket transport), and the opened files are read and closed
+together (:func:`~ceilometer_qga.qga.guest_file.read_opened`).  On qemu-ga
+7.2 that is 4 writes per guest per sweep instead of 14 round trips, which
+``make bench`` measured at about a fifth of the poller's CPU at 1,000
+guests.
+
+The collectors then run as before, through the engine, and take these
+results -- value or error -- as if they had sent the commands themselves
+(:meth:`Prefetched.execute`, :meth:`Prefetched.read_file`); anything else
+(an old agent's fallback after an incomplete native reply, the per-item
+``guest-get-statvfs``) is sent then, one command at a time.
+
+While the guest is frozen, qemu-ga refuses the data commands of the batch
+("has been disabled: the agent is in frozen state") and opens no file; the
+session then drops every result but the freeze status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+
+from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.collectors import engine
+from ceilometer_qga.qga import capabilities as caps_mod
+from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import guest_file
+from ceilometer_qga.qga import transport as transport_mod
+
+FREEZE_STATUS = 'guest-fsfreeze-status'
+
+
+class Prefetched:
+    """The batch's results: freeze status, native replies, file texts."""
+
+    def __init__(self, transport: transport_mod.Transport) -> None:
+        self.transport = transport
+        #: the ``guest-fsfreeze-status`` result (value or error); None when
+        #: it was not asked
+        self.freeze_status: Any = None
+        #: native command -> its ``return`` value or error
+        self.replies: dict[str, Any] = {}
+        #: /proc path -> its text or error
+        self.files: dict[str, Any] = {}
+
+    async def execute(self, command: str,
+                      arguments: dict[str, Any] | None = None) -> Any:
+        """The transport's ``execute``; a prefetched reply is used once."""
+        if arguments is None and command in self.replies:
+            return _value(self.replies.pop(command))
+        return await self.transport.execute(command, arguments)
+
+    async def read_file(self, path: str) -> str:
+        """:func:`~ceilometer_qga.qga.guest_file.read_file`, prefetched once."""
+        if path in self.files:
+            return _value(self.files.pop(path))
+        return await guest_file.read_file(self.transport, path)
+
+
+def _value(result: Any) -> Any:
+    if isinstance(result, errors.QgaError):
+        raise result
+    return result
+
+
+async def prefetch(transport: transport_mod.Transport,
+                   caps: caps_mod.Capabilities, facts: dict[str, Any],
+                   conf: cfg.ConfigOpts,
+                   collectors: list[collector_base.Collector]
+                   ) -> Prefetched:
+    """Send the sweep's independent commands in one batch; see the module.
+
+    :param collectors: the collectors due in this sweep
+    :raises errors.QgaError: one of :data:`~ceilometer_qga.qga.errors.
+        UNREACHABLE` when the freeze status (the batch's first command)
+        could not be had: the guest cannot be reached
+    """
+    out = Prefetched(transport)
+    natives: list[str] = []
+    files: list[str] = []
+    for collector in collectors:
+        command = collector.command
+        if command and caps.supports(command):
+            natives.append(command)
+        elif (collector.fallback_file and engine.fallback_blocker(
+                collector, caps, facts, conf) is None):
+            files.append(collector.fallback_file)
+    natives = list(dict.fromkeys(natives))
+    files = list(dict.fromkeys(files))
+    head = [FREEZE_STATUS] if caps.supports(FREEZE_STATUS) else []
+    requests: list[transport_mod.Request] = [(c, None) for c in head + natives]
+    requests += [guest_file.open_request(path) for path in files]
+    if not requests:
+        return out
+    results = await transport.execute_batch(requests)
+    if head:
+        out.freeze_status = results.pop(0)
+        if isinstance(out.freeze_status, errors.UNREACHABLE):
+            raise out.freeze_status
+    out.replies = dict(zip(natives, results))
+    opened = dict(zip(files, results[len(natives):]))
+    if opened:
+        out.files = await guest_file.read_opened(transport, opened)
+    return out
