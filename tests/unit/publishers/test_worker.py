@@ -117,3 +117,27 @@ def test_a_backlog_beyond_the_buffer_drops_older_sweeps_not_the_newest(
     finally:
         pub.open.set()
         worker.close(1)
+
+
+def test_a_delivered_sweep_is_not_kept_until_the_next(make_conf):
+    # The delivery thread used to hold its last batch while it waited: a
+    # sweep of 1,000 guests (some 30 MiB) stayed alive beside the next one.
+    import gc
+    import weakref
+
+    class Sample(dict):
+        pass
+
+    pub = Slow(make_conf())
+    worker = worker_mod.PublishWorker(pub, capacity=100)
+    try:
+        sample = Sample(message_id='1')
+        ref = weakref.ref(sample)
+        worker.submit([sample])
+        assert worker.flush(5) is True
+        del sample
+        pub.got.clear()
+        gc.collect()
+        assert ref() is None
+    finally:
+        worker.close(1)
