@@ -24,6 +24,11 @@ silent guests (every 20th accepts and never answers) -- it measures:
     per line, what the notifier would put in ``payload.samples``);
     notifications per sweep are those the ``notifier://`` publisher would
     send for them (batches of 50).
+``ours, default schedule``
+    On the same fleet: the service with the collectors' declared intervals
+    (filesystem and vcpus every 300 s, so absent from the measured sweeps)
+    instead of every collector in every sweep -- what an operator's default
+    configuration costs; 5 measured sweeps.
 ``ours, notifier://``
     On the largest fake fleet with silent guests (``--no-bus`` skips it):
     the same service publishing with ``notifier://`` to a RabbitMQ virtual
@@ -36,7 +41,10 @@ silent guests (every 20th accepts and never answers) -- it measures:
     its own (``time.process_time``); with a single sweep (the sequential
     client over silent guests is slow) that sweep is its steady state.
 
-Then three micro rows kept from the older bench: guest-ping latency through
+After the ratios: a warning for any fleet where ours published fewer
+samples than a baseline (its figures would flatter it), and one line per
+target of issue 10 measured in the run, met or not.  Then three micro rows
+kept from the older bench: guest-ping latency through
 our transport against a blocking client and against a client built on
 QEMU's ``qemu.qmp`` (``tools/qmp_qga_client.py``), and signing one sample
 against Ceilometer's ``compute_signature``.  The table is printed and also written
@@ -149,18 +157,22 @@ class Fleet:
 
 
 def write_config(path: str, sockets: list[str], interval: int,
-                 publisher_file: str, transport_url: str | None = None
-                 ) -> None:
+                 publisher_file: str, transport_url: str | None = None,
+                 every_sweep: bool = True) -> None:
     """The qga-polling configuration every measurement of a fleet uses.
 
     The service logs to ``path`` with ``.log`` for ``.conf``.  With
     ``transport_url``, the publisher is ``notifier://`` on that bus instead
-    of the file.
+    of the file.  ``every_sweep`` runs every collector in every sweep, as
+    the baselines do; False keeps the collectors' declared intervals
+    (filesystem and vcpus every 300 s).
     """
     publisher = ('notifier://' if transport_url
                  else 'file://' + publisher_file)
     bus = 'transport_url = %s' % transport_url if transport_url else ''
     log = os.path.splitext(path)[0] + '.log'
+    schedule = ('collector_intervals = filesystem:0,vcpus:0' if every_sweep
+                else '')
 
     guests = ','.join('%08x-0000-4000-8000-%012d=%s' % (0xbe7c, i, s)
                       for i, s in enumerate(sockets))
@@ -174,7 +186,7 @@ transport = socket
 publishers = {publisher}
 interval = {interval}
 # every collector in every sweep: the baselines poll them all each time
-collector_intervals = filesystem:0,vcpus:0
+{schedule}
 command_timeout = {COMMAND_TIMEOUT}
 guest_budget = {GUEST_BUDGET}
 max_concurrent_guests = {MAX_CONCURRENT}
@@ -438,6 +450,8 @@ def run_service(config: str, log_file: str, output: str, guests: int,
         / (measured * guests),
         'peak_rss': last['VmHWM'],
         'rss_growth': last['VmRSS'] - first['VmRSS'],
+        # VmRSS at the end of each sweep, warm-up first: flat or growing
+        'rss_per_sweep': [m['VmRSS'] for m in marks],
         'samples': samples,
         'up': int(polls[-1][1]) if polls else None,
         'bytes': (last['bytes'] - first['bytes']) / measured,
@@ -476,17 +490,20 @@ def run_baseline(mode: str, config: str, output: str, sweeps: int,
 def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                   baseline_sweeps: int, baseline_seconds: float,
                   profile: str | None = None, bus: bool = False,
-                  interval: int | None = None) -> list[dict[str, Any]]:
+                  interval: int | None = None,
+                  reference: bool = False) -> list[dict[str, Any]]:
     """Ours and both baselines on one fleet; one row each.
 
     With ``profile`` (a py-spy output file), only ours runs, profiled.
     With ``bus``, one more row: ours publishing with ``notifier://`` to a
-    RabbitMQ virtual host of its own, where a consumer counts.
+    RabbitMQ virtual host of its own, where a consumer counts.  With
+    ``reference`` (the issue's fleet), one more row: ours with the
+    collectors' declared intervals (``default schedule``).
     """
     workdir = tempfile.mkdtemp(prefix='qgb', dir='/tmp')
     # Room for a sweep plus publishing, as an operator's interval leaves;
     # the figures stay right when a sweep overruns it anyway.
-    interval = interval or max(2, math.ceil(2 + count / 125))
+    interval = interval or max(2, math.ceil(2 + count / 250))
     rows = []
     try:
         with Fleet(kind, count, silent, os.path.join(workdir, 'f')) as fleet:
@@ -496,6 +513,10 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
             runs = [('ours (qga-polling)', lambda: run_service(
                 config, os.path.join(workdir, 'qga-polling.log'), output,
                 count, sweeps, interval, profile))]
+            if reference and not profile:
+                runs.append(('ours, default schedule', lambda: _schedule_run(
+                    workdir, fleet.sockets, interval, count,
+                    min(sweeps, 5))))
             if bus:
                 # 3 sweeps: the row shows the bus, the others the rest.
                 runs.append(('ours, notifier://', lambda: _bus_run(
@@ -533,6 +554,18 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows
+
+
+def _schedule_run(workdir: str, sockets: list[str], interval: int,
+                  count: int, sweeps: int) -> dict[str, Any]:
+    """Ours with the collectors' declared intervals (filesystem and vcpus
+    every 300 s): what an operator's default configuration costs."""
+    config = os.path.join(workdir, 'qga-polling-schedule.conf')
+    output = os.path.join(workdir, 'samples-schedule.jsonl')
+    write_config(config, sockets, interval, output, every_sweep=False)
+    return run_service(config, os.path.join(
+        workdir, 'qga-polling-schedule.log'), output, count, sweeps,
+        interval)
 
 
 def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
@@ -725,6 +758,8 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
                 fleet, name, _ratio(r['wall'], ours['wall']),
                 _ratio(r['cpu_ms_per_guest'], ours['cpu_ms_per_guest']),
                 _ratio(r['peak_rss'], ours['peak_rss'])))
+    for line in shortfalls(rows) + targets(rows):
+        print(line)
     if micro:
         print()
         for m in micro:
@@ -750,6 +785,55 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
           'ratio above 1: ours is better.' % NOTIFIER_BATCH)
 
 
+def shortfalls(rows: list[dict[str, Any]]) -> list[str]:
+    """Warnings for fleets where ours published fewer samples than a
+    baseline did from the same fleet: its figures would flatter it (the
+    bench once measured a sweep cut to the publisher's buffer this way)."""
+    out = []
+    by_fleet: dict[str, dict[str, dict]] = collections.defaultdict(dict)
+    for r in rows:
+        if 'error' not in r:
+            by_fleet[r['fleet']][r['poller']] = r
+    for fleet, polls in by_fleet.items():
+        ours = polls.get('ours (qga-polling)')
+        for name, r in polls.items():
+            if ours and not name.startswith('ours') and (
+                    ours['samples'] < r['samples']):
+                out.append('WARNING: %s: ours published %d samples per '
+                           'sweep, the %s %d' % (fleet, ours['samples'],
+                                                 name, r['samples']))
+    return out
+
+
+#: issue 10's targets: (fleet label start, measure, bound, unit)
+TARGETS = [('1000 fake, 50 silent', 'wall', 4.0, 's'),
+           ('1000 fake, 50 silent', 'cpu_ms_per_guest', 1.0, 'ms/guest'),
+           ('1000 fake, 50 silent', 'peak_rss', 150 * 2 ** 20, 'MiB'),
+           ('100 real, 0 silent', 'wall', 1.0, 's')]
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per target of issue 10 that this run measured: met or not."""
+    out = []
+    for fleet, key, bound, unit in TARGETS:
+        for r in rows:
+            if r['fleet'] != fleet or r['poller'] != 'ours (qga-polling)' \
+                    or 'error' in r:
+                continue
+            scale = 2 ** 20 if unit == 'MiB' else 1
+            value = r[key] / scale
+            extra = ''
+            if key == 'peak_rss':
+                extra = ', growth %.1f MiB over %d sweeps' % (
+                    r['rss_growth'] / 2 ** 20, r['sweeps'])
+            out.append('target: %-20s %-16s %8.3f %s <= %g: %s%s' % (
+                fleet, key, value, unit, bound / scale,
+                'met' if r[key] <= bound else 'NOT MET', extra))
+    if out:
+        out.insert(0, '')
+    return out
+
+
 def _new_file(prefix: str, suffix: str) -> str:
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir='/tmp')
     os.close(fd)
@@ -765,6 +849,9 @@ def main(argv: list[str] | None = None) -> int:
                         help='real qemu-ga guests (0: none)')
     parser.add_argument('--sweeps', type=int, default=5,
                         help='measured sweeps of ours, after one warm-up')
+    parser.add_argument('--long-sweeps', type=int, default=20,
+                        help='measured sweeps of ours on the largest fake '
+                             'fleet with silent guests (RSS over them)')
     parser.add_argument('--baseline-sweeps', type=int, default=3)
     parser.add_argument('--baseline-seconds', type=float, default=20.0,
                         help='a baseline stops after the sweep that passes '
@@ -800,11 +887,14 @@ def main(argv: list[str] | None = None) -> int:
     bus_fleet = ('fake', max(sizes), silent[-1])
     for kind, count in fleet_runs:
         for quiet in silent:
+            reference = (kind, count, quiet) == bus_fleet
             rows += measure_fleet(
-                kind, count, quiet, args.sweeps, args.baseline_sweeps,
-                args.baseline_seconds,
-                bus=not args.no_bus and (kind, count, quiet) == bus_fleet,
-                interval=args.interval)
+                kind, count, quiet,
+                args.long_sweeps if reference and not args.smoke
+                else args.sweeps, args.baseline_sweeps,
+                args.baseline_seconds, bus=not args.no_bus and reference,
+                interval=args.interval,
+                reference=reference and not args.smoke)
     micro = micro_rows(args.pings, 200 if args.smoke else 2000)
     profile: list[dict[str, Any]] = []
     if args.profile:

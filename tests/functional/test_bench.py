@@ -61,3 +61,32 @@ def test_top_entries_reads_py_spy_raw_output(tmp_path):
                                             'sweep (b.py:2)']
     assert top[0]['own_pct'] == 60.0
     assert top[1]['total_pct'] == 90.0
+
+
+def _row(poller, samples, **extra):
+    return dict({'fleet': '1000 fake, 50 silent', 'poller': poller,
+                 'samples': samples, 'wall': 1.5, 'cpu_ms_per_guest': 0.9,
+                 'peak_rss': 120 * 2 ** 20, 'rss_growth': 2 ** 20,
+                 'sweeps': 20}, **extra)
+
+
+def test_a_sample_shortfall_against_a_baseline_is_flagged():
+    # How the cut sweep of issue 10 hid: ours 11,540 samples a sweep, the
+    # baselines 24,750 from the same fleet.
+    rows = [_row('ours (qga-polling)', 11540),
+            _row('sequential baseline', 24750),
+            _row('threads baseline', 24750)]
+    warnings = bench.shortfalls(rows)
+    assert len(warnings) == 2 and '11540' in warnings[0]
+    assert bench.shortfalls([_row('ours (qga-polling)', 24750),
+                             _row('threads baseline', 24750)]) == []
+
+
+def test_targets_say_met_or_not():
+    lines = bench.targets([_row('ours (qga-polling)', 24750),
+                           _row('ours (qga-polling)', 2475, wall=1.2,
+                                fleet='100 real, 0 silent')])
+    text = '\n'.join(lines)
+    assert 'cpu_ms_per_guest' in text and 'NOT MET' in text
+    assert text.count(': met') == 3
+    assert 'growth 1.0 MiB over 20 sweeps' in text
