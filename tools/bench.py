@@ -11,8 +11,11 @@ silent guests (every 20th accepts and never answers) -- it measures:
     (``--config-file``, static discovery, socket transport, ``file://``
     publisher), with ``command_timeout`` 1 s, ``guest_budget`` 3 s,
     ``max_concurrent_guests`` 1000 and ``backoff_initial`` 0 (so that every
-    sweep faces the silent guests, as the baselines do). One warm-up sweep,
-    then ``--sweeps`` measured ones, ``interval`` apart. Sweep wall is the
+    sweep faces the silent guests, as the baselines do), every collector in
+    every sweep (as the baselines). One warm-up sweep, then ``--sweeps``
+    measured ones (``--long-sweeps``, 20, on the largest fake fleet with
+    silent guests: its RSS growth is over 20 sweeps), ``interval`` apart
+    (2 s + 1 s per 250 guests). Sweep wall is the
     median of the durations the service logs (``Sweep published: ... in X
     s``: polling, signing and publishing); CPU is read from
     ``/proc/PID/stat`` of the worker process as each of those lines appears
@@ -861,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--pings', type=int, default=2000)
     parser.add_argument('--interval', type=int,
                         help='[qga_polling] interval of our service (default: '
-                             'room for a sweep, 2 s + 1 s per 125 guests)')
+                             'room for a sweep, 2 s + 1 s per 250 guests)')
     parser.add_argument('--no-bus', action='store_true',
                         help='skip the notifier:// row (it needs RabbitMQ on '
                              '127.0.0.1:5672, as make bench starts it)')
