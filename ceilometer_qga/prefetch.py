@@ -21,7 +21,9 @@ results -- value or error -- as if they had sent the commands themselves
 
 While the guest is frozen, qemu-ga refuses the data commands of the batch
 ("has been disabled: the agent is in frozen state") and opens no file; the
-session then drops every result but the freeze status.
+session then drops every result but the freeze status.  A transport that
+sends one command at a time anyway (libvirt) asks the freeze status first
+and sends nothing more to a frozen guest.
 """
 
 from __future__ import annotations
@@ -98,6 +100,15 @@ async def prefetch(transport: transport_mod.Transport,
     natives = list(dict.fromkeys(natives))
     files = list(dict.fromkeys(files))
     head = [FREEZE_STATUS] if caps.supports(FREEZE_STATUS) else []
+    if head and not transport.pipelined:
+        # One command at a time anyway (libvirt): ask the freeze status
+        # first and send nothing more to a frozen guest.
+        [out.freeze_status] = await transport.execute_batch([(head[0], None)])
+        if isinstance(out.freeze_status, errors.UNREACHABLE):
+            raise out.freeze_status
+        if out.freeze_status == 'frozen':
+            return out
+        head = []
     requests: list[transport_mod.Request] = [(c, None) for c in head + natives]
     requests += [guest_file.open_request(path) for path in files]
     if not requests:

@@ -38,6 +38,9 @@ class Transport(abc.ABC):
 
     #: what operators are told the guest is reached through
     kind = 'unknown'
+    #: whether :meth:`execute_batch` sends a batch at once (pipelined) or
+    #: one command after another
+    pipelined = False
 
     def __init__(self, guest: str, default_timeout: float) -> None:
         self.guest = guest

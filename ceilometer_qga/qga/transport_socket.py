@@ -89,6 +89,7 @@ class SocketTransport(transport.Transport):
     """
 
     kind = 'socket'
+    pipelined = True
 
     def __init__(self, guest: str, path: str, default_timeout: float,
                  max_reply_bytes: int) -> None:
