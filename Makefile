@@ -33,7 +33,7 @@ test: deps rabbitmq postgresql lint
 e2e: deps
 	$(PYTEST) tests/e2e
 
-# Fleet-scale table against two baselines, with a profile (~8 min).
+# Fleet-scale table against two baselines, with a profile (~7 min).
 bench: deps rabbitmq
 	$(PY) tools/bench.py --profile
 
