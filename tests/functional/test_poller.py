@@ -13,16 +13,15 @@ import socket
 import tempfile
 import time
 
-from oslo_config import cfg
 import pytest
 
 from ceilometer_qga.collectors import load_collectors
-from ceilometer_qga import conf as conf_mod
 from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import pipeline as pipeline_mod
+from tests.fixtures.static_guests import make_conf
 from tools.qga_standin import StandinFleet
 from tools.qga_standin import StandinGuest
 
@@ -67,20 +66,6 @@ def hung_socket(workdir):
     sock.listen(16)
     yield path
     sock.close()
-
-
-def make_conf(guests, **overrides):
-    conf = cfg.ConfigOpts()
-    conf_mod.register_opts(conf)
-    conf([], project='qga-monitor')
-    conf.set_override('discovery', 'static', 'qga_polling')
-    conf.set_override('transport', 'socket', 'qga_polling')
-    conf.set_override('publishers', [], 'qga_polling')
-    conf.set_override('guests', ['%s=%s' % g for g in guests],
-                      'static_discovery')
-    for name, value in overrides.items():
-        conf.set_override(name, value, 'qga_polling')
-    return conf
 
 
 def sweep(conf, times=1):

@@ -34,11 +34,9 @@ from oslo_config import cfg
 import oslo_messaging
 import pytest
 
-from ceilometer_qga.collectors import load_collectors
-from ceilometer_qga import conf as conf_mod
-from ceilometer_qga import meters
 from tests.fixtures import processes as procs
 from tests.fixtures import rabbit
+from tests.fixtures.static_guests import standin_meters
 from tools.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
@@ -219,26 +217,6 @@ def logged_sweeps(log_path: str) -> list[tuple[float, int, int, int, float]]:
             for m in _SWEEP_RE.finditer(text)]
 
 
-def catalogue() -> set[str]:
-    """Every meter the default collectors and the liveness check emit.
-
-    A stand-in guest is the host itself: disks and interfaces are the
-    host's (``lo`` is excluded), so their meters are expected only when the
-    host has some.
-    """
-    conf = cfg.ConfigOpts()
-    conf_mod.register_opts(conf)
-    conf([], project='qga-monitor', default_config_files=[], default_config_dirs=[])
-    names = {m.name for m in meters.LIVENESS_METERS}
-    names |= {m.name for c in load_collectors(conf) for m in c.meters}
-    with open('/proc/diskstats') as f:
-        if not f.read().strip():
-            names = {n for n in names if not n.startswith('guest.disk.')}
-    if set(os.listdir('/sys/class/net')) <= {'lo'}:
-        names = {n for n in names if not n.startswith('guest.network.')}
-    return names
-
-
 def run_service(argv: list[str], log_path: str, bus: BusCounter, sweeps: int = 3,
                 env: dict[str, str] | None = None) -> dict[str, Any]:
     """Start the service, wait for ``sweeps`` sweeps on the bus, SIGTERM it.
@@ -310,7 +288,7 @@ def check_run(run: dict[str, Any], sweeps: int = 3, hung: bool = False) -> None:
         by_sweep[s['timestamp']].append(s)
     groups = sorted(by_sweep.values(), key=lambda g: g[0]['monotonic_time'])
     assert [len(g) for g in groups] == [s[3] for s in run['sweeps']], why
-    meters = catalogue()
+    meters = standin_meters()
     for group, (_, guests, up, _, _) in zip(groups, run['sweeps']):
         assert (guests, up) == (3 + hung, 3), why
         per_guest = collections.defaultdict(set)

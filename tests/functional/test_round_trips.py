@@ -19,12 +19,13 @@ import pytest
 from ceilometer_qga.qga import guest_file
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_socket
-from tests.functional.test_poller import make_conf
-from tests.functional.test_poller import pipeline_mod
-from tests.functional.test_poller import UUIDS
+from ceilometer_qga import pipeline as pipeline_mod
+from tests.fixtures.static_guests import make_conf
 from tools.qga_standin import StandinFleet
 
 pytestmark = pytest.mark.functional
+
+UUIDS = ['33333333-3333-4333-8333-%012d' % i for i in range(1, 3)]
 
 
 @pytest.fixture

@@ -22,13 +22,11 @@ import subprocess
 import sys
 import time
 
-from oslo_config import cfg
 import pytest
 
-from ceilometer_qga.collectors import load_collectors
-from ceilometer_qga import conf as conf_mod
-from ceilometer_qga import meters
 from ceilometer_qga import pipeline as pipeline_mod
+from tests.fixtures.static_guests import make_conf
+from tests.fixtures.static_guests import standin_meters
 from ceilometer_qga import schedule
 from tests.fixtures import processes as procs
 
@@ -45,43 +43,6 @@ RECORDING = os.path.join(ROOT, 'tests', 'fixtures', 'agents',
 FILESYSTEM = {'guest.filesystem.used', 'guest.filesystem.total',
               'guest.filesystem.usage'}
 VCPUS = {'guest.vcpus.online'}
-
-
-def every_sweep_meters() -> set[str]:
-    """Meters of the collectors that run in every sweep, on this host.
-
-    A stand-in guest is the host itself: its disks and interfaces are the
-    host's (``lo`` excluded), so their meters are expected only when the
-    host has some.
-    """
-    conf = cfg.ConfigOpts()
-    conf_mod.register_opts(conf)
-    conf([], project='qga-monitor', default_config_files=[],
-         default_config_dirs=[])
-    names = {m.name for m in meters.LIVENESS_METERS}
-    names |= {m.name for c in load_collectors(conf) if not c.interval
-              for m in c.meters}
-    with open('/proc/diskstats') as f:
-        if not f.read().strip():
-            names = {n for n in names if not n.startswith('guest.disk.')}
-    if set(os.listdir('/sys/class/net')) <= {'lo'}:
-        names = {n for n in names if not n.startswith('guest.network.')}
-    return names
-
-
-def make_conf(guests: list[tuple[str, str]], **polling) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
-    conf_mod.register_opts(conf)
-    conf([], project='qga-monitor', default_config_files=[],
-         default_config_dirs=[])
-    conf.set_override('discovery', 'static', 'qga_polling')
-    conf.set_override('transport', 'socket', 'qga_polling')
-    conf.set_override('publishers', [], 'qga_polling')
-    conf.set_override('guests', ['%s=%s' % g for g in guests],
-                      'static_discovery')
-    for name, value in polling.items():
-        conf.set_override(name, value, 'qga_polling')
-    return conf
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -149,7 +110,7 @@ guests = {UUID}={qga_guest.socket}
         by_sweep[s['timestamp']].append(s)
     groups = sorted(by_sweep.values(), key=lambda g: g[0]['monotonic_time'])
     names = [{s['counter_name'] for s in g} for g in groups]
-    every = every_sweep_meters()
+    every = standin_meters(every_sweep_only=True)
     assert len(groups) >= 8
     assert names[0] >= every | FILESYSTEM | VCPUS, names[0]
     for found in names:
