@@ -9,16 +9,19 @@ that guest's part of every sweep (:meth:`GuestSession.sweep`):
    opened, a guest in back-off -- none of them is contacted;
 2. the poll, within the budget the poller gives: ``guest-ping``,
    ``guest-info`` when the cached copy is old or the agent reconnected, the
-   OS facts, then each collector that is due (:mod:`ceilometer_qga.
-   schedule`) through the one decision the engine owns
-   (:mod:`ceilometer_qga.collectors.engine`): native command if the guest
-   offers it, else the declared ``/proc`` fallback if file reads are
-   enabled and the guest can do it, else skip with a reason;
+   OS facts, then one batch of every command that depends on no other
+   reply (the freeze status, the due collectors' native commands and
+   ``/proc`` opens: :mod:`ceilometer_qga.prefetch`), then each collector
+   that is due (:mod:`ceilometer_qga.schedule`) through the one decision
+   the engine owns (:mod:`ceilometer_qga.collectors.engine`): native
+   command if the guest offers it, else the declared ``/proc`` fallback if
+   file reads are enabled and the guest can do it, else skip with a
+   reason -- taking the batch's results where it has them;
 3. the mapping of what went wrong onto the guest's ``agent_state``, the
    back-off after a guest-level failure, and one log line per state change.
 
-It returns a :class:`~ceilometer_qga.report.GuestReport`.  Commands go one
-at a time (the transport serialises them).
+It returns a :class:`~ceilometer_qga.report.GuestReport`.  One call on the
+transport at a time (it serialises them); a batch is one call.
 """
 
 from __future__ import annotations

@@ -28,6 +28,13 @@ it in its reply, ``return`` and ``error`` alike (checked against qemu-ga
 7.2: ``test_real_agent_echoes_ids_and_foreign_replies_are_dropped``).  A
 reply with another id, or with none, belongs to nobody and is dropped.
 
+Batches
+-------
+:meth:`SocketTransport._execute_batch` writes several requests at once and
+reads their replies in turn, routed by id like any other; qemu-ga parses
+its input as a stream and answers in order (checked against qemu-ga 7.2
+and 5.2: ``tests/functional/test_round_trips.py``, the version matrix).
+
 States
 ------
 ``DISCONNECTED`` → (connect, send 0xFF + ``guest-sync-delimited`` with a
