@@ -24,8 +24,9 @@ Substituted, because it cannot run here or is covered elsewhere:
 * the agent's notifier uses oslo.messaging's ``test`` driver, which keeps
   notifications in memory; the bus and the notification agent are
   ``test_notification_agent.py``'s subject;
-* commands are counted by a spy wrapped around ``Transport.execute`` that
-  records the command and calls the real method.
+* commands are counted by spies wrapped around ``Transport.execute`` and
+  ``Transport.execute_batch`` that record the commands and call the real
+  methods.
 """
 
 from __future__ import annotations
@@ -140,11 +141,19 @@ def command_log(monkeypatch):
     log = []
     real = transport_mod.Transport.execute
 
+    real_batch = transport_mod.Transport.execute_batch
+
     async def spy(self, command, arguments=None, timeout=None):
         log.append((self.guest, command))
         return await real(self, command, arguments, timeout)
 
+    async def batch_spy(self, requests, timeout=None):
+        # A batch's commands one by one (the sweep's batch: prefetch.py).
+        log.extend((self.guest, command) for command, _ in requests)
+        return await real_batch(self, requests, timeout)
+
     monkeypatch.setattr(transport_mod.Transport, 'execute', spy)
+    monkeypatch.setattr(transport_mod.Transport, 'execute_batch', batch_spy)
     return log
 
 

@@ -102,3 +102,33 @@ def test_endless_file_is_cut_at_the_bound():
         raise AssertionError('no bound')
     reads = transport.sent.count('guest-file-read')
     assert reads == guest_file.MAX_FILE_BYTES // 16384 + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(handles=st.lists(_json, min_size=1, max_size=3),
+       replies=st.lists(_chunks, max_size=8))
+def test_files_read_together_give_bounded_text_or_an_error_each(handles,
+                                                                replies):
+    """``read_opened`` (the sweep's batched reads): the same bounds per file
+    as ``read_file``, one result per file, closes unless unreachable."""
+    transport = ScriptedTransport(None, replies)
+    paths = ['/proc/meminfo', '/proc/loadavg', '/proc/stat'][:len(handles)]
+    results = asyncio.run(guest_file.read_opened(
+        transport, dict(zip(paths, handles))))
+    assert set(results) == set(paths)
+    for result in results.values():
+        if isinstance(result, str):
+            assert len(result.encode('utf-8')) <= guest_file.MAX_FILE_BYTES * 3
+        else:
+            assert isinstance(result, errors.QgaError)
+    assert set(transport.sent) <= {'guest-file-read', 'guest-file-close'}
+    valid = [p for p, h in zip(paths, handles)
+             if isinstance(h, int) and not isinstance(h, bool)]
+    # A bad handle is that file's error; a read that failed so that the
+    # agent counts as unreachable ends it all, without closing.
+    unreachable = any(isinstance(results[p], errors.UNREACHABLE)
+                      for p in valid)
+    closes = transport.sent.count('guest-file-close')
+    assert closes == (0 if unreachable else len(valid))
+    if closes:
+        assert transport.sent[-closes:] == ['guest-file-close'] * closes
