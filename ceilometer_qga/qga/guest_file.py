@@ -43,13 +43,7 @@ async def read_file(transport: transport_mod.Transport, path: str) -> str:
         while True:
             chunk = await execute('guest-file-read',
                                   {'handle': handle, 'count': CHUNK_BYTES})
-            raw = _decode_chunk(transport.guest, chunk)
-            data += raw
-            if len(data) > MAX_FILE_BYTES:
-                raise errors.ProtocolError(
-                    transport.guest, 'guest-file-read',
-                    '%s longer than %d bytes' % (path, MAX_FILE_BYTES))
-            if not raw or chunk.get('eof') is True:
+            if not _take_chunk(transport.guest, path, data, chunk):
                 break
         return data.decode('utf-8', 'replace')
     except UNREACHABLE:
@@ -61,6 +55,21 @@ async def read_file(transport: transport_mod.Transport, path: str) -> str:
                 await execute('guest-file-close', {'handle': handle})
             except errors.QgaError:
                 pass  # the read result stands; the agent frees it on exit
+
+
+def _take_chunk(guest: str, path: str, data: bytearray, chunk: Any) -> bool:
+    """Add one ``guest-file-read`` reply to ``data``; True if more follows.
+
+    :raises errors.ProtocolError: a malformed reply, or ``path`` over the
+        bound
+    """
+    raw = _decode_chunk(guest, chunk)
+    data += raw
+    if len(data) > MAX_FILE_BYTES:
+        raise errors.ProtocolError(guest, 'guest-file-read',
+                                   '%s longer than %d bytes'
+                                   % (path, MAX_FILE_BYTES))
+    return bool(raw) and chunk.get('eof') is not True
 
 
 def _decode_chunk(guest: str, chunk: Any) -> bytes:
@@ -116,18 +125,13 @@ async def read_opened(transport: transport_mod.Transport,
             try:
                 if isinstance(chunk, errors.QgaError):
                     raise chunk
-                raw = _decode_chunk(transport.guest, chunk)
-                data[path] += raw
-                if len(data[path]) > MAX_FILE_BYTES:
-                    raise errors.ProtocolError(
-                        transport.guest, 'guest-file-read',
-                        '%s longer than %d bytes' % (path, MAX_FILE_BYTES))
+                more = _take_chunk(transport.guest, path, data[path], chunk)
             except errors.QgaError as exc:
                 results[path] = exc
                 if isinstance(exc, UNREACHABLE):
                     unreachable = exc
                 continue
-            if raw and chunk.get('eof') is not True:
+            if more:
                 still.append(path)
             else:
                 results[path] = data[path].decode('utf-8', 'replace')
