@@ -252,6 +252,8 @@ class GuestSession:
         # sweep: see _report_frozen.
         await self._refresh_capabilities()
         assert self.capabilities is not None
+        # Decided once per sweep: the batch asks for what these need, and
+        # exactly these run.
         now = time.monotonic()
         due = [c for c in collectors
                if self.schedule.due(c.__class__.__name__,
@@ -271,7 +273,11 @@ class GuestSession:
             self._report_frozen(collectors, report)
             return
         for collector in collectors:
-            report.outcomes.append(await self._run_if_due(collector, batch))
+            if collector in due:
+                report.outcomes.append(await self._run(collector, batch))
+            else:
+                report.outcomes.append(self.schedule.not_due(
+                    collector.__class__.__name__, now))
         if any(o.error_state == errors.AgentFrozen.state
                for o in report.outcomes):
             # Alive but quiesced (a Nova snapshot) since the status was
@@ -324,24 +330,15 @@ class GuestSession:
             facts.update(_FACT_PARSERS[command](reply))
         self.facts = facts
 
-    async def _run_if_due(self, collector: collector_base.Collector,
-                          batch: prefetch_mod.Prefetched) -> CollectorOutcome:
-        """Run the collector if its interval says so; record the run."""
-        assert self.transport is not None
-        name = collector.__class__.__name__
-        now = time.monotonic()
-        if not self.schedule.due(name, self.transport.generation, now):
-            return self.schedule.not_due(name, now)
-        outcome = await self._run(collector, batch)
+    async def _run(self, collector: collector_base.Collector,
+                   batch: prefetch_mod.Prefetched) -> CollectorOutcome:
+        """Run a due collector through the engine; record the run."""
+        assert self.capabilities is not None and self.transport is not None
+        outcome = await engine.run(collector, self.capabilities, self.facts,
+                                   self.conf, batch.execute, batch.read_file)
         self.schedule.record(outcome, self.transport.generation,
                              time.monotonic())
         return outcome
-
-    async def _run(self, collector: collector_base.Collector,
-                   batch: prefetch_mod.Prefetched) -> CollectorOutcome:
-        assert self.capabilities is not None
-        return await engine.run(collector, self.capabilities, self.facts,
-                                self.conf, batch.execute, batch.read_file)
 
     async def close(self) -> None:
         """Close the transport (the guest went away or we stop)."""
