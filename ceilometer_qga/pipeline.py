@@ -18,6 +18,7 @@ from oslo_log import log as logging
 
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga.discovery import load_discovery
+from ceilometer_qga import observers as observers_mod
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga.publishers import load_publishers
 from ceilometer_qga.publishers import worker as worker_mod
@@ -38,6 +39,9 @@ class Pipeline:
         self.collectors = load_collectors(conf)
         self.publishers = load_publishers(conf)
         self.poller = poller_mod.Poller(conf, self.discovery, self.collectors)
+        #: sweep observers (:mod:`ceilometer_qga.observers`) the
+        #: configuration enables: events, the Prometheus exporter
+        self.observers = observers_mod.load_observers(conf)
         # Started by the first sweep, not here: qga-polling builds a
         # Pipeline to check the configuration before it forks, and threads
         # do not survive a fork.
@@ -63,6 +67,7 @@ class Pipeline:
         if result.messages:
             for worker in self.workers:
                 worker.submit(result.messages)
+        observers_mod.notify(self.observers, result)
         # With the poller's "Sweep:" line this says what signing and handing
         # the samples to the publishers' queues add; make bench reads both.
         LOG.info('Sweep published: %d samples to %d publisher(s) in %.3f s',
@@ -83,6 +88,7 @@ class Pipeline:
     async def close(self) -> None:
         """Close guest sessions, publishers (flushing) and discovery."""
         await self.poller.close()
+        observers_mod.close(self.observers)
         timeout = self.conf.qga_polling.shutdown_timeout
         for worker in self.workers:
             try:

@@ -1,0 +1,79 @@
+"""Sweep observers: what consumes each sweep besides the publishers.
+
+A publisher delivers a sweep's samples somewhere; an observer derives
+something from the whole sweep -- the guests' reports and samples -- on the
+poller's side: the agents' state changes as events, the Prometheus
+exporter's series.  Observers are plugins in the entry-point namespace
+``ceilometer_qga.observers`` (setup.cfg), like os-vif's plugins: every
+installed one is built with the configuration and decides itself whether
+it is on (:meth:`SweepObserver.enabled`), so enabling one is a setting of
+its own group, not a list to keep in step.
+
+Contract: :meth:`SweepObserver.sweep_done` is called on the event loop
+after every sweep, with the :class:`~ceilometer_qga.poller.SweepResult`
+whose samples are also queued for the publishers (no second poll).  It
+must return quickly (hand slow work to a thread of its own) and must not
+keep the result.  An exception is logged and never stops the poller.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from stevedore import extension
+
+LOG = logging.getLogger(__name__)
+
+NAMESPACE = 'ceilometer_qga.observers'
+
+
+class SweepObserver(abc.ABC):
+    """Base class of an observer (see the module docstring)."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
+
+    @classmethod
+    @abc.abstractmethod
+    def enabled(cls, conf: cfg.ConfigOpts) -> bool:
+        """Whether ``conf`` turns this observer on."""
+
+    @abc.abstractmethod
+    def sweep_done(self, result: Any) -> None:
+        """Take one sweep's result (see the module docstring)."""
+
+    def close(self) -> None:
+        """Release what the observer holds; called once at shutdown."""
+
+
+def load_observers(conf: cfg.ConfigOpts) -> list[SweepObserver]:
+    """Every installed observer that ``conf`` enables, built."""
+    manager = extension.ExtensionManager(NAMESPACE, invoke_on_load=False)
+    observers = []
+    for ext in sorted(manager, key=lambda e: e.name):
+        if ext.plugin.enabled(conf):
+            observers.append(ext.plugin(conf))
+    return observers
+
+
+def notify(observers: list[SweepObserver], result: Any) -> None:
+    """Hand ``result`` to each observer; one's failure is logged only."""
+    for observer in observers:
+        try:
+            observer.sweep_done(result)
+        except Exception:
+            LOG.exception('Sweep observer %s failed',
+                          type(observer).__name__)
+
+
+def close(observers: list[SweepObserver]) -> None:
+    """Close each observer; one's failure is logged only."""
+    for observer in observers:
+        try:
+            observer.close()
+        except Exception:
+            LOG.exception('Closing sweep observer %s failed',
+                          type(observer).__name__)
