@@ -9,7 +9,9 @@ or sends well-formed JSON full of nonsense.  It speaks the real wire
 protocol, down to qemu-ga 7.2's quirks:
 
 * requests are JSON objects read by a streaming parser (a newline is not
-  needed); a request's ``id`` member is echoed in its reply;
+  needed); what happens to a request's top-level ``id`` depends on the
+  agent version (``--agent-version``, see :func:`framing_of`): refused
+  before 2.12, accepted and not echoed in 2.12, echoed from 3.0;
 * a 0xFF byte resets the parser, and the agent answers it with
   ``{"error": {"class": "GenericError", "desc": "JSON parse error, stray
   '\\uFFFD'"}}`` (seen on qemu-ga 7.2, on every 0xFF);
