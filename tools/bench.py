@@ -70,6 +70,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -520,6 +521,10 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                 runs.append(('ours, default schedule', lambda: _schedule_run(
                     workdir, fleet.sockets, interval, count,
                     min(sweeps, 5))))
+            if reference and not profile:
+                runs.append(('ours + /metrics', lambda: _exporter_run(
+                    workdir, fleet.sockets, interval, count,
+                    min(sweeps, 5))))
             if bus:
                 # 3 sweeps: the row shows the bus, the others the rest.
                 runs.append(('ours, notifier://', lambda: _bus_run(
@@ -569,6 +574,52 @@ def _schedule_run(workdir: str, sockets: list[str], interval: int,
     return run_service(config, os.path.join(
         workdir, 'qga-polling-schedule.log'), output, count, sweeps,
         interval)
+
+
+def _exporter_run(workdir: str, sockets: list[str], interval: int,
+                  count: int, sweeps: int) -> dict[str, Any]:
+    """Ours with the Prometheus exporter on, scraped once a second while
+    it sweeps: the row's CPU against ours is the exporter's cost, and
+    ``scrape_s`` the median time of one whole scrape of ``/metrics``."""
+    import threading
+    import urllib.request
+
+    config = os.path.join(workdir, 'qga-polling-metrics.conf')
+    output = os.path.join(workdir, 'samples-metrics.jsonl')
+    write_config(config, sockets, interval, output)
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    with open(config, 'a') as conf:
+        conf.write('[prometheus_exporter]\nenabled = true\nport = %d\n'
+                   % port)
+    scrapes: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.wait(1.0):
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(
+                        'http://127.0.0.1:%d/metrics' % port, timeout=10) as r:
+                    body = r.read()
+            except OSError:
+                continue  # not listening yet (before the first sweep)
+            if b'ceilometer_guest_agent_up' in body:
+                scrapes.append((time.perf_counter() - start, len(body)))
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    try:
+        row = run_service(config, os.path.join(
+            workdir, 'qga-polling-metrics.log'), output, count, sweeps,
+            interval)
+    finally:
+        done.set()
+        scraper.join(15)
+    if scrapes:
+        row['scrape_s'] = statistics.median(t for t, _ in scrapes)
+        row['scrape_bytes'] = scrapes[-1][1]
+    return row
 
 
 def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
@@ -815,6 +866,30 @@ TARGETS = [('1000 fake, 50 silent', 'wall', 4.0, 's'),
            ('100 real, 0 silent', 'wall', 1.0, 's')]
 
 
+def exporter_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The Prometheus exporter's targets: its CPU per guest per sweep over
+    ours without it, and one scrape of the reference fleet."""
+    out = []
+    by = {(r['fleet'], r['poller']): r for r in rows if 'error' not in r}
+    for (fleet, poller), row in by.items():
+        base = by.get((fleet, 'ours (qga-polling)'))
+        if poller != 'ours + /metrics' or base is None:
+            continue
+        added = row['cpu_ms_per_guest'] - base['cpu_ms_per_guest']
+        out.append('target: %-20s %-16s %8.3f ms/guest <= 0.1: %s' % (
+            fleet, 'exporter CPU', added, 'met' if added <= 0.1
+            else 'NOT MET'))
+        if 'scrape_s' in row:
+            out.append('target: %-20s %-16s %8.3f s <= 0.5: %s (%d bytes)'
+                       % (fleet, 'one scrape', row['scrape_s'],
+                          'met' if row['scrape_s'] <= 0.5 else 'NOT MET',
+                          row['scrape_bytes']))
+        else:
+            out.append('target: %-20s one scrape: none succeeded: NOT MET'
+                       % fleet)
+    return out
+
+
 def targets(rows: list[dict[str, Any]]) -> list[str]:
     """One line per target of issue 10 that this run measured: met or not."""
     out = []
@@ -832,6 +907,7 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
             out.append('target: %-20s %-16s %8.3f %s <= %g: %s%s' % (
                 fleet, key, value, unit, bound / scale,
                 'met' if r[key] <= bound else 'NOT MET', extra))
+    out += exporter_targets(rows)
     if out:
         out.insert(0, '')
     return out
