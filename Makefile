@@ -65,7 +65,7 @@ lint: deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
-	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-gnocchi
+	rm -rf $(VENV) .venv-gnocchi .venv-aetos
