@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Many guests in one process: the qga protocol on N unix sockets.
 
-For ``make bench`` (:mod:`tools.bench`): one asyncio process listens on
+For ``make bench`` (:mod:`tests.bench.bench`): one asyncio process listens on
 ``WORKDIR/gNNNN.sock`` for N guests (N up to a few thousand, one listening
 socket each) and answers with replies *recorded from a real qemu-ga 7.2*
-(``tools/recordings/qemu-ga-7.2.json``, made by
-:mod:`tools.record_qga_replies`; its ``provenance`` says how).  Every k-th
+(``tests/fixtures/agents/qemu-ga-7.2-recorded.json``, made by
+:mod:`tests.fixtures.agents.record_qga_replies`; its ``provenance`` says how).  Every k-th
 guest (``--silent-every k``: guests k-1, 2k-1, ...) is silent: it accepts
 connections, reads and discards, and never answers, like a VM whose agent
 is not running.
@@ -42,7 +41,7 @@ leaves with a reply unread (7.2 does).  Counters never move between sweeps.
 Command line (prints ``ready N`` once every socket listens, runs until
 SIGTERM/SIGINT, then removes its sockets)::
 
-    python tools/fake_fleet.py --workdir DIR --count 1000 --silent-every 20
+    python -m tests.bench.fake_fleet --workdir DIR --count 1000 --silent-every 20
 
 Library use: :class:`FakeFleet` runs that process and stops it by pid.
 """
@@ -60,13 +59,10 @@ import selectors
 import sys
 from typing import Any
 
-try:
-    from tools import processes
-except ImportError:  # run as a script: tools/ is the script's directory
-    import processes  # type: ignore[no-redef]
+from tests.fixtures import processes
 
-RECORDING = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         'recordings', 'qemu-ga-7.2.json')
+RECORDING = os.path.join(processes.ROOT, 'tests', 'fixtures', 'agents',
+                         'qemu-ga-7.2-recorded.json')
 SENTINEL = b'\xff'
 #: a line longer than this without a newline is dropped (bounded memory)
 MAX_LINE = 1 << 20
@@ -280,7 +276,7 @@ def raise_fd_limit() -> None:
 
 
 class FakeFleet:
-    """Runs ``tools/fake_fleet.py`` as a process; a context manager.
+    """Runs ``tests/bench/fake_fleet.py`` as a process; a context manager.
 
     :param workdir: existing directory with a short path (AF_UNIX limit)
     :param count: number of guests
@@ -313,9 +309,11 @@ class FakeFleet:
     def start(self, timeout: float = 60.0) -> FakeFleet:
         """Start the process and wait for its ``ready`` line."""
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), '--workdir',
-             self.workdir, '--count', str(self.count), '--silent-every',
-             str(self.silent_every), '--recording', self.recording],
+            processes.python_module(
+                'tests.bench.fake_fleet', '--workdir', self.workdir,
+                '--count', str(self.count), '--silent-every',
+                str(self.silent_every), '--recording', self.recording),
+            cwd=processes.ROOT,
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True)
         assert self.proc.stdout is not None

@@ -14,7 +14,7 @@ Real here:
   code writes (``tests/unit/discovery/nova_domain.py``) from libvirt;
 * our ``libvirt`` discovery on the same libvirt for the channels, our
   socket transports, qemu-ga 7.2 stand-in guests, and the fake agent
-  (``tools/fake_agent.py``) in ``hang`` mode for a hung agent.
+  (``tests/fixtures/agents/fake_agent.py``) in ``hang`` mode for a hung agent.
 
 Substituted, because it cannot run here or is covered elsewhere:
 

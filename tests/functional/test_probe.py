@@ -27,7 +27,7 @@ from tests.fixtures.libvirt_test_driver import write_node_file
 from tests.unit.discovery import nova_domain
 from tests.unit.discovery.nova_domain import MONITOR
 from tests.unit.discovery.nova_domain import STANDARD
-from tools.qga_standin import StandinGuest
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 
