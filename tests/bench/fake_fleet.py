@@ -60,10 +60,12 @@ import sys
 from typing import Any
 
 from tests.fixtures import processes
+from tests.fixtures.agents import qga_protocol as proto
+from tests.fixtures.agents.qga_protocol import encode
+from tests.fixtures.agents.qga_protocol import SENTINEL
 
 RECORDING = os.path.join(processes.ROOT, 'tests', 'fixtures', 'agents',
                          'qemu-ga-7.2-recorded.json')
-SENTINEL = b'\xff'
 #: a line longer than this without a newline is dropped (bounded memory)
 MAX_LINE = 1 << 20
 #: commands answered from state rather than from the recording
@@ -79,18 +81,6 @@ def socket_path(workdir: str, index: int) -> str:
 def is_silent(index: int, silent_every: int) -> bool:
     """True for every ``silent_every``-th guest (0: none is silent)."""
     return silent_every > 0 and index % silent_every == silent_every - 1
-
-
-def encode(reply_key: str, value: Any, request_id: Any = None,
-           has_id: bool = False) -> bytes:
-    """One reply line as real qemu-ga orders it (see the module docstring)."""
-    body = json.dumps(value)
-    if not has_id:
-        return b'{"%s": %s}\n' % (reply_key.encode(), body.encode())
-    rid = json.dumps(request_id).encode()
-    if reply_key == 'return':
-        return b'{"return": %s, "id": %s}\n' % (body.encode(), rid)
-    return b'{"id": %s, "error": %s}\n' % (rid, body.encode())
 
 
 class Recording:
@@ -118,12 +108,9 @@ class Recording:
         """Reply to a recorded or unknown argument-less command."""
         reply = self.replies.get(command)
         if reply is None:
-            if command in self.disabled:
-                desc = 'Command %s has been disabled' % command
-            else:
-                desc = 'The command %s has not been found' % command
-            return encode('error', {'class': 'CommandNotFound',
-                                    'desc': desc}, request_id, has_id)
+            error = (proto.disabled(command) if command in self.disabled
+                     else proto.not_found(command))
+            return encode('error', error, request_id, has_id)
         if not has_id:
             return self._plain[command]
         key, value = next(iter(reply.items()))
@@ -183,33 +170,25 @@ class FakeGuest:
         try:
             request = json.loads(line)
         except ValueError as exc:
-            return encode('error', {'class': 'GenericError',
-                                    'desc': 'JSON parse error, %s' % exc})
-        if not isinstance(request, dict) or not isinstance(
-                request.get('execute'), str):
-            return encode('error', {
-                'class': 'GenericError',
-                'desc': "QMP input lacks member 'execute'"})
+            return encode('error', proto.parse_error(str(exc)))
+        try:
+            command, args = proto.check_request(request)
+        except proto.BadRequest as exc:
+            return encode('error', exc.error)
         has_id = 'id' in request
         rid = request.get('id')
-        command = request['execute']
-        args = request.get('arguments') or {}
-        if not isinstance(args, dict):
-            args = {}
         if command in _STATEFUL:
             return self._stateful(command, args, rid, has_id)
         if args and command in self.recording.replies:
-            return encode('error', {
-                'class': 'GenericError',
-                'desc': "Parameter '%s' is unexpected" % next(iter(args))},
-                rid, has_id)
+            return encode('error', proto.unexpected_parameter(next(iter(args))),
+                          rid, has_id)
         return self.recording.answer(command, has_id, rid)
 
     def _stateful(self, command: str, args: dict[str, Any], rid: Any,
                   has_id: bool) -> bytes:
-        if command in ('guest-sync', 'guest-sync-delimited'):
-            reply = encode('return', args.get('id'), rid, has_id)
-            return SENTINEL + reply if command.endswith('delimited') else reply
+        if command in proto.SYNC_COMMANDS:
+            prefix, reply = proto.sync_reply(command, args)
+            return prefix + encode('return', reply['return'], rid, has_id)
         if command == 'guest-file-open':
             path = args.get('path')
             if path not in self.recording.files:
@@ -224,10 +203,7 @@ class FakeGuest:
         handle = args.get('handle')
         state = self._handles.get(handle)  # type: ignore[arg-type]
         if state is None:
-            return encode('error', {
-                'class': 'GenericError',
-                'desc': "handle '%s' has not been found" % handle},
-                rid, has_id)
+            return encode('error', proto.handle_not_found(handle), rid, has_id)
         if command == 'guest-file-close':
             del self._handles[handle]  # type: ignore[arg-type]
             return encode('return', {}, rid, has_id)
