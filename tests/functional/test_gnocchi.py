@@ -13,7 +13,7 @@ Every assertion queries Gnocchi's REST API.
 
 libvirt discovery reads ``test:///PATH``: libvirt's test driver loading a
 node file of Nova domains (XML made by Nova's own code,
-``tests/unit/discovery/nova_domain.py``), so that a separate process sees
+``tests/fixtures/nova_domain.py``), so that a separate process sees
 them; the e2e suite covers real QEMU domains.
 """
 
@@ -41,7 +41,7 @@ import yaml
 from ceilometer_qga import meters as meter_catalogue
 from tests.fixtures import gnocchi as gnocchi_fixture
 from tests.fixtures.gnocchi import telemetry  # noqa: F401
-from tests.unit.discovery import nova_domain
+from tests.fixtures import nova_domain
 from tests.fixtures.agents import qga_standin
 
 pytestmark = pytest.mark.functional
