@@ -4,11 +4,13 @@ For ``make bench`` (:mod:`tests.bench.bench`): one asyncio process listens on
 ``WORKDIR/gNNNN.sock`` for N guests (N up to a few thousand, one listening
 socket each) and answers with replies *recorded from a real qemu-ga 7.2*
 (``tests/fixtures/agents/qemu-ga-7.2-recorded.json``, made by
-:mod:`tests.fixtures.agents.record_qga_replies`; its ``provenance`` says how).  Every k-th
-guest (``--silent-every k``: guests k-1, 2k-1, ...) is silent: it accepts
+:mod:`tests.fixtures.agents.record_qga_replies`; its ``provenance`` says
+how).  Every k-th guest (``--silent-every k``: guests k-1, 2k-1, ...) is silent: it accepts
 connections, reads and discards, and never answers, like a VM whose agent
 is not running.
 
+The protocol rules it shares with the fake agent (request checks, sync,
+error texts, reply layout) are :mod:`tests.fixtures.agents.qga_protocol`'s.
 What it does like real qemu-ga 7.2 (checked against the real agent: the
 ``wire`` section of the recording, and ``tests/functional/test_fake_fleet.py``
 sends the same bytes to both and compares the replies):
