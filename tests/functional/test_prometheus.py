@@ -25,7 +25,7 @@ from tests.fixtures import processes as procs
 from tests.fixtures.gnocchi import free_port
 from tests.fixtures.prometheus import PROMTOOL
 from tests.fixtures.prometheus import start_prometheus
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(300)]
 
