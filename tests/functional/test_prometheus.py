@@ -29,7 +29,7 @@ from tests.fixtures.prometheus import aetos_query
 from tests.fixtures.prometheus import PROMTOOL
 from tests.fixtures.prometheus import start_aetos
 from tests.fixtures.prometheus import start_prometheus
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(300)]
 

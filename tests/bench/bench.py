@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
 """``make bench``: the poller at fleet scale against two baselines, one run.
 
-For each fleet -- N in {100, 1000} fake guests (:mod:`tools.fake_fleet`, one
-process answering with replies recorded from real qemu-ga 7.2) and N = 100
-real qemu-ga processes (:mod:`tools.qga_standin`), each with 0% and 5%
-silent guests (every 20th accepts and never answers) -- it measures:
+For each fleet -- N in {100, 1000} fake guests
+(:mod:`tests.bench.fake_fleet`, one process answering with replies recorded
+from real qemu-ga 7.2) and N = 100 real qemu-ga processes
+(:mod:`tests.fixtures.agents.qga_standin`), each with 0% and 5% silent guests
+(every 20th accepts and never answers) -- it measures:
 
 ``ours``
     The installed ``qga-polling`` console script as a service
@@ -38,7 +38,7 @@ silent guests (every 20th accepts and never answers) -- it measures:
     host of its own, 3 measured sweeps; :class:`BusCounter` counts the
     notifications and their bytes on the bus.
 ``sequential`` / ``threads``
-    :mod:`tools.bench_baselines` on the same fleet and configuration, as a
+    :mod:`tests.bench.bench_baselines` on the same fleet and configuration, as a
     process of its own: the same commands and samples, blocking sockets,
     guests one after another or a thread each.  Wall and CPU per sweep are
     its own (``time.process_time``); with a single sweep (the sequential
@@ -46,15 +46,14 @@ silent guests (every 20th accepts and never answers) -- it measures:
 
 After the ratios: a warning for any fleet where ours published fewer
 samples than a baseline (its figures would flatter it), and one line per
-target of issue 10 measured in the run, met or not.  Then three micro rows
-kept from the older bench: guest-ping latency through
-our transport against a blocking client and against a client built on
-QEMU's ``qemu.qmp`` (``tools/qmp_qga_client.py``), and signing one sample
-against Ceilometer's ``compute_signature``.  The table is printed and also written
-as JSON to the file the run names; ``--profile`` adds a py-spy profile of the
+target of issue 10 measured in the run, met or not.  Then two micro rows:
+guest-ping latency through our transport against a blocking client, and
+signing one sample against Ceilometer's ``compute_signature``.  The table
+is printed and also written as JSON to the file the run names; ``--profile``
+adds a py-spy profile of the
 1000-guest service run (top entries by own time).
 
-Usage: ``python tools/bench.py [--sizes 100,1000] [--real 100]
+Usage: ``python -m tests.bench.bench [--sizes 100,1000] [--real 100]
 [--sweeps 5] [--profile] [--json FILE]``; ``--smoke`` is a seconds-long run
 (5 guests, 1 sweep) for the test suite.
 """
@@ -78,18 +77,15 @@ import tempfile
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-from tools import fake_fleet  # noqa: E402
-from tools import processes  # noqa: E402
-from tools.qga_standin import RawClient  # noqa: E402
-from tools.qga_standin import StandinFleet  # noqa: E402
+from tests.bench import fake_fleet
+from tests.fixtures import processes
+from tests.fixtures.agents.qga_standin import RawClient
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 BIN_DIR = os.path.dirname(sys.executable)
 QGA_POLLING = os.path.join(BIN_DIR, 'qga-polling')
-BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         'bench_baselines.py')
+#: run as ``python -m`` from the checkout (:func:`processes.python_module`)
+BASELINES = 'tests.bench.bench_baselines'
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 SILENT_EVERY = 20
 COMMAND_TIMEOUT = 1.0
@@ -468,10 +464,11 @@ def run_baseline(mode: str, config: str, output: str, sweeps: int,
                  max_seconds: float) -> dict[str, Any]:
     """One baseline as a process of its own; its measurements."""
     out = subprocess.run(
-        [sys.executable, BASELINES, '--mode', mode, '--config-file', config,
-         '--output', output, '--sweeps', str(sweeps), '--max-seconds',
-         str(max_seconds), '--timeout', str(COMMAND_TIMEOUT)],
-        check=True, capture_output=True, text=True, timeout=900)
+        processes.python_module(
+            BASELINES, '--mode', mode, '--config-file', config,
+            '--output', output, '--sweeps', str(sweeps), '--max-seconds',
+            str(max_seconds), '--timeout', str(COMMAND_TIMEOUT)),
+        cwd=processes.ROOT, check=True, capture_output=True, text=True, timeout=900)
     result = json.loads(out.stdout)
     records = result['sweeps']
     steady = records[1:] or records
@@ -659,49 +656,6 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
     return statistics.median(mine) * 1000, statistics.median(base) * 1000
 
 
-def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
-    """Median guest-ping ms: (our transport, the qemu.qmp-based prototype).
-
-    The measurement behind the transport's choice of its own client over
-    ``qemu.qmp`` (see ``ceilometer_qga/qga/transport_socket.py``).
-    """
-    from ceilometer_qga.qga import transport_socket
-    from tools.qmp_qga_client import QgaQmpClient
-
-    async def measure(connect, ping, close) -> float:
-        client = await connect()
-        await ping(client)
-        out = []
-        for _ in range(count):
-            start = time.perf_counter()
-            await ping(client)
-            out.append(time.perf_counter() - start)
-        await close(client)
-        return statistics.median(out) * 1000
-
-    async def our_connect():
-        return transport_socket.SocketTransport('bench', path,
-                                                COMMAND_TIMEOUT, 1 << 20)
-
-    async def qmp_connect():
-        client = QgaQmpClient()
-        await client.connect(path)
-        return client
-
-    async def run() -> tuple[float, float]:
-        mine = await measure(
-            our_connect,
-            lambda t: asyncio.wait_for(t.execute('guest-ping'),
-                                       COMMAND_TIMEOUT),
-            lambda t: t.close())
-        qmp = await measure(
-            qmp_connect,
-            lambda c: asyncio.wait_for(c.call('guest-ping'), COMMAND_TIMEOUT),
-            lambda c: c.disconnect())
-        return mine, qmp
-    return asyncio.run(run())
-
-
 def signing(count: int) -> tuple[float, float]:
     """Microseconds per signed sample: (ours, Ceilometer's)."""
     from ceilometer.publisher import utils as ceilo_utils
@@ -731,11 +685,8 @@ def micro_rows(pings: int, signs: int) -> list[dict[str, Any]]:
     rows = []
     with StandinFleet(1) as fleet:
         mine, base = ping_latency(fleet[0].socket, pings)
-        mine_q, qmp = qmp_ping_latency(fleet[0].socket, pings)
     rows.append({'measure': 'guest-ping median (ms)', 'ours': mine,
                  'baseline': 'stdlib blocking client', 'value': base})
-    rows.append({'measure': 'guest-ping median (ms)', 'ours': mine_q,
-                 'baseline': 'qemu.qmp client (prototype)', 'value': qmp})
     mine, base = signing(signs)
     rows.append({'measure': 'sign one sample (us)', 'ours': mine,
                  'baseline': 'ceilometer compute_signature', 'value': base})
