@@ -14,20 +14,24 @@ task (``tests/functional/test_transport_socket.py``,
 ``test_qemu_qmp_cannot_sync``).  A subclass doing the handshake in
 ``_establish_session`` works, but its reader and writer tasks and queues
 cost more task switches per command than this framing, and it routes
-replies only by id, which agents before 3.0 do not echo (below).  So the framing is ours: every
-read bounded in time and bytes.
+replies only by id, which agents before 4.0 do not echo (below).  So the
+framing is ours: every read bounded in time and bytes.
 
 Two framings: ids, or order
 ---------------------------
-qemu-ga 3.0 and later echo a request's top-level ``id`` in the reply,
-``return`` and ``error`` alike.  Older agents dispatch the whole request
-through ``qapi/qmp-dispatch.c``, whose ``qmp_dispatch_check_obj`` refused
-every member but ``execute`` and ``arguments`` (``{"error": {"class":
-"GenericError", "desc": "QMP input object member 'id' is unexpected"}}``,
-no id in the reply); the 2.12 dispatcher accepted the member but its reply
-still carried none: only the QMP monitor (``monitor.c``) answered with the
-id.  libvirt and Proxmox never send qga a top-level id: they sync and read
-replies in order.
+qemu-ga 4.0 and later echo a request's top-level ``id`` in the reply,
+``return`` and ``error`` alike (QEMU commit 4eaca8de26 "qmp: common 'id'
+handling & make QGA conform to QMP spec", in 4.0.0).  Earlier agents
+dispatch the whole request through ``qapi/qmp-dispatch.c``, whose
+``qmp_dispatch_check_obj`` refuses every member but ``execute`` and
+``arguments`` (``{"error": {"class": "GenericError", "desc": "QMP input
+object member 'id' is unexpected"}}`` up to 2.9, "QMP input member 'id' is
+unexpected" from 2.10; no id in the reply).  2.12 let the member through
+without echoing it (commit cf869d5317, the out-of-band work), and 3.0 took
+that back (commit 0fa39d0b03), so 3.0 and 3.1 refuse it again.  Only the
+QMP monitor (``monitor.c``) answered with the id before 4.0.  libvirt and
+Proxmox never send qga a top-level id: they sync and read replies in
+order.
 
 The framing is learnt once per connection, in the same write as the
 handshake: after ``guest-sync-delimited`` the transport sends a
@@ -91,8 +95,10 @@ SENTINEL = b'\xff'
 _TIMEOUT = getattr(asyncio, 'timeout', None)
 _READ_CHUNK = 65536
 _CLOSE_TIMEOUT = 1.0
-#: what an agent before 3.0 answers a request with a top-level id
-#: (``QERR_QMP_EXTRA_MEMBER`` in ``qapi/qmp-dispatch.c``)
+#: what an agent before 4.0 (but 2.12) answers a request with a top-level
+#: id ends with (``qmp_dispatch_check_obj`` in ``qapi/qmp-dispatch.c``:
+#: "QMP input object member 'id' is unexpected" up to 2.9, "QMP input
+#: member 'id' is unexpected" from 2.10)
 ID_REFUSAL = "member 'id' is unexpected"
 
 
@@ -117,9 +123,9 @@ class Framing(enum.Enum):
 
     #: not learnt yet (a new connection)
     UNKNOWN = 'unknown'
-    #: the agent echoes ids (qemu-ga 3.0 and later)
+    #: the agent echoes ids (qemu-ga 4.0 and later)
     IDS = 'ids'
-    #: the agent refuses or ignores ids (before 3.0): replies in order
+    #: the agent refuses or ignores ids (before 4.0): replies in order
     ORDER = 'order'
 
 

@@ -25,6 +25,7 @@ import sys
 
 import pytest
 
+from tests.fixtures.agents import qga_protocol
 from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
@@ -178,24 +179,26 @@ def test_recorded_agent_gives_what_the_readme_says(
                if command == 'guest-get-statvfs']
     assert statvfs == (['/'] if version == '2.12+statvfs' else [])
     # Each recording answered in its own version's framing (the fake's
-    # framing_of): only agents from 3.0 on are sent commands with ids.
+    # framing_of): only agents that echo ids (4.0 on) are sent commands
+    # with ids.
     with_id = {command: flag == 'True' for command, flag in re.findall(
         r'request-id (\S+) (True|False)', agent.log_text())}
-    echoes = not version.startswith('2.')
+    with open(os.path.join(AGENTS, RECORDINGS[version])) as f:
+        echoes = qga_protocol.framing_of(json.load(f)['version']) == 'echo-id'
     assert with_id['guest-ping'] is echoes, version
     assert with_id['guest-sync'] is True  # the framing probe
 
 
 @pytest.mark.parametrize('agent_version', ['1.5.0', '2.5.0', '2.8.0',
                                            '2.11.0', '2.12.0', '3.0.0',
-                                           '7.2.0'])
+                                           '3.1.0', '4.0.0', '7.2.0'])
 def test_recorded_72_answers_in_every_framing_give_every_meter(
         short_tmpdir, fake_agent, agent_version):
     """Real qemu-ga 7.2 answers (the 8.2 recording: 7.2's command set and
-    capture), framed as ``agent_version`` frames them (ids refused before
-    2.12, ignored in 2.12, echoed from 3.0): the agent is up and gives
-    every meter the README promises for that command set, in every
-    framing.  Before the framing was learnt, every framing but the last
+    capture), framed as ``agent_version`` frames them (ids refused up to
+    2.11 and in 3.0-3.1, ignored in 2.12, echoed from 4.0): the agent is up
+    and gives every meter the README promises for that command set, in
+    every framing.  Before the framing was learnt, every framing but 4.0's
     gave ``agent_state`` timeout and one meter."""
     agent = fake_agent('ok', name='framing', agent_version=agent_version,
                        recording=os.path.join(AGENTS, RECORDINGS['8.2']))

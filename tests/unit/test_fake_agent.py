@@ -17,10 +17,11 @@ import time
 import pytest
 
 from tests.fixtures.agents import fake_agent as fake
+from tests.fixtures.agents import qga_protocol
 from tests.fixtures.agents import qga_standin
 
 SYNC = b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 42}}\n'
-FF_ERROR_LINE = json.dumps({'error': fake.FF_ERROR}).encode() + b'\n'
+FF_ERROR_LINE = json.dumps({'error': qga_protocol.FF_ERROR}).encode() + b'\n'
 
 
 def connect(path: str, timeout: float = 5.0) -> socket.socket:
@@ -82,10 +83,14 @@ def call(sock: socket.socket, command: str, **arguments) -> dict:
     return json.loads(read_until(sock, lines(1)))
 
 
-def synced(path: str) -> socket.socket:
+def synced(path: str, version: str | None = None) -> socket.socket:
+    """A connection past the handshake; ``version``: the fake's agent
+    version, whose answer to the 0xFF comes first."""
     sock = connect(path)
     sock.sendall(SYNC)
-    assert read_until(sock, lines(2)) == FF_ERROR_LINE + b'\xff{"return": 42}\n'
+    ff_line = FF_ERROR_LINE if version is None else json.dumps(
+        {'error': qga_protocol.ff_error(version)}).encode() + b'\n'
+    assert read_until(sock, lines(2)) == ff_line + b'\xff{"return": 42}\n'
     return sock
 
 
@@ -382,8 +387,8 @@ async def test_in_process_api(short_tmpdir):
 
 @pytest.mark.parametrize('version,framing', [
     ('1.5.0', 'refuse-id'), ('2.5.0', 'refuse-id'), ('2.11.0', 'refuse-id'),
-    ('2.12.0', 'ignore-id'), ('3.0.0', 'echo-id'), ('7.2.22', 'echo-id'),
-    ('108.0.2', 'echo-id')])
+    ('2.12.0', 'ignore-id'), ('3.0.0', 'refuse-id'), ('3.1.0', 'refuse-id'),
+    ('4.0.0', 'echo-id'), ('7.2.22', 'echo-id'), ('108.0.2', 'echo-id')])
 def test_framing_follows_the_version(version, framing):
     assert fake.framing_of(version) == framing
 
@@ -392,7 +397,7 @@ def test_an_agent_before_2_12_refuses_a_request_id(fake_agent):
     """qemu-ga 2.5's framing: the id refused with QEMU's exact text, no id
     in any reply; the same request without id is answered."""
     agent = fake_agent('ok', agent_version='2.5.0')
-    sock = synced(agent.socket)
+    sock = synced(agent.socket, '2.5.0')
     sock.sendall(b'{"execute": "guest-ping", "id": 5}\n'
                  b'{"execute": "guest-ping"}\n')
     replies = [json.loads(line) for line in
@@ -405,6 +410,17 @@ def test_an_agent_before_2_12_refuses_a_request_id(fake_agent):
 
 def test_a_2_12_agent_takes_a_request_id_and_does_not_echo_it(fake_agent):
     agent = fake_agent('ok', agent_version='2.12.0')
-    sock = synced(agent.socket)
+    sock = synced(agent.socket, '2.12.0')
     sock.sendall(b'{"execute": "guest-ping", "id": 5}\n')
     assert json.loads(read_until(sock, lines(1))) == {'return': {}}
+
+
+def test_a_3_1_agent_refuses_a_request_id_in_the_newer_words(fake_agent):
+    """Debian 10's qemu-ga 3.1: 3.0 took back 2.12's acceptance, and the
+    refusal reads "QMP input member" since 2.10."""
+    agent = fake_agent('ok', agent_version='3.1.0')
+    sock = synced(agent.socket, '3.1.0')
+    sock.sendall(b'{"execute": "guest-ping", "id": 5}\n')
+    assert json.loads(read_until(sock, lines(1))) == {'error': {
+        'class': 'GenericError',
+        'desc': "QMP input member 'id' is unexpected"}}

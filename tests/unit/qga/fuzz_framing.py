@@ -9,9 +9,9 @@ what the transport sends (nothing reads it: the stream is fixed in
 advance), and the sync id is fixed at 42 so that the fuzzer can reach the
 code past the handshake (the dictionary has ``{"return": 42}``).  The
 framing is taken as learnt (the probe of a new connection is covered by
-``tests/unit/qga/test_framing_properties.py``): ids (qemu-ga 3.0 and
+``tests/unit/qga/test_framing_properties.py``): ids (qemu-ga 4.0 and
 later), or, for an input that starts with ``O``, replies in order (an
-agent before 3.0; the ``O`` is not part of the stream).
+agent before 4.0; the ``O`` is not part of the stream).
 
 What must hold for every input (else atheris reports a crash and saves
 the input under ``build/fuzz/``):

@@ -225,19 +225,21 @@ def test_any_error_object_is_a_typed_bounded_error(error, pieces):
 
 # -- agents before 3.0: no ids (module docstring of transport_socket) ---------
 
-#: qemu-ga before 3.0 (``qmp_dispatch_check_obj`` in ``qapi/qmp-dispatch.c``,
-#: ``QERR_QMP_EXTRA_MEMBER``) answers a request with a top-level id thus
+#: qemu-ga up to 2.9 (``qmp_dispatch_check_obj`` in ``qapi/qmp-dispatch.c``,
+#: ``QERR_QMP_EXTRA_MEMBER``) answers a request with a top-level id thus;
+#: 2.10, 2.11, 3.0 and 3.1 say "QMP input member 'id' is unexpected"
 ID_REFUSAL = (b'{"error": {"class": "GenericError", "desc": '
               b'"QMP input object member \'id\' is unexpected"}}\n')
+ID_REFUSAL_2_10 = ID_REFUSAL.replace(b'input object member', b'input member')
 
 
-def old_agent(value, accepts_ids):
-    """A scripted agent that frames as qemu-ga 2.x does: ids refused (2.5
-    to 2.11) or accepted and not echoed (``accepts_ids``), replies in order
-    and never with an id."""
+def old_agent(value, accepts_ids, refusal=ID_REFUSAL):
+    """A scripted agent that frames as qemu-ga before 4.0 does: ids
+    refused (up to 2.11, 3.0, 3.1) or accepted and not echoed
+    (``accepts_ids``: 2.12), replies in order and never with an id."""
     def on_command(request):
         if 'id' in request and not accepts_ids:
-            return ID_REFUSAL
+            return refusal
         if request['execute'] == 'guest-sync':
             return json.dumps(
                 {'return': request['arguments']['id']}).encode() + b'\n'
@@ -246,9 +248,12 @@ def old_agent(value, accepts_ids):
 
 
 @SETTINGS
-@given(value=json_values, accepts_ids=st.booleans(), pieces=cuts)
-def test_an_agent_before_3_0_is_answered_in_order(value, accepts_ids, pieces):
-    agent = ScriptedAgent(sync_reply, old_agent(value, accepts_ids), pieces)
+@given(value=json_values, accepts_ids=st.booleans(),
+       refusal=st.sampled_from([ID_REFUSAL, ID_REFUSAL_2_10]), pieces=cuts)
+def test_an_agent_before_4_0_is_answered_in_order(value, accepts_ids,
+                                                  refusal, pieces):
+    agent = ScriptedAgent(sync_reply, old_agent(value, accepts_ids, refusal),
+                          pieces)
     outcomes = asyncio.run(exchange(
         agent, ('guest-ping', 'guest-info', 'guest-get-fsinfo')))
     assert [outcome for outcome, _took in outcomes] == [value] * 3
@@ -260,7 +265,7 @@ def test_an_agent_before_3_0_is_answered_in_order(value, accepts_ids, pieces):
 
 
 def test_the_exact_2x_refusal_selects_order_framing():
-    """The refusal text of qemu-ga 2.5-2.11, byte for byte, as the reply to
+    """The refusal text of qemu-ga 1.5-2.9, byte for byte, as the reply to
     the framing probe: the connection is framed by order from then on."""
     async def run():
         agent = ScriptedAgent(sync_reply, old_agent({}, False), [])
