@@ -68,4 +68,4 @@ clean:
 	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-gnocchi
+	rm -rf $(VENV) .venv-gnocchi .venv-aodh

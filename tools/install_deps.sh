@@ -94,6 +94,25 @@ if [ "$want" != "$have" ]; then
     echo "$want" > "$GNOCCHI_STAMP"
 fi
 
+# The real Aodh of the alarm tests (tests/fixtures/aodh.py), in a
+# virtualenv of its own for the same reason as Gnocchi's.
+AODH_VENV=${AODH_VENV:-$ROOT/.venv-aodh}
+AODH_STAMP=$AODH_VENV/.requirements.sha256
+if [ ! -x "$AODH_VENV/bin/python" ]; then
+    echo "install_deps: creating $AODH_VENV"
+    quietly "$PYTHON" -m venv "$AODH_VENV"
+    rm -f "$AODH_STAMP"
+fi
+want=$(sha256sum aodh-requirements.txt | cut -d' ' -f1)
+have=$(cat "$AODH_STAMP" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+    echo "install_deps: pip install -r aodh-requirements.txt into $AODH_VENV" \
+         "(about a minute the first time)"
+    quietly "$AODH_VENV/bin/pip" install -q --upgrade pip setuptools wheel
+    quietly "$AODH_VENV/bin/pip" install -q -r aodh-requirements.txt
+    echo "$want" > "$AODH_STAMP"
+fi
+
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.
 # A stale build/ (from an earlier tree) would put removed modules back
