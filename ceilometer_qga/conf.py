@@ -251,6 +251,25 @@ events_opts = [
                       'answering agent before "down" is sent: the agent '
                       'starts after the guest\'s kernel. Guests present at '
                       'the poller\'s first sweep get no grace.'),
+    cfg.BoolOpt('libvirt_events',
+                default=True,
+                help='With [qga_polling] discovery = libvirt, listen for '
+                     'libvirt\'s agent lifecycle events (the guest opened or '
+                     'closed the standard agent channel) and domain events '
+                     '(paused, shut down, migrated) and send the state '
+                     'change at once instead of at the next heartbeat or '
+                     'sweep.'),
+    cfg.FloatOpt('disconnect_hold',
+                 default=1.0, min=0.0,
+                 help='Seconds a "down" from libvirt\'s agent-disconnected '
+                      'event waits for a domain event (paused, shut down, '
+                      'migrated) that explains it; if one comes, no "down" '
+                      'is sent. A guest shut down from inside closes the '
+                      'channel before its domain stops: raise this to the '
+                      'time your guests take from stopping the agent to '
+                      'powering off to keep such shutdowns from ever '
+                      'reading "down", at the cost of slower detection of '
+                      'killed agents.'),
     cfg.StrOpt('state_file',
                help='File keeping the state last sent for each guest, so '
                     'that a restarted poller sends only the states that '

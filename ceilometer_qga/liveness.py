@@ -92,6 +92,8 @@ class Observation:
     user_id: str | None = None
     agent_version: str | None = None
     channel: str | None = None
+    #: names the domain only (a libvirt event): identity to be filled in
+    partial: bool = False
 
     @property
     def liveness(self) -> str:

@@ -32,6 +32,7 @@ bounded; what does not fit is dropped with a warning.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import queue
 import threading
 from typing import Any
@@ -42,7 +43,9 @@ import oslo_messaging
 from oslo_utils import timeutils
 
 from ceilometer_qga import conf as conf_mod
+from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga import heartbeat as heartbeat_mod
+from ceilometer_qga import libvirt_events as libvirt_events_mod
 from ceilometer_qga import liveness as liveness_mod
 from ceilometer_qga import observers
 
@@ -95,6 +98,16 @@ class StateChangeEvents(observers.SweepObserver):
         self.sent = 0
         self.heartbeat: heartbeat_mod.Heartbeat | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: instance id -> its last full observation (sweep or heartbeat):
+        #: what libvirt's events, which name only the domain, lack
+        self._last: dict[str, liveness_mod.Observation] = {}
+        self.libvirt_events: libvirt_events_mod.LibvirtEvents | None = None
+        if (conf.qga_polling.discovery == 'libvirt'
+                and opts.libvirt_events):
+            self.libvirt_events = libvirt_events_mod.LibvirtEvents(
+                conf.libvirt_discovery.uri, opts.disconnect_hold,
+                self.observe, self._uses_standard_channel)
+        self._started = False
 
     def bind(self, poller: Any, loop: Any = None) -> None:
         """Set up the heartbeat over ``poller``'s sessions.
@@ -114,16 +127,36 @@ class StateChangeEvents(observers.SweepObserver):
         """Track the sweep's states; queue a notification per change."""
         self.observe([liveness_mod.observation_from_report(
             r, self.monitor_channel) for r in result.reports])
-        if self.heartbeat is not None and self.heartbeat.task is None:
+        if not self._started:
+            # After the first sweep: its states are the first ones sent,
+            # and threads are not started before qga-polling forks.
+            self._started = True
+            self._start_listeners()
+
+    def _start_listeners(self) -> None:
+        if self.heartbeat is not None:
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
                 self.heartbeat.start()
             else:
                 self._loop.call_soon_threadsafe(self.heartbeat.start)
+        if self.libvirt_events is not None:
+            try:
+                self.libvirt_events.start()
+            except Exception as exc:
+                LOG.warning('libvirt events unavailable (%s); the heartbeat '
+                            'and the sweeps notice state changes', exc)
+                self.libvirt_events = None
+
+    def _uses_standard_channel(self, instance_id: str) -> bool:
+        last = self._last.get(instance_id)
+        return last is not None and last.channel == STANDARD_CHANNEL
 
     def observe(self, observations: list[liveness_mod.Observation]) -> None:
         """Track ``observations`` (a sweep's, a heartbeat's, libvirt's)."""
         with self._lock:
+            observations = [self._complete(o) for o in observations]
+            observations = [o for o in observations if o is not None]
             changes = self.tracker.observe(observations)
             saved = (self.tracker.sent_states()
                      if changes and self.state_file else None)
@@ -151,6 +184,24 @@ class StateChangeEvents(observers.SweepObserver):
                 pass
         self._start()
 
+    def _complete(self, obs: liveness_mod.Observation
+                  ) -> liveness_mod.Observation | None:
+        """``obs`` with the guest's identity; None for a guest never swept.
+
+        libvirt's events name a domain only; one the sweeps never reported
+        (not a Nova guest, or not yet discovered) is not ours to judge.
+        """
+        if not obs.partial:
+            self._last[obs.instance_id] = obs
+            return obs
+        last = self._last.get(obs.instance_id)
+        if last is None:
+            return None
+        return dataclasses.replace(
+            obs, project_id=last.project_id, user_id=last.user_id,
+            agent_version=last.agent_version, channel=last.channel,
+            partial=False)
+
     def _start(self) -> None:
         if self._thread is None:
             # Started on first use, not in __init__: qga-polling builds its
@@ -176,6 +227,8 @@ class StateChangeEvents(observers.SweepObserver):
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (within ``timeout``), then release the bus."""
+        if self.libvirt_events is not None:
+            self.libvirt_events.close()
         if self.heartbeat is not None and self._loop is not None:
             try:
                 self._loop.call_soon_threadsafe(self.heartbeat.stop)
