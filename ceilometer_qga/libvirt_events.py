@@ -10,7 +10,8 @@ connection of its own, with libvirt's default event loop
 of its own, and turns them into :class:`~ceilometer_qga.liveness.
 Observation` objects at once:
 
-* agent connected -> ``ok``; agent disconnected -> ``not_connected``,
+* agent connected -> ``ok``; agent disconnected -> ``not_connected``
+  (not with reason "domain started": the channel of a booting guest),
   held back ``[guest_agent_events] disconnect_hold`` seconds: a guest that
   shuts down or is paused or migrated closes the channel too, and its
   domain event, if it comes within the hold, replaces the "down";
@@ -42,6 +43,7 @@ LOG = logging.getLogger(__name__)
 # libvirt's constants by number: this module imports without libvirt.
 AGENT_CONNECTED = 1      # VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_*
 AGENT_DISCONNECTED = 2
+REASON_DOMAIN_STARTED = 1  # VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_*
 EVENT_STARTED = 2        # virDomainEventType
 EVENT_SUSPENDED = 3
 EVENT_RESUMED = 4
@@ -152,6 +154,10 @@ class LibvirtEvents:
         if state == AGENT_CONNECTED:
             self._emit(instance_id, 'ok', None)
         elif state == AGENT_DISCONNECTED:
+            if reason == REASON_DOMAIN_STARTED:
+                # libvirt's word for "the domain just started, the agent is
+                # not there yet": a boot, not a death.
+                return
             seen = time.monotonic()
             if self.hold <= 0:
                 self._disconnected(instance_id, seen)
