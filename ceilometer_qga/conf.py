@@ -17,6 +17,7 @@ POLLING_GROUP = 'qga_polling'
 STATIC_GROUP = 'static_discovery'
 LIBVIRT_GROUP = 'libvirt_discovery'
 PUBLISHER_GROUP = 'publisher'
+EVENTS_GROUP = 'guest_agent_events'
 
 polling_opts = [
     cfg.StrOpt('discovery',
@@ -63,6 +64,17 @@ polling_opts = [
     cfg.IntOpt('interval',
                default=300, min=1,
                help='Seconds between the starts of two sweeps.'),
+    cfg.FloatOpt('heartbeat_interval',
+                 default=10.0, min=0.0,
+                 help='Seconds between two heartbeats: guest-ping alone to '
+                      'every guest a sweep would contact, over the same '
+                      'connections, so that an agent that is killed or hangs '
+                      'is noticed within heartbeat_interval + '
+                      'command_timeout instead of at the next sweep. Used '
+                      'by the state-change events ([guest_agent_events] '
+                      'enabled), which are its only output: '
+                      'guest.agent.up stays one sample per sweep. 0 turns '
+                      'the heartbeat off.'),
     cfg.IntOpt('max_concurrent_guests',
                default=8, min=1,
                help='How many guests are polled at the same time. Commands '
@@ -207,6 +219,65 @@ publisher_opts = [
                     'Ceilometer\'s.'),
 ]
 
+events_opts = [
+    cfg.BoolOpt('enabled',
+                default=False,
+                help='Send one notification on the bus (event type '
+                     'guest_agent.state.change, exchange "ceilometer") each '
+                     'time a guest\'s agent state changes, for Ceilometer\'s '
+                     'notification agent to turn into an event and Aodh\'s '
+                     'event alarms to act on (etc/ceilometer/'
+                     'event_definitions.yaml). The states present at the '
+                     'first sweep are sent once. The bus is '
+                     '[oslo_messaging_notifications] transport_url, else '
+                     '[DEFAULT] transport_url.'),
+    cfg.ListOpt('topics',
+                default=[],
+                help='Topics the state changes are sent to; empty: '
+                     '[oslo_messaging_notifications] topics ("notifications", '
+                     'where Ceilometer\'s notification agent listens).'),
+    cfg.FloatOpt('damping_interval',
+                 default=30.0, min=0.0,
+                 help='Least seconds between two state-change events of one '
+                      'guest. The first change is sent at once; changes '
+                      'within the interval are merged into one event with '
+                      'the state the guest is in when it has passed (none if '
+                      'it is back in the state last sent), so a flapping '
+                      'agent costs one event per interval.'),
+    cfg.FloatOpt('startup_grace',
+                 default=120.0, min=0.0,
+                 help='Seconds a guest that appears while the poller runs '
+                      '(booted, migrated or resumed here) may go without an '
+                      'answering agent before "down" is sent: the agent '
+                      'starts after the guest\'s kernel. Guests present at '
+                      'the poller\'s first sweep get no grace.'),
+    cfg.BoolOpt('libvirt_events',
+                default=True,
+                help='With [qga_polling] discovery = libvirt, listen for '
+                     'libvirt\'s agent lifecycle events (the guest opened or '
+                     'closed the standard agent channel) and domain events '
+                     '(paused, shut down, migrated) and send the state '
+                     'change at once instead of at the next heartbeat or '
+                     'sweep.'),
+    cfg.FloatOpt('disconnect_hold',
+                 default=1.0, min=0.0,
+                 help='Seconds a "down" from libvirt\'s agent-disconnected '
+                      'event waits for a domain event (paused, shut down, '
+                      'migrated) that explains it; if one comes, no "down" '
+                      'is sent. A guest shut down from inside closes the '
+                      'channel before its domain stops: raise this to the '
+                      'time your guests take from stopping the agent to '
+                      'powering off to keep such shutdowns from ever '
+                      'reading "down", at the cost of slower detection of '
+                      'killed agents.'),
+    cfg.StrOpt('state_file',
+               help='File keeping the state last sent for each guest, so '
+                    'that a restarted poller sends only the states that '
+                    'changed meanwhile instead of one event per guest. '
+                    'Unset: every guest\'s state is sent once after a '
+                    'start.'),
+]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every option of the poller on ``conf``."""
@@ -217,6 +288,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(static_opts, group=STATIC_GROUP)
     conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
     conf.register_opts(publisher_opts, group=PUBLISHER_GROUP)
+    conf.register_opts(events_opts, group=EVENTS_GROUP)
     for group, opts in _observer_opts():
         conf.register_opts(opts, group=group)
 
@@ -229,11 +301,12 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
         (STATIC_GROUP, static_opts),
         (LIBVIRT_GROUP, libvirt_opts),
         (PUBLISHER_GROUP, publisher_opts),
+        (EVENTS_GROUP, events_opts),
     ] + _observer_opts()
 
 
 def _observer_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """The options of the sweep observers (each owns its group)."""
+    """The options of the sweep observers that own their group."""
     from ceilometer_qga.observers import prometheus
     return prometheus.list_opts()
 

@@ -42,6 +42,8 @@ class Pipeline:
         #: sweep observers (:mod:`ceilometer_qga.observers`) the
         #: configuration enables: events, the Prometheus exporter
         self.observers = observers_mod.load_observers(conf)
+        for observer in self.observers:
+            observer.bind(self.poller)
         # Started by the first sweep, not here: qga-polling builds a
         # Pipeline to check the configuration before it forks, and threads
         # do not survive a fork.

@@ -30,6 +30,7 @@ VENV=${VENV:-$ROOT/.venv}
 STAMP=$VENV/.requirements.sha256
 GNOCCHI_VENV=${GNOCCHI_VENV:-$ROOT/.venv-gnocchi}
 AETOS_VENV=${AETOS_VENV:-$ROOT/.venv-aetos}
+AODH_VENV=${AODH_VENV:-$ROOT/.venv-aodh}
 LOG=$(mktemp /tmp/install_deps.XXXXXX.log)
 trap 'rm -f "$LOG"' EXIT
 
@@ -82,7 +83,8 @@ if [ "$want" != "$have" ]; then
     echo "$want" > "$STAMP"
 fi
 
-# A virtualenv of its own for a service the tests run (Gnocchi, Aetos), so
+# A virtualenv of its own for a service the tests run (Gnocchi, Aetos,
+# Aodh), so
 # that its dependencies cannot change the versions of Nova and Ceilometer
 # in .venv: built once, and again only when its requirements file changes.
 service_venv() {  # service_venv REQUIREMENTS-FILE VENV
@@ -104,6 +106,8 @@ service_venv() {  # service_venv REQUIREMENTS-FILE VENV
 }
 service_venv gnocchi-requirements.txt "$GNOCCHI_VENV"
 service_venv aetos-requirements.txt "$AETOS_VENV"
+# The real Aodh of the alarm tests (tests/fixtures/aodh.py).
+service_venv aodh-requirements.txt "$AODH_VENV"
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.

@@ -45,6 +45,15 @@ class SweepObserver(abc.ABC):
     def sweep_done(self, result: Any) -> None:
         """Take one sweep's result (see the module docstring)."""
 
+    def bind(self, poller: Any, loop: Any = None) -> None:
+        """Meet the poller whose sweeps this observer gets.
+
+        Called once after construction.  ``loop`` is the event loop the
+        poller runs on when it is not the thread calling
+        :meth:`sweep_done` (the Ceilometer pollsters), else None.  Most
+        observers need neither.
+        """
+
     def close(self) -> None:
         """Release what the observer holds; called once at shutdown."""
 

@@ -37,6 +37,11 @@ class LoopThread:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the thread runs (for call_soon_threadsafe)."""
+        return self._loop
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop and wait for its result.
 

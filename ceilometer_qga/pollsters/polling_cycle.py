@@ -38,6 +38,7 @@ from ceilometer_qga.pollsters import options
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf_check
 from ceilometer_qga.discovery import load_discovery
+from ceilometer_qga import observers as observers_mod
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import schedule
@@ -75,6 +76,11 @@ class CycleSampler:
         self.poller = poller_mod.Poller(conf, self.guests, collectors,
                                         intervals=schedule.EVERY_SWEEP)
         self.loop = loop_thread.LoopThread('qga-pollsters')
+        #: sweep observers ([guest_agent_events] enabled...), fed each
+        #: sweep as in qga-polling
+        self.observers = observers_mod.load_observers(conf)
+        for observer in self.observers:
+            observer.bind(self.poller, self.loop.loop)
         self._lock = threading.Lock()
         #: sweeps run, for logs and tests
         self.sweeps = 0
@@ -119,6 +125,7 @@ class CycleSampler:
             return polled
         finally:
             self.sweeps += 1
+        observers_mod.notify(self.observers, result)
         for sample in result.samples:
             instance_id = sample.resource_metadata.get('instance_id')
             meters = polled.get(instance_id)
@@ -134,6 +141,7 @@ class CycleSampler:
         except TimeoutError:
             LOG.warning('Closing the guest-agent sessions timed out')
         finally:
+            observers_mod.close(self.observers)
             self.guests.close()
             self.loop.stop()
 

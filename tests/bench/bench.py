@@ -680,6 +680,49 @@ def signing(count: int) -> tuple[float, float]:
     return statistics.median(mine), statistics.median(base)
 
 
+def heartbeat_cost(count: int, beats: int) -> float:
+    """Our CPU ms per guest per heartbeat (guest-ping over the sessions'
+    open connections), ``count`` fake guests; the fleet runs in its own
+    process, so only the poller's side is counted."""
+    import uuid
+    from oslo_config import cfg
+    from ceilometer_qga import conf as conf_mod
+    from ceilometer_qga import heartbeat
+    from ceilometer_qga import session as session_mod
+    from ceilometer_qga.guest import Channel, Guest, STANDARD_CHANNEL
+    from ceilometer_qga.qga import transport_socket
+    conf = cfg.ConfigOpts()
+    conf_mod.register_opts(conf)
+    conf([])
+    workdir = tempfile.mkdtemp(prefix='qga-bench-hb-', dir='/tmp')
+
+    async def run(sockets: list[str]) -> float:
+        sessions = []
+        for i, sock in enumerate(sockets):
+            chan = Channel(STANDARD_CHANNEL, sock)
+            guest = Guest(str(uuid.UUID(int=i + 1)), 'g%d' % i,
+                          channels=(chan,))
+            transport = transport_socket.SocketTransport(
+                guest.instance_id, sock, COMMAND_TIMEOUT, 1 << 20)
+            sessions.append(session_mod.GuestSession(guest, transport, conf,
+                                                     '', chan))
+        await heartbeat.beat(sessions, COMMAND_TIMEOUT)  # connects
+        start = time.process_time()
+        for _ in range(beats):
+            seen = await heartbeat.beat(sessions, COMMAND_TIMEOUT)
+        cpu = time.process_time() - start
+        if sum(o.state == 'ok' for o in seen) != count:
+            raise RuntimeError('heartbeat: not every fake guest answered')
+        for s in sessions:
+            await s.close()
+        return cpu / beats / count * 1000
+    try:
+        with fake_fleet.FakeFleet(workdir, count) as fleet:
+            return asyncio.run(run(fleet.sockets))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def micro_rows(pings: int, signs: int) -> list[dict[str, Any]]:
     """guest-ping on one real qemu-ga, and signing."""
     rows = []
@@ -690,6 +733,9 @@ def micro_rows(pings: int, signs: int) -> list[dict[str, Any]]:
     mine, base = signing(signs)
     rows.append({'measure': 'sign one sample (us)', 'ours': mine,
                  'baseline': 'ceilometer compute_signature', 'value': base})
+    rows.append({'measure': 'heartbeat CPU per guest (ms), 1000 guests',
+                 'ours': heartbeat_cost(1000, 5),
+                 'baseline': 'target (issue 21)', 'value': 0.1})
     return rows
 
 
