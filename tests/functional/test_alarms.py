@@ -47,8 +47,8 @@ from tests.fixtures.aodh import alarming  # noqa: F401
 from tests.fixtures.aodh import queue_consumers
 from tests.fixtures import processes as processes_mod
 from tests.fixtures.libvirt_test_driver import write_node_file
-from tests.unit.discovery import nova_domain
-from tests.unit.discovery.nova_domain import MONITOR
+from tests.fixtures import nova_domain
+from tests.fixtures.nova_domain import MONITOR
 from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional

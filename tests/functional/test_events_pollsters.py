@@ -27,7 +27,7 @@ from ceilometer_qga.pollsters import polling_cycle
 from tests.fixtures.aodh import queue_consumers
 from tests.fixtures import processes as processes_mod
 from tests.fixtures import rabbit
-from tests.unit.discovery import nova_domain
+from tests.fixtures import nova_domain
 
 pytestmark = pytest.mark.functional
 

@@ -19,8 +19,8 @@ import pytest
 
 from ceilometer_qga import libvirt_events
 from tests.fixtures import processes as processes_mod
-from tests.unit.discovery import nova_domain
-from tests.unit.discovery.nova_domain import STANDARD
+from tests.fixtures import nova_domain
+from tests.fixtures.nova_domain import STANDARD
 
 pytestmark = pytest.mark.functional
 
