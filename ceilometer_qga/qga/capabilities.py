@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ceilometer_qga.collectors import checks
+from ceilometer_qga import untrusted
 
 _MAX_COMMANDS = 1024
 _MAX_NAME = 128
@@ -59,7 +59,7 @@ def parse_guest_info(reply: Any) -> Capabilities:
     if not isinstance(reply, dict):
         return Capabilities(None, frozenset(), frozenset())
     version = reply.get('version')
-    version = checks.clean_text(version[:64]) if isinstance(version, str) else None
+    version = untrusted.clean_text(version[:64]) if isinstance(version, str) else None
     enabled: set[str] = set()
     disabled: set[str] = set()
     commands = reply.get('supported_commands')
