@@ -45,6 +45,8 @@ class GuestReport:
     channel: Channel | None = None
     #: the transport's kind ('socket', 'libvirt'), None without one
     transport: str | None = None
+    #: why there is no transport (no usable channel), else None
+    transport_reason: str | None = None
     #: what the agent offers, as last read (None before the first read)
     capabilities: Capabilities | None = None
     #: this guest's samples of the sweep, liveness first (unsigned)

@@ -229,7 +229,7 @@ def channel_of(report: GuestReport) -> dict[str, Any]:
         'transport': report.transport,
         'channel': channel.target_name if channel else None,
         'path': channel.path if channel else None,
-        'reason': report.error if report.transport is None else None}
+        'reason': report.transport_reason}
 
 
 def meters_of(report: GuestReport,
