@@ -53,7 +53,7 @@ from ceilometer_qga.pollsters import options as ceilometer_options
 from ceilometer_qga import conf as qga_conf
 from nova_qga import conf as nova_qga_conf
 from tests.fixtures import install_envs
-from tests.unit.test_config_samples import documented_options
+from tests.functional.test_config_samples import documented_options
 from tools import libvirt_env
 
 pytestmark = [

@@ -19,6 +19,8 @@ import pytest
 from tools import fake_agent as fake
 from tools import qga_standin
 
+pytestmark = pytest.mark.functional
+
 SYNC = b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 42}}\n'
 FF_ERROR_LINE = json.dumps({'error': fake.FF_ERROR}).encode() + b'\n'
 
