@@ -217,6 +217,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(static_opts, group=STATIC_GROUP)
     conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
     conf.register_opts(publisher_opts, group=PUBLISHER_GROUP)
+    for group, opts in _observer_opts():
+        conf.register_opts(opts, group=group)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -227,7 +229,13 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
         (STATIC_GROUP, static_opts),
         (LIBVIRT_GROUP, libvirt_opts),
         (PUBLISHER_GROUP, publisher_opts),
-    ]
+    ] + _observer_opts()
+
+
+def _observer_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The options of the sweep observers (each owns its group)."""
+    from ceilometer_qga.observers import prometheus
+    return prometheus.list_opts()
 
 
 def option(group: str, name: str) -> cfg.Opt:

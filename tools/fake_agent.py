@@ -9,7 +9,9 @@ or sends well-formed JSON full of nonsense.  It speaks the real wire
 protocol, down to qemu-ga 7.2's quirks:
 
 * requests are JSON objects read by a streaming parser (a newline is not
-  needed); a request's ``id`` member is echoed in its reply;
+  needed); what happens to a request's top-level ``id`` depends on the
+  agent version (``--agent-version``, see :func:`framing_of`): refused
+  before 2.12, accepted and not echoed in 2.12, echoed from 3.0;
 * a 0xFF byte resets the parser, and the agent answers it with
   ``{"error": {"class": "GenericError", "desc": "JSON parse error, stray
   '\\uFFFD'"}}`` (seen on qemu-ga 7.2, on every 0xFF);
@@ -134,6 +136,39 @@ FAULT_MODES = frozenset({'hang', 'slow', 'garbage', 'huge', 'endless', 'disconne
 SYNC_COMMANDS = frozenset({'guest-sync-delimited', 'guest-sync'})
 
 VERSION = '7.2.22-fake'
+#: the reply of qemu-ga before 2.12 to a request with a top-level id
+#: (``qmp_dispatch_check_obj`` in ``qapi/qmp-dispatch.c``:
+#: ``error_setg(errp, QERR_QMP_EXTRA_MEMBER, arg_name)``); it carries no id
+ID_REFUSAL = {'class': 'GenericError',
+              'desc': "QMP input object member 'id' is unexpected"}
+
+
+def framing_of(version: str) -> str:
+    """How qemu-ga ``version`` treats a request's top-level ``id``.
+
+    * ``'refuse-id'`` before 2.12: ``qapi/qmp-dispatch.c``'s
+      ``qmp_dispatch_check_obj`` accepts only ``execute`` and ``arguments``
+      and answers :data:`ID_REFUSAL`; replies never carry an id;
+    * ``'ignore-id'`` in 2.12: the out-of-band work moved the monitor's
+      input check into ``qmp_dispatch_check_obj``, which then accepts
+      ``id`` (and ``control``), but ``qmp_dispatch`` builds a reply
+      without it (only ``monitor.c`` added the id);
+    * ``'echo-id'`` from 3.0: ``qmp_dispatch`` copies the request's id into
+      the reply, ``return`` and ``error`` alike (seen on qemu-ga 5.2 and
+      7.2 here).
+    """
+    parts = []
+    for part in version.split('.')[:2]:
+        digits = ''.join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    major, minor = (parts + [0, 0])[:2]
+    if major >= 3:
+        return 'echo-id'
+    if (major, minor) >= (2, 12):
+        return 'ignore-id'
+    return 'refuse-id'
+
+
 FF_ERROR = {'class': 'GenericError', 'desc': "JSON parse error, stray '\ufffd'"}
 CHUNK = 64 * 1024
 
@@ -225,6 +260,9 @@ class Options:
     recording: dict[str, Any] | None = None
     items: int = 10000
     freeze_file: str | None = None
+    #: the qemu-ga version to be (its framing follows it); None: the
+    #: recording's, else :data:`VERSION`
+    agent_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -240,7 +278,14 @@ class Options:
     @property
     def version(self) -> str:
         """What guest-info says."""
+        if self.agent_version is not None:
+            return self.agent_version
         return self.recording['version'] if self.recording else VERSION
+
+    @property
+    def framing(self) -> str:
+        """How this version treats a request's top-level ``id``."""
+        return framing_of(self.version)
 
     @property
     def replies(self) -> dict[str, Any]:
@@ -357,7 +402,13 @@ class _Connection:
         args = obj.get('arguments') if isinstance(obj.get('arguments'), dict) else {}
         # With --verbose, the log is the list of what a client sent.
         LOG.debug('request %s %s', command, json.dumps(args, sort_keys=True))
-        extra = {'id': obj['id']} if 'id' in obj else {}
+        LOG.debug('request-id %s %s', command, 'id' in obj)
+        framing = self.opts.framing
+        if 'id' in obj and framing == 'refuse-id':
+            await self.reply({'error': ID_REFUSAL})
+            return
+        extra = ({'id': obj['id']} if 'id' in obj and framing == 'echo-id'
+                 else {})
         mode = self.opts.mode
         is_sync = command in SYNC_COMMANDS
         faulted = mode in FAULT_MODES and (self.opts.fault_on == 'any' or not is_sync)
@@ -643,6 +694,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Options]:
                         help='invalid-items: entries per list')
     parser.add_argument('--freeze-file',
                         help='frozen: frozen only while this file exists')
+    parser.add_argument('--agent-version',
+                        help='the qemu-ga version to be (default: the '
+                             "recording's, else %s); the request framing "
+                             'follows it (see framing_of)' % VERSION)
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     recording = None
@@ -658,7 +713,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Options]:
                       disabled=tuple(c for c in args.disabled.split(',') if c),
                       seed=args.seed, max_request=args.max_request,
                       max_connections=args.max_connections, recording=recording,
-                      items=args.items, freeze_file=args.freeze_file)
+                      items=args.items, freeze_file=args.freeze_file,
+                      agent_version=args.agent_version)
     return args.socket, options
 
 

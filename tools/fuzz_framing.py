@@ -8,7 +8,11 @@ reader -- an ``asyncio.StreamReader`` fed with the bytes, then EOF -- and
 runs ``guest-ping`` then ``guest-info``.  The writer side only collects
 what the transport sends (nothing reads it: the stream is fixed in
 advance), and the sync id is fixed at 42 so that the fuzzer can reach the
-code past the handshake (the dictionary has ``{"return": 42}``).
+code past the handshake (the dictionary has ``{"return": 42}``).  The
+framing is taken as learnt (the probe of a new connection is covered by
+``tests/unit/qga/test_framing_properties.py``): ids (qemu-ga 3.0 and
+later), or, for an input that starts with ``O``, replies in order (an
+agent before 3.0; the ``O`` is not part of the stream).
 
 What must hold for every input (else atheris reports a crash and saves
 the input under ``build/fuzz/``):
@@ -49,6 +53,8 @@ SEEDS = {
                     b'{"return": 1, "id": 9}\n{"return": {}, "id": 1}\n'),
     'error': b'\xff{"return": 42}\n{"error": {"class": "X", "desc": "y"}}\n',
     'deep': b'\xff{"return": 42}\n' + b'[' * 5000 + b'\n',
+    'order': (b'O\xff{"return": 42}\n{"return": {}}\n'
+              b'{"return": {"version": "2.5.0", "supported_commands": []}}\n'),
 }
 DICTIONARY = ['"\\xff"', '"\\x0a"', '"{\\"return\\": 42}"', '"\\"id\\": 1"',
               '"\\"id\\": 2"', '"{\\"error\\": "', '"\\"class\\""',
@@ -81,6 +87,9 @@ class _FixedRandom:
 def _transport(data: bytes):
     from ceilometer_qga.qga import transport_socket
 
+    framing = transport_socket.Framing.IDS
+    if data[:1] == b'O':
+        framing, data = transport_socket.Framing.ORDER, data[1:]
     transport = transport_socket.SocketTransport(
         'fuzz', '/nonexistent', 10.0, MAX_REPLY)
     reader = asyncio.StreamReader()
@@ -90,6 +99,7 @@ def _transport(data: bytes):
     transport._writer = _CollectingWriter()
     transport._random = _FixedRandom()
     transport.state = transport_socket.State.UNSYNCED
+    transport.framing = framing
     return transport
 
 

@@ -86,6 +86,7 @@ from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga import libvirt_host
 from ceilometer_qga import libvirt_xml
 from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import replies
 from ceilometer_qga.qga import transport
 
 #: ``<channel><target state=...>`` when the standard channel is absent
@@ -214,18 +215,7 @@ def parse_reply(guest: str, command: str, text: Any, max_bytes: int) -> Any:
                                    % type(text).__name__)
     if len(text) > max_bytes or len(text.encode('utf-8', 'surrogatepass')) > max_bytes:
         raise errors.ProtocolError(guest, command, 'reply longer than %d bytes' % max_bytes)
-    try:
-        reply = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise errors.ProtocolError(guest, command,
-                                   'reply is not JSON: %s' % str(exc)[:200]) from None
-    if not isinstance(reply, dict):
-        raise errors.ProtocolError(guest, command, 'reply is not an object')
-    if 'error' in reply:
-        raise errors.error_from_reply(guest, command, reply['error'])
-    if 'return' not in reply:
-        raise errors.ProtocolError(guest, command, 'reply has neither return nor error')
-    return reply['return']
+    return replies.value(guest, command, replies.decode(guest, command, text))
 
 
 @dataclasses.dataclass(frozen=True)

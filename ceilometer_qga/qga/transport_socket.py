@@ -11,44 +11,63 @@ A stock ``QMPClient`` (``await_greeting=False, negotiate=False``) handles
 plain commands but not ``guest-sync-delimited``: its reader decodes every
 line as UTF-8, so the 0xFF sentinel before the sync reply kills the reader
 task (``tests/functional/test_transport_socket.py``,
-``test_qemu_qmp_cannot_sync``).  A subclass that does the handshake in
-``_establish_session`` works (``tools/qmp_qga_client.py``, tested against
-qemu-ga 7.2) and then routes replies by id as this class does, but ``make
-bench`` measured it slower: ``guest-ping`` median 0.147 ms against 0.094 ms
-for this transport (2000 pings, five interleaved runs, 2 shared cores,
-qemu-ga 7.2 stand-in; 0.21 against 0.09 ms in a run of 1000 pings); its
-reader and writer tasks and queues cost extra task switches per command.
-A sweep sends about a dozen commands per guest, so this framing stays:
-about a hundred lines, every read bounded in time and bytes.
+``test_qemu_qmp_cannot_sync``).  A subclass doing the handshake in
+``_establish_session`` works, but its reader and writer tasks and queues
+cost more task switches per command than this framing (``make bench``'s
+ping rows), and it routes replies only by id, which agents before 3.0 do
+not echo (below).  So the framing is ours: every
+read bounded in time and bytes.
 
-Request ids
------------
-Every request carries an ``id`` (a counter per connection); qemu-ga echoes
-it in its reply, ``return`` and ``error`` alike (checked against qemu-ga
-7.2: ``test_real_agent_echoes_ids_and_foreign_replies_are_dropped``).  A
-reply with another id, or with none, belongs to nobody and is dropped.
+Two framings: ids, or order
+---------------------------
+qemu-ga 3.0 and later echo a request's top-level ``id`` in the reply,
+``return`` and ``error`` alike.  Older agents dispatch the whole request
+through ``qapi/qmp-dispatch.c``, whose ``qmp_dispatch_check_obj`` refused
+every member but ``execute`` and ``arguments`` (``{"error": {"class":
+"GenericError", "desc": "QMP input object member 'id' is unexpected"}}``,
+no id in the reply); the 2.12 dispatcher accepted the member but its reply
+still carried none: only the QMP monitor (``monitor.c``) answered with the
+id.  libvirt and Proxmox never send qga a top-level id: they sync and read
+replies in order.
+
+The framing is learnt once per connection, in the same write as the
+handshake: after ``guest-sync-delimited`` the transport sends a
+``guest-sync`` whose argument and top-level ``id`` are one fresh random
+number (:meth:`SocketTransport._learn_framing`).  Its reply says it all:
+
+* it carries the id: :attr:`Framing.IDS`; requests carry ids and a reply
+  with another id, or none, belongs to nobody and is dropped;
+* the "member 'id' is unexpected" refusal, or the random number returned
+  without id: :attr:`Framing.ORDER`; requests carry no id and each reply
+  is taken for the oldest outstanding request, which is safe because the
+  stream is resynchronised after every timeout and protocol error, so that
+  a late reply can never be taken for the next command's;
+* anything else (a stray reply of a misbehaving agent) is dropped, within
+  the byte cap and the deadline, like any foreign reply.
 
 Batches
 -------
 :meth:`SocketTransport._execute_batch` writes several requests at once and
-reads their replies in turn, routed by id like any other; qemu-ga parses
-its input as a stream and answers in order (checked against qemu-ga 7.2
-and 5.2: ``tests/functional/test_round_trips.py``, the version matrix).
+reads their replies in turn, in either framing: qemu-ga parses its input as
+a stream and answers in order (checked against qemu-ga 7.2 and 5.2:
+``tests/functional/test_round_trips.py``, the version matrix).
 
 States
 ------
-``DISCONNECTED`` → (connect, send 0xFF + ``guest-sync-delimited`` with a
-random id, discard everything up to the 0xFF sentinel and every reply that
-does not carry our id) → ``READY``, which means "in sync, nothing
-outstanding".  Sending a command moves to ``UNSYNCED`` until its reply is
-read, so a timeout or a cancelled sweep leaves it there: the connection
-stays open (closing it with a reply unread makes qemu-ga 7.2 in unix-listen
-mode exit) and the next command first re-synchronises, which drops the late
-reply.  A protocol error (garbage, reply over the byte cap, EOF) closes the
-connection: ``DISCONNECTED``.  When the agent has closed a connection that
-an earlier call opened (it hangs up after every reply, or restarted), the
-command is sent again once on a new, resynced connection, within the same
-deadline.
+``DISCONNECTED`` → (connect) → ``UNSYNCED`` → (0xFF + ``guest-sync-
+delimited`` with a random id: everything up to the 0xFF sentinel and every
+reply without our id is discarded; the framing probe on a new connection) →
+``READY``, which means "in sync, nothing outstanding".  Sending a command
+moves to ``UNSYNCED`` until its reply is read, so a timeout or a cancelled
+sweep leaves it there: the connection stays open (closing it with a reply
+unread makes qemu-ga 7.2 in unix-listen mode exit) and the next command
+first resynchronises, which drops the late reply.  A protocol error
+(garbage, reply over the byte cap, EOF) closes the connection:
+``DISCONNECTED``.  When the agent has closed a connection that an earlier
+call opened (it hangs up after every reply, or restarted), the command is
+sent again once on a new, resynced connection, within the same deadline.
+Every transition is logged at debug level (:meth:`SocketTransport.
+_set_state`).
 """
 
 from __future__ import annotations
@@ -60,14 +79,22 @@ import json
 import random
 from typing import Any
 
+from oslo_log import log as logging
+
 from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import replies
 from ceilometer_qga.qga import transport
+
+LOG = logging.getLogger(__name__)
 
 SENTINEL = b'\xff'
 #: asyncio.timeout where Python has it (3.11+)
 _TIMEOUT = getattr(asyncio, 'timeout', None)
 _READ_CHUNK = 65536
 _CLOSE_TIMEOUT = 1.0
+#: what an agent before 3.0 answers a request with a top-level id
+#: (``QERR_QMP_EXTRA_MEMBER`` in ``qapi/qmp-dispatch.c``)
+ID_REFUSAL = "member 'id' is unexpected"
 
 
 class _PeerClosed(errors.ProtocolError):
@@ -84,6 +111,25 @@ class State(enum.Enum):
     DISCONNECTED = 'disconnected'
     UNSYNCED = 'unsynced'
     READY = 'ready'
+
+
+class Framing(enum.Enum):
+    """How replies are matched to requests on one connection."""
+
+    #: not learnt yet (a new connection)
+    UNKNOWN = 'unknown'
+    #: the agent echoes ids (qemu-ga 3.0 and later)
+    IDS = 'ids'
+    #: the agent refuses or ignores ids (before 3.0): replies in order
+    ORDER = 'order'
+
+
+def is_id_refusal(reply: dict[str, Any]) -> bool:
+    """Whether ``reply`` is an old agent's refusal of a top-level id."""
+    error = reply.get('error')
+    return ('id' not in reply and isinstance(error, dict)
+            and isinstance(error.get('desc'), str)
+            and ID_REFUSAL in error['desc'])
 
 
 class SocketTransport(transport.Transport):
@@ -104,12 +150,15 @@ class SocketTransport(transport.Transport):
         self.path = path
         self.max_reply_bytes = max_reply_bytes
         self.state = State.DISCONNECTED
+        self.framing = Framing.UNKNOWN
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._buf = bytearray()
         self._random = random.SystemRandom()
         #: id of the last request sent on this connection
         self._next_id = 0
+
+    # -- upper half: what callers await --------------------------------------
 
     async def _execute(self, command: str, arguments: dict[str, Any] | None,
                        timeout: float) -> Any:
@@ -123,7 +172,9 @@ class SocketTransport(transport.Transport):
             # harmless.  A connection opened by this call is not retried.
             reused = self.state is not State.DISCONNECTED
             try:
-                reply = await self._roundtrip(command, arguments, deadline)
+                await self._ensure_ready(command, deadline)
+                [reply] = await self._exchange([(command, arguments)],
+                                               lambda: deadline)
                 break
             except errors.AgentTimeout:
                 raise  # keep the connection open (see the module docstring)
@@ -134,77 +185,32 @@ class SocketTransport(transport.Transport):
             except errors.QgaError:
                 await self.close()
                 raise
-        if 'error' in reply:
-            raise errors.error_from_reply(self.guest, command, reply['error'])
-        if 'return' not in reply:
-            await self.close()
-            raise errors.ProtocolError(self.guest, command,
-                                       'reply has neither return nor error')
-        return reply['return']
-
-    async def _roundtrip(self, command: str, arguments: dict[str, Any] | None,
-                         deadline: float) -> dict[str, Any]:
-        """Connect and sync if needed, send, and read the reply to it."""
-        if self.state is State.DISCONNECTED:
-            await self._connect(command, deadline)
-        if self.state is not State.READY:
-            await self._sync(command, deadline)
-        self._next_id += 1
-        request_id = self._next_id
-        # Until its reply is read a request is outstanding: a timeout or
-        # a cancelled sweep leaves the stream UNSYNCED, and the next
-        # command resyncs first, which discards the late reply.
-        self.state = State.UNSYNCED
-        await self._send(_request(command, arguments, request_id), command)
-        reply = await self._reply_to(command, request_id, deadline)
-        self.state = State.READY
-        return reply
+        try:
+            return replies.value(self.guest, command, reply)
+        except errors.ProtocolError:
+            await self.close()  # neither return nor error: out of step
+            raise
 
     async def _execute_batch(self, requests: Sequence[transport.Request],
                              timeout: float) -> list[Any]:
         """Pipelined: every request in one write, then the replies in turn.
 
-        qemu-ga reads requests as a stream and answers them one by one in
-        order, so a batch costs one write and as few reads as the replies
-        allow instead of one round trip each -- a sweep's native commands
-        (fsinfo, cpustats, diskstats, interfaces, users, vcpus) were the
-        larger part of the transport's CPU at 1,000 guests.  Each reply
-        gets ``timeout`` from the one before it, as one command at a time
-        would.  A timeout keeps the connection (UNSYNCED, resynced by the
-        next command, as in :meth:`_execute`).  An agent that hangs up after
-        every reply, or restarted, answers only part of a batch on a
-        connection opened earlier: the rest are sent one at a time, each
-        reconnecting once as :meth:`_execute` does.
+        A batch costs one write and as few reads as the replies allow
+        instead of one round trip each.  Each reply gets ``timeout`` from
+        the one before it, as one command at a time would.  A timeout keeps
+        the connection (UNSYNCED, resynced by the next command, as in
+        :meth:`_execute`).  An agent that hangs up after every reply, or
+        restarted, answers only part of a batch on a connection opened
+        earlier: the rest are sent one at a time, each reconnecting once as
+        :meth:`_execute` does.
         """
         loop = asyncio.get_running_loop()
         reused = self.state is not State.DISCONNECTED
         results: list[Any] = []
-        command = requests[0][0]
         try:
-            deadline = loop.time() + timeout
-            if self.state is State.DISCONNECTED:
-                await self._connect(command, deadline)
-            if self.state is not State.READY:
-                await self._sync(command, deadline)
-            first = self._next_id + 1
-            self._next_id += len(requests)
-            self.state = State.UNSYNCED
-            await self._send(b''.join(
-                _request(name, arguments, first + index)
-                for index, (name, arguments) in enumerate(requests)), command)
-            for index, (command, _) in enumerate(requests):
-                reply = await self._reply_to(command, first + index,
-                                             loop.time() + timeout)
-                if 'error' in reply:
-                    results.append(errors.error_from_reply(
-                        self.guest, command, reply['error']))
-                elif 'return' in reply:
-                    results.append(reply['return'])
-                else:
-                    raise errors.ProtocolError(
-                        self.guest, command,
-                        'reply has neither return nor error')
-            self.state = State.READY
+            await self._ensure_ready(requests[0][0], loop.time() + timeout)
+            await self._exchange(requests, lambda: loop.time() + timeout,
+                                 results)
             return results
         except errors.AgentTimeout as exc:
             return results + [exc] * (len(requests) - len(results))
@@ -222,7 +228,7 @@ class SocketTransport(transport.Transport):
         """Close the socket; safe to call at any time, more than once."""
         writer, self._writer, self._reader = self._writer, None, None
         self._buf.clear()
-        self.state = State.DISCONNECTED
+        self._set_state(State.DISCONNECTED)
         if writer is None:
             return
         writer.close()
@@ -231,7 +237,53 @@ class SocketTransport(transport.Transport):
         except (OSError, asyncio.TimeoutError):
             pass  # the peer is gone or stuck; the fd is closed either way
 
-    # -- bottom half: bytes on the wire ------------------------------------
+    # -- the protocol ---------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            LOG.debug('guest %s: socket transport %s -> %s (framing %s)',
+                      self.guest, self.state.value, state.value,
+                      self.framing.value)
+            self.state = state
+
+    async def _ensure_ready(self, command: str, deadline: float) -> None:
+        """Connect, synchronise and learn the framing, as far as needed."""
+        if self.state is State.DISCONNECTED:
+            await self._connect(command, deadline)
+        if self.state is not State.READY:
+            await self._sync(command, deadline)
+
+    async def _exchange(self, requests: Sequence[transport.Request],
+                        deadline_of_next: Any,
+                        results: list[Any] | None = None) -> list[Any]:
+        """Send ``requests`` in one write; their replies, in order.
+
+        Each reply is the request's result or the agent's typed error
+        (:func:`~ceilometer_qga.qga.replies.outcome`), appended to
+        ``results`` as it comes so that a caller sees what was answered
+        before a failure.  For :meth:`_execute` the raw reply object is
+        kept instead, decoded by the caller.
+        """
+        raw = results is None
+        results = [] if results is None else results
+        ids = self.framing is Framing.IDS
+        first = self._next_id + 1
+        self._next_id += len(requests)
+        # Until its reply is read a request is outstanding: a timeout or a
+        # cancelled sweep leaves the stream UNSYNCED, and the next command
+        # resyncs first, which discards the late reply.
+        self._set_state(State.UNSYNCED)
+        await self._send(b''.join(
+            _request(name, arguments, first + index if ids else None)
+            for index, (name, arguments) in enumerate(requests)),
+            requests[0][0])
+        for index, (command, _) in enumerate(requests):
+            reply = await self._reply_to(command, first + index,
+                                         deadline_of_next())
+            results.append(reply if raw
+                           else replies.outcome(self.guest, command, reply))
+        self._set_state(State.READY)
+        return results
 
     async def _connect(self, command: str, deadline: float) -> None:
         try:
@@ -247,15 +299,34 @@ class SocketTransport(transport.Transport):
                 % (self.path, exc.strerror or exc))
         self._buf.clear()
         self._next_id = 0
-        self.state = State.UNSYNCED
+        # A new connection may reach another agent (restarted, upgraded).
+        self.framing = Framing.UNKNOWN
+        self._set_state(State.UNSYNCED)
 
     async def _sync(self, command: str, deadline: float) -> None:
-        """0xFF + guest-sync-delimited; skip to our id (stale replies out)."""
+        """0xFF + guest-sync-delimited; skip to our id (stale replies out).
+
+        On a connection whose framing is not known yet the framing probe
+        goes out in the same write and is read right after.
+        """
         sync_id = self._random.randrange(1, 2 ** 53)
         request = {'execute': 'guest-sync-delimited',
                    'arguments': {'id': sync_id}}
-        await self._send(SENTINEL + json.dumps(request).encode() + b'\n',
-                         command)
+        data = SENTINEL + json.dumps(request).encode() + b'\n'
+        probe_id = None
+        if self.framing is Framing.UNKNOWN:
+            probe_id = self._random.randrange(1, 2 ** 53)
+            data += json.dumps({'execute': 'guest-sync', 'id': probe_id,
+                                'arguments': {'id': probe_id}}).encode() + b'\n'
+        await self._send(data, command)
+        await self._read_sync_reply(command, sync_id, deadline)
+        if probe_id is not None:
+            await self._learn_framing(command, probe_id, deadline)
+        self._set_state(State.READY)
+        self.generation += 1
+
+    async def _read_sync_reply(self, command: str, sync_id: int,
+                               deadline: float) -> None:
         while True:
             await self._skip_to_sentinel(command, deadline)
             while True:
@@ -268,9 +339,58 @@ class SocketTransport(transport.Transport):
                 except (ValueError, RecursionError):
                     continue  # noise after the sentinel: keep looking
                 if isinstance(reply, dict) and reply.get('return') == sync_id:
-                    self.state = State.READY
-                    self.generation += 1
                     return
+
+    async def _learn_framing(self, command: str, probe_id: int,
+                             deadline: float) -> None:
+        """Read the probe's reply and set :attr:`framing` (module docstring)."""
+        dropped = 0
+        while True:
+            line = await self._read_line(command, deadline)
+            reply = replies.decode(self.guest, command, line)
+            if reply.get('id') == probe_id:
+                self.framing = Framing.IDS
+            elif 'id' not in reply and (is_id_refusal(reply)
+                                        or reply.get('return') == probe_id):
+                self.framing = Framing.ORDER
+            else:
+                dropped += len(line or b'')
+                if dropped > self.max_reply_bytes:
+                    raise errors.ProtocolError(
+                        self.guest, command,
+                        'no reply to the framing probe within %d bytes'
+                        % self.max_reply_bytes)
+                continue
+            LOG.debug('guest %s: agent framing is %s', self.guest,
+                      self.framing.value)
+            return
+
+    async def _reply_to(self, command: str, request_id: int,
+                        deadline: float) -> dict[str, Any]:
+        """The reply to the request ``request_id``.
+
+        In :attr:`Framing.ORDER` it is the next reply.  In
+        :attr:`Framing.IDS` it is the reply carrying ``request_id``: one
+        with another id, or without id, belongs to nobody (qemu-ga leaves
+        the id out only when it could not parse the input, and our requests
+        are valid JSON) and is dropped; taking it would shift another
+        command's result onto this one.  Dropped replies count against the
+        byte cap like the rest of the stream.
+        """
+        dropped = 0
+        while True:
+            line = await self._read_line(command, deadline)
+            reply = replies.decode(self.guest, command, line)
+            if self.framing is Framing.ORDER or reply.get('id') == request_id:
+                return reply
+            dropped += len(line or b'')
+            if dropped > self.max_reply_bytes:
+                raise errors.ProtocolError(
+                    self.guest, command,
+                    'no reply with id %d within %d bytes'
+                    % (request_id, self.max_reply_bytes))
+
+    # -- bottom half: bytes on the wire ---------------------------------------
 
     async def _send(self, data: bytes, command: str) -> None:
         assert self._writer is not None
@@ -335,43 +455,6 @@ class SocketTransport(transport.Transport):
                     'reply longer than %d bytes' % self.max_reply_bytes)
             await self._fill(command, deadline)
 
-    async def _reply_to(self, command: str, request_id: int,
-                        deadline: float) -> dict[str, Any]:
-        """The reply carrying ``request_id``; replies with another id dropped.
-
-        qemu-ga echoes a request's ``id`` in its reply, ``return`` and
-        ``error`` alike (checked against qemu-ga 7.2,
-        ``tests/functional/test_transport_socket.py``).  A reply without an
-        id cannot be ours: qemu-ga leaves the id out only when it could not
-        parse the input (our requests are always valid JSON), so it is
-        unsolicited and dropped like one with another id; taking it would
-        shift another command's result onto this one.  Dropped replies
-        count against the byte cap like the rest of the stream.
-        """
-        dropped = 0
-        while True:
-            line = await self._read_line(command, deadline)
-            reply = self._decode(command, line)
-            if reply.get('id') == request_id:
-                return reply
-            dropped += len(line or b'')
-            if dropped > self.max_reply_bytes:
-                raise errors.ProtocolError(
-                    self.guest, command,
-                    'no reply with id %d within %d bytes'
-                    % (request_id, self.max_reply_bytes))
-
-    def _decode(self, command: str, line: bytes | None) -> dict[str, Any]:
-        try:
-            reply = json.loads(line or b'')
-        except (ValueError, RecursionError) as exc:
-            raise errors.ProtocolError(self.guest, command,
-                                       'invalid JSON: %s' % str(exc)[:200])
-        if not isinstance(reply, dict):
-            raise errors.ProtocolError(self.guest, command,
-                                       'reply is not a JSON object')
-        return reply
-
     def _remaining(self, command: str, deadline: float) -> float:
         left = deadline - asyncio.get_running_loop().time()
         if left <= 0:
@@ -381,14 +464,21 @@ class SocketTransport(transport.Transport):
 
 
 def _request(command: str, arguments: dict[str, Any] | None,
-             request_id: int) -> bytes:
-    """One request line.  Without arguments (most commands) it is formatted
-    directly: command names come from the read-only allow-list
-    (:mod:`ceilometer_qga.qga.policy`), plain ASCII without quotes, and
-    json.dumps of the dict cost more than the rest of sending it."""
+             request_id: int | None) -> bytes:
+    """One request line, with a top-level id unless ``request_id`` is None.
+
+    Without arguments (most commands) it is formatted directly: command
+    names come from the read-only allow-list (:mod:`ceilometer_qga.qga.
+    policy`), plain ASCII without quotes, and json.dumps of the dict cost
+    more than the rest of sending it.
+    """
     if arguments:
-        return json.dumps({'execute': command, 'id': request_id,
-                           'arguments': arguments}).encode() + b'\n'
+        request: dict[str, Any] = {'execute': command, 'arguments': arguments}
+        if request_id is not None:
+            request['id'] = request_id
+        return json.dumps(request).encode() + b'\n'
+    if request_id is None:
+        return b'{"execute": "%s"}\n' % command.encode('ascii')
     return b'{"execute": "%s", "id": %d}\n' % (
         command.encode('ascii'), request_id)
 

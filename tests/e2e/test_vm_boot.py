@@ -256,10 +256,10 @@ async def test_hung_agent_and_destroy_mid_call(other_vms, transport_of, e2e_timi
                                what='hung guest opening its port')
     took, outcome = await _timed(hung.execute('guest-ping', timeout=1.0))
     assert isinstance(outcome, errors.AgentTimeout), outcome
-    assert 0.9 < took < 1.5
+    assert 0.9 < took < 4.0  # the 1 s timeout, not libvirt's own wait
     took, outcome = await _timed(hung.execute('guest-ping', timeout=1.0))
     assert isinstance(outcome, errors.AgentTimeout), outcome
-    assert took < 0.2 and 'not returned yet' in outcome.message
+    assert took < 0.9 and 'not returned yet' in outcome.message  # no wait
 
     destroyed = time.monotonic()
     await asyncio.to_thread(vm.dom.destroy)

@@ -380,3 +380,33 @@ async def test_in_process_api(short_tmpdir):
         await writer.wait_closed()
         assert agent.connections == 1 and agent.requests == 1
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize('version,framing', [
+    ('1.5.0', 'refuse-id'), ('2.5.0', 'refuse-id'), ('2.11.0', 'refuse-id'),
+    ('2.12.0', 'ignore-id'), ('3.0.0', 'echo-id'), ('7.2.22', 'echo-id'),
+    ('108.0.2', 'echo-id')])
+def test_framing_follows_the_version(version, framing):
+    assert fake.framing_of(version) == framing
+
+
+def test_an_agent_before_2_12_refuses_a_request_id(fake_agent):
+    """qemu-ga 2.5's framing: the id refused with QEMU's exact text, no id
+    in any reply; the same request without id is answered."""
+    agent = fake_agent('ok', agent_version='2.5.0')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-ping", "id": 5}\n'
+                 b'{"execute": "guest-ping"}\n')
+    replies = [json.loads(line) for line in
+               read_until(sock, lines(2)).splitlines()]
+    assert replies == [
+        {'error': {'class': 'GenericError',
+                   'desc': "QMP input object member 'id' is unexpected"}},
+        {'return': {}}]
+
+
+def test_a_2_12_agent_takes_a_request_id_and_does_not_echo_it(fake_agent):
+    agent = fake_agent('ok', agent_version='2.12.0')
+    sock = synced(agent.socket)
+    sock.sendall(b'{"execute": "guest-ping", "id": 5}\n')
+    assert json.loads(read_until(sock, lines(1))) == {'return': {}}

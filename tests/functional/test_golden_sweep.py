@@ -16,8 +16,9 @@ What is compared: for every sample, its meter name, type, unit, resource id,
 user and project, the keys of its metadata and the values of the metadata
 that say how it was collected (``agent_state``, ``collected_by``, ...).
 Volumes are compared where they are stable: every volume of the fake
-agents (fixed replies) and, for the stand-ins (the host's own live
-counters), only the volumes that do not move between two runs.  Message
+agents (fixed replies) and, for the stand-ins, only ``guest.agent.up``: a
+stand-in reports the host it runs on (memory size, CPU count, OS, qemu-ga
+build), and the record must not depend on the machine.  Message
 ids, timestamps, signatures, latencies and error texts (they name random
 socket paths) are left out.  The stand-ins' per-item samples (the host's
 mounts, disks and interfaces) are folded into one entry per meter, so that
@@ -57,9 +58,12 @@ ABSENT = '55555555-5555-4555-8555-000000000002'
 STABLE_METADATA = ('agent_state', 'collected_by', 'instance_id', 'mountpoint',
                    'fs_type', 'disk_name', 'vnic_name', 'cpu', 'agent_version',
                    'os_id', 'os_version', 'os_name', 'host_name')
-#: stand-in meters whose volume is the same in every run on one host
-STABLE_STANDIN_VOLUMES = ('guest.agent.up', 'guest.vcpus.online',
-                          'guest.memory.total')
+#: what the record keeps of a stand-in's metadata: the stand-ins are the
+#: host itself (its memory, CPUs, OS, hostname, qemu-ga build), and the
+#: record holds nothing that belongs to the machine it was taken on
+STANDIN_METADATA = ('agent_state', 'collected_by', 'instance_id')
+#: stand-in meters whose volume does not depend on the host
+STABLE_STANDIN_VOLUMES = ('guest.agent.up',)
 #: never compared: they change from run to run whatever the code does
 VOLATILE_VOLUMES = ('guest.agent.latency',)
 
@@ -91,7 +95,7 @@ telemetry_secret = golden
     return path
 
 
-def _entry(sample, volume):
+def _entry(sample, volume, keep=STABLE_METADATA):
     md = sample['resource_metadata']
     entry = {
         'name': sample['counter_name'],
@@ -101,7 +105,7 @@ def _entry(sample, volume):
         'user_id': sample['user_id'],
         'project_id': sample['project_id'],
         'metadata_keys': sorted(md),
-        'metadata': {k: md[k] for k in STABLE_METADATA if k in md},
+        'metadata': {k: md[k] for k in keep if k in md},
     }
     if volume:
         entry['volume'] = sample['counter_volume']
@@ -120,7 +124,8 @@ def normalise(samples):
             exact.append(_entry(s, name not in VOLATILE_VOLUMES))
             continue
         if s['resource_id'] == instance:
-            exact.append(_entry(s, name in STABLE_STANDIN_VOLUMES))
+            exact.append(_entry(s, name in STABLE_STANDIN_VOLUMES,
+                                STANDIN_METADATA))
             continue
         # A host item (mount, disk, interface): one folded entry per meter.
         key = '%s %s' % (instance, name)

@@ -23,6 +23,9 @@ from tools.qga_standin import StandinGuest
 pytestmark = pytest.mark.functional
 
 CAP = 1024 * 1024
+#: what a loaded 2-core machine may add to a bound: the claims are "within
+#: the timeout" against "never", not a speed
+SLACK = 3.0
 
 
 def transport(path, timeout=1.0, cap=CAP):
@@ -116,7 +119,7 @@ def test_faulty_agent_fails_typed_and_bounded(fake_agent, mode, error):
     result, exc, elapsed = asyncio.run(run())
     assert isinstance(exc, error), (mode, result, exc)
     assert exc.guest == 'g-under-test' and exc.command == 'guest-get-fsinfo'
-    assert elapsed < 1.5, elapsed
+    assert elapsed < 1.0 + SLACK, elapsed
 
 
 @pytest.mark.parametrize('mode', ['hang', 'garbage', 'endless', 'huge'])
@@ -130,7 +133,7 @@ def test_faulty_handshake_is_bounded(fake_agent, mode):
         return result
     _result, exc, elapsed = asyncio.run(run())
     assert isinstance(exc, (errors.AgentTimeout, errors.ProtocolError))
-    assert elapsed < 1.5
+    assert elapsed < 1.0 + SLACK
 
 
 def test_byte_cap_applies_even_within_the_timeout(fake_agent):
@@ -215,7 +218,7 @@ def test_absent_and_refused_sockets(short_tmpdir):
         return out
     for _r, exc, elapsed in asyncio.run(run()):
         assert isinstance(exc, errors.AgentNotConnected)
-        assert elapsed < 0.5
+        assert elapsed < SLACK
 
 
 def test_qemu_qmp_cannot_sync(short_tmpdir):

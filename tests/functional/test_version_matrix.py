@@ -177,6 +177,34 @@ def test_recorded_agent_gives_what_the_readme_says(
     statvfs = [json.loads(args)['path'] for command, args in requests
                if command == 'guest-get-statvfs']
     assert statvfs == (['/'] if version == '2.12+statvfs' else [])
+    # Each recording answered in its own version's framing (the fake's
+    # framing_of): only agents from 3.0 on are sent commands with ids.
+    with_id = {command: flag == 'True' for command, flag in re.findall(
+        r'request-id (\S+) (True|False)', agent.log_text())}
+    echoes = not version.startswith('2.')
+    assert with_id['guest-ping'] is echoes, version
+    assert with_id['guest-sync'] is True  # the framing probe
+
+
+@pytest.mark.parametrize('agent_version', ['1.5.0', '2.5.0', '2.8.0',
+                                           '2.11.0', '2.12.0', '3.0.0',
+                                           '7.2.0'])
+def test_recorded_72_answers_in_every_framing_give_every_meter(
+        short_tmpdir, fake_agent, agent_version):
+    """Real qemu-ga 7.2 answers (the 8.2 recording: 7.2's command set and
+    capture), framed as ``agent_version`` frames them (ids refused before
+    2.12, ignored in 2.12, echoed from 3.0): the agent is up and gives
+    every meter the README promises for that command set, in every
+    framing.  Before the framing was learnt, every framing but the last
+    gave ``agent_state`` timeout and one meter."""
+    agent = fake_agent('ok', name='framing', agent_version=agent_version,
+                       recording=os.path.join(AGENTS, RECORDINGS['8.2']))
+    samples = _poll_once(short_tmpdir, [(UUID_REC, agent.socket)])
+    [up] = [s for s in samples if s['counter_name'] == 'guest.agent.up']
+    assert up['counter_volume'] == 1, up['resource_metadata']
+    assert up['resource_metadata']['agent_state'] == 'ok'
+    assert up['resource_metadata']['agent_version'] == agent_version
+    assert matrix_column(samples, UUID_REC) == readme_matrix()['8.2']
 
 
 def test_patched_statvfs_gives_the_sizes_a_modern_fsinfo_gives(

@@ -221,3 +221,130 @@ def test_any_error_object_is_a_typed_bounded_error(error, pieces):
     [(outcome, _took)] = asyncio.run(exchange(agent))
     assert isinstance(outcome, errors.QgaError), repr(outcome)
     assert len(str(outcome)) < 1000
+
+
+# -- agents before 3.0: no ids (module docstring of transport_socket) ---------
+
+#: qemu-ga before 3.0 (``qmp_dispatch_check_obj`` in ``qapi/qmp-dispatch.c``,
+#: ``QERR_QMP_EXTRA_MEMBER``) answers a request with a top-level id thus
+ID_REFUSAL = (b'{"error": {"class": "GenericError", "desc": '
+              b'"QMP input object member \'id\' is unexpected"}}\n')
+
+
+def old_agent(value, accepts_ids):
+    """A scripted agent that frames as qemu-ga 2.x does: ids refused (2.5
+    to 2.11) or accepted and not echoed (``accepts_ids``), replies in order
+    and never with an id."""
+    def on_command(request):
+        if 'id' in request and not accepts_ids:
+            return ID_REFUSAL
+        if request['execute'] == 'guest-sync':
+            return json.dumps(
+                {'return': request['arguments']['id']}).encode() + b'\n'
+        return json.dumps({'return': value}).encode() + b'\n'
+    return on_command
+
+
+@SETTINGS
+@given(value=json_values, accepts_ids=st.booleans(), pieces=cuts)
+def test_an_agent_before_3_0_is_answered_in_order(value, accepts_ids, pieces):
+    agent = ScriptedAgent(sync_reply, old_agent(value, accepts_ids), pieces)
+    outcomes = asyncio.run(exchange(
+        agent, ('guest-ping', 'guest-info', 'guest-get-fsinfo')))
+    assert [outcome for outcome, _took in outcomes] == [value] * 3
+    # only the framing probe carried an id; every command went without
+    commands = [r for r in agent.requests if not r['execute'].startswith(
+        'guest-sync')]
+    assert len(commands) == 3
+    assert not any('id' in r for r in commands)
+
+
+def test_the_exact_2x_refusal_selects_order_framing():
+    """The refusal text of qemu-ga 2.5-2.11, byte for byte, as the reply to
+    the framing probe: the connection is framed by order from then on."""
+    async def run():
+        agent = ScriptedAgent(sync_reply, old_agent({}, False), [])
+        with tempfile.TemporaryDirectory(prefix='qgaprop') as tmp:
+            path = os.path.join(tmp, 'agent.sock')
+            server = await asyncio.start_unix_server(agent.handle, path)
+            t = transport_socket.SocketTransport('old', path, TIMEOUT,
+                                                 MAX_REPLY)
+            try:
+                result = await t.execute('guest-ping')
+                return result, t.framing, agent.requests
+            finally:
+                await t.close()
+                server.close()
+                await server.wait_closed()
+    result, framing, requests = asyncio.run(run())
+    assert result == {}
+    assert framing is transport_socket.Framing.ORDER
+    assert transport_socket.is_id_refusal(json.loads(ID_REFUSAL))
+    assert [r['execute'] for r in requests] == [
+        'guest-sync-delimited', 'guest-sync', 'guest-ping']
+    assert 'id' in requests[1] and 'id' not in requests[2]
+
+
+def test_a_late_reply_never_shifts_the_order_framing():
+    """Order framing: the first command times out, its reply comes late;
+    the next command resyncs first, so it gets its own reply."""
+    state = {'n': 0}
+
+    def on_command(request):
+        if request['execute'] == 'guest-sync':
+            return ID_REFUSAL if 'id' in request else b''
+        state['n'] += 1
+        return json.dumps({'return': request['execute']}).encode() + b'\n'
+
+    class LateAgent(ScriptedAgent):
+        async def handle(self, reader, writer):
+            buf = b''
+            try:
+                while True:
+                    chunk = await reader.read(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while b'\n' in buf:
+                        line, buf = buf.split(b'\n', 1)
+                        request = json.loads(line.lstrip(b'\xff'))
+                        self.requests.append(request)
+                        if request['execute'] == 'guest-sync-delimited':
+                            data = sync_reply(request['arguments']['id'])
+                        else:
+                            if request['execute'] == 'guest-get-fsinfo':
+                                await asyncio.sleep(SHORT * 3)  # late
+                            data = on_command(request)
+                        writer.write(data)
+                        await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+    async def run():
+        agent = LateAgent(None, None, [])
+        with tempfile.TemporaryDirectory(prefix='qgaprop') as tmp:
+            path = os.path.join(tmp, 'agent.sock')
+            server = await asyncio.start_unix_server(agent.handle, path)
+            t = transport_socket.SocketTransport('old', path, TIMEOUT,
+                                                 MAX_REPLY)
+            try:
+                first = await t.execute('guest-ping')
+                try:
+                    await t.execute('guest-get-fsinfo', timeout=SHORT)
+                    late = None
+                except errors.AgentTimeout as exc:
+                    late = exc
+                await asyncio.sleep(SHORT * 4)  # the late reply is queued
+                after = await t.execute('guest-info')
+                return first, late, after, t.framing
+            finally:
+                await t.close()
+                server.close()
+                await server.wait_closed()
+    first, late, after, framing = asyncio.run(run())
+    assert framing is transport_socket.Framing.ORDER
+    assert first == 'guest-ping'
+    assert isinstance(late, errors.AgentTimeout)
+    assert after == 'guest-info'

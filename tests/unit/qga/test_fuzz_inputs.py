@@ -38,5 +38,8 @@ def test_seed(name):
     if name == 'ok':
         assert outcomes[0] == {}
         assert outcomes[1]['version'] == '7.2'
+    elif name == 'order':
+        assert outcomes[0] == {}
+        assert outcomes[1]['version'] == '2.5.0'
     else:
         assert outcomes
