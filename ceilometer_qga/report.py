@@ -44,7 +44,7 @@ class GuestReport:
     #: the channel the transport uses, None without a transport
     channel: Channel | None = None
     #: the transport's kind ('socket', 'libvirt'), None without one
-    transport: str | None = None
+    transport_kind: str | None = None
     #: why there is no transport (no usable channel), else None
     transport_reason: str | None = None
     #: what the agent offers, as last read (None before the first read)

@@ -98,7 +98,7 @@ class GuestSession:
         """
         report = GuestReport(
             self.guest, channel=self.channel,
-            transport=self.transport.kind if self.transport else None,
+            transport_kind=self.transport.kind if self.transport else None,
             transport_reason=self.no_transport_reason or None,
             capabilities=self.capabilities)
         self._not_due = frozenset()

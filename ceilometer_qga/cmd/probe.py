@@ -226,7 +226,7 @@ def channel_of(report: GuestReport) -> dict[str, Any]:
     """Which channel and transport the probe used, JSON-able."""
     channel = report.channel
     return {
-        'transport': report.transport,
+        'transport': report.transport_kind,
         'channel': channel.target_name if channel else None,
         'path': channel.path if channel else None,
         'reason': report.transport_reason}

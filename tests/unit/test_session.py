@@ -100,7 +100,7 @@ def test_a_good_sweep_reports_how_the_guest_was_reached(conf, monkeypatch):
     session = make_session(conf)
     report = sweep(session, conf)
     assert report.state == 'ok' and report.up
-    assert report.transport == 'scripted'
+    assert report.transport_kind == 'scripted'
     assert report.channel.target_name == 'org.openstack.monitor.0'
     assert report.capabilities.version == '7.2.0'
     [outcome] = report.outcomes
