@@ -2,9 +2,10 @@
 
 Failures are produced for real, not simulated: a directory where the file
 should be (EISDIR), a regular file where its directory should be (ENOTDIR),
-``/dev/full`` (ENOSPC), and ``RLIMIT_FSIZE`` in a child process (a write
-that stops half-way, then EFBIG).  Root ignores permission bits, so
-permissions are not used to make a path unwritable.
+and ``/dev/full`` (ENOSPC); a write cut half-way by ``RLIMIT_FSIZE`` needs
+a child process and is in tests/functional/test_file_publisher_limits.py.
+Root ignores permission bits, so permissions are not used to make a path
+unwritable.
 """
 
 from __future__ import annotations
