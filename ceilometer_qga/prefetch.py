@@ -31,12 +31,11 @@ from __future__ import annotations
 from typing import Any
 
 from ceilometer_qga import engine
+from ceilometer_qga import freeze
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import guest_file
 from ceilometer_qga.qga import transport as transport_mod
-
-FREEZE_STATUS = 'guest-fsfreeze-status'
 
 
 class Prefetched:
@@ -87,7 +86,8 @@ async def prefetch(transport: transport_mod.Transport,
                                  if p.native))
     files = list(dict.fromkeys(p.prefetch_file for p in plans
                                if p.prefetch_file))
-    head = [FREEZE_STATUS] if caps.supports(FREEZE_STATUS) else []
+    head = ([freeze.STATUS_COMMAND] if caps.supports(freeze.STATUS_COMMAND)
+            else [])
     if head and not transport.pipelined:
         # One command at a time anyway (libvirt): ask the freeze status
         # first and send nothing more to a frozen guest.

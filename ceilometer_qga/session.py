@@ -37,6 +37,7 @@ from oslo_log import log as logging
 
 from ceilometer_qga.collectors import base as collector_base
 from ceilometer_qga import engine
+from ceilometer_qga import freeze
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
@@ -245,7 +246,7 @@ class GuestSession:
         report.latency_ms = (time.monotonic() - start) * 1000.0
         # guest-info is answered while frozen too (the agent's version and
         # facts stay known), but what it says then is not kept past the
-        # sweep: see _report_frozen.
+        # sweep (:mod:`ceilometer_qga.freeze`).
         await self._refresh_capabilities()
         assert self.capabilities is not None
         # Decided once per sweep: the batch asks for what these need, and
@@ -257,17 +258,16 @@ class GuestSession:
             due, self.capabilities, self.facts, self.conf)}
         batch = await prefetch_mod.prefetch(self.transport, self.capabilities,
                                             list(plans.values()))
-        status = self._freeze_status(batch)
-        if self.capabilities.looks_frozen():
-            # Read during a freeze (it began or ended just now, or the
-            # status command is blocked): not to be trusted next sweep.
+        frozen, reread = freeze.judge(batch.freeze_status, self.capabilities)
+        if reread:
             self._caps_time = -math.inf
-            if status is None:
-                status = 'frozen'
         report.facts = dict(self.facts)
-        if status == 'frozen':
-            # The batch's data commands were refused; nothing of it is kept.
-            self._report_frozen(collectors, report)
+        if frozen:
+            # Alive, but the batch's data commands were refused.
+            report.state = freeze.STATE
+            report.error = ('guest filesystems are frozen '
+                            '(guest-fsfreeze-status)')
+            report.outcomes = freeze.skipped(collectors)
             return
         for collector in collectors:
             step = plans.get(collector.name)
@@ -276,38 +276,11 @@ class GuestSession:
             else:
                 report.outcomes.append(self.schedule.not_due(
                     collector.name, now))
-        if any(o.error_state == errors.AgentFrozen.state
-               for o in report.outcomes):
+        if freeze.began_meanwhile(report.outcomes):
             # Alive but quiesced (a Nova snapshot) since the status was
             # read: say so, it is not dead; re-read capabilities after.
-            report.state = errors.AgentFrozen.state
+            report.state = freeze.STATE
             self._caps_time = -math.inf
-
-    def _freeze_status(self, batch: prefetch_mod.Prefetched) -> str | None:
-        """``guest-fsfreeze-status`` (read-only): 'frozen', 'thawed' or None.
-
-        qemu-ga answers it even while frozen, and the freeze is the one
-        state in which ``guest-info`` lies about what the agent will do
-        after the thaw.  It is the first command of the sweep's batch
-        (:mod:`ceilometer_qga.prefetch`); None when the agent does not
-        offer it or it failed.  The poller never sends
-        ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the allow-list).
-        """
-        status = batch.freeze_status
-        return status if status in ('frozen', 'thawed') else None
-
-    def _report_frozen(self, collectors: list[collector_base.Collector],
-                       report: GuestReport) -> None:
-        """Frozen: alive, no data commands, capabilities re-read at thaw."""
-        report.state = errors.AgentFrozen.state
-        report.error = 'guest filesystems are frozen (guest-fsfreeze-status)'
-        # Whatever guest-info says now is the frozen agent's view.
-        self._caps_time = -math.inf
-        for collector in collectors:
-            report.outcomes.append(CollectorOutcome(
-                collector.name, 'skipped',
-                collector_base.ParseResult(), 'agent is frozen',
-                errors.AgentFrozen.state))
 
     async def _refresh_capabilities(self) -> None:
         assert self.transport is not None

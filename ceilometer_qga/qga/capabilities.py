@@ -17,14 +17,6 @@ from ceilometer_qga import untrusted
 _MAX_COMMANDS = 1024
 _MAX_NAME = 128
 
-#: What qemu-ga still runs while the guest's filesystems are frozen
-#: (``ga_freeze_allowlist`` in QEMU 7.2's ``qga/main.c``): ``ga_set_frozen``
-#: disables every other command, so ``guest-info`` read during a freeze
-#: says they are off until ``guest-fsfreeze-thaw``.
-FREEZE_SAFE = frozenset({'guest-ping', 'guest-info', 'guest-sync',
-                         'guest-sync-delimited', 'guest-fsfreeze-status',
-                         'guest-fsfreeze-thaw'})
-
 
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
@@ -41,12 +33,6 @@ class Capabilities:
     def supports_all(self, commands: tuple[str, ...]) -> bool:
         """True if every command of ``commands`` is enabled."""
         return all(c in self.enabled for c in commands)
-
-    def looks_frozen(self) -> bool:
-        """True if this is what a frozen agent lists: only the freeze-safe
-        commands enabled, others disabled (see :data:`FREEZE_SAFE`)."""
-        return bool(self.enabled) and self.enabled <= FREEZE_SAFE and bool(
-            self.disabled - FREEZE_SAFE)
 
 
 def parse_guest_info(reply: Any) -> Capabilities:
