@@ -22,7 +22,7 @@ postgresql:
 
 # Three real qemu-ga stand-in guests, two sweeps, a table of the samples.
 demo: deps
-	@$(PY) tools/demo.py
+	@$(PY) -m tools.demo
 
 # The whole suite: unit, functional (real qemu-ga, RabbitMQ, libvirt, Gnocchi)
 # and e2e.
@@ -35,20 +35,20 @@ e2e: deps
 
 # Fleet-scale table against two baselines, with a profile (~7 min).
 bench: deps rabbitmq
-	$(PY) tools/bench.py --profile
+	$(PY) -m tests.bench.bench --profile
 
 # A mixed fleet (real qemu-ga and hostile fakes) polled by the qga-polling
 # service for SOAK_SECONDS (600) at a 1 s interval, publishing through a
 # proxy that cuts the broker twice; prints sweeps, samples produced,
 # delivered, lost, duplicated, RSS and fds.  Not part of `make test`.
 soak: deps rabbitmq
-	$(PY) tools/soak.py
+	$(PY) -m tests.bench.soak
 
 # The socket transport's framing under atheris for FUZZ_SECONDS (120); a
 # crash is saved in build/fuzz/ and becomes a test.  Not part of `make test`.
 fuzz: deps
 	@$(VENV)/bin/pip install -q -r fuzz-requirements.txt
-	$(PY) tools/fuzz_framing.py
+	$(PY) -m tests.unit.qga.fuzz_framing
 
 genconfig: deps
 	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/qga-polling.conf
@@ -65,7 +65,7 @@ lint: deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
-	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-gnocchi
+	rm -rf $(VENV) .venv-gnocchi .venv-aetos

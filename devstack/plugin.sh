@@ -338,12 +338,12 @@ function configure_qga_monitor {
 function _qga_monitor_create_resource_types {
     local commands line
     local -a command
-    commands=$("$(_qga_monitor_python)" "$QGA_MONITOR_DIR/tools/gnocchi_resource_types.py")
+    commands=$("$(get_python_exec_prefix)/qga-gnocchi-resource-types")
     while IFS= read -r line; do
         [[ -n "$line" ]] || continue
         read -r -a command <<< "$line"
         if [[ "${command[0]}" != "openstack" ]]; then
-            die $LINENO "unexpected command from gnocchi_resource_types.py: $line"
+            die $LINENO "unexpected command from qga-gnocchi-resource-types: $line"
         fi
         # The last word is the resource type.
         if ! openstack metric resource-type show "${command[-1]}" >/dev/null 2>&1; then

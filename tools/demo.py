@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """``make demo``: the poller against three real guest agents, end to end.
 
 1. Starts three real ``qemu-ga`` stand-in guests on unix sockets
-   (``tools/qga_standin.py``: every command that is not read-only blocked,
+   (``tests/fixtures/agents/qga_standin.py``: every command that is not read-only blocked,
    restarted if they exit).
 2. Writes a ``qga-polling`` configuration: static discovery of the three
    sockets, the ``socket`` transport, samples to a JSON-lines file and, when
@@ -17,7 +16,7 @@
 The configuration, the sample file and the poller's logs are kept in the
 printed directory; sockets and agent state are removed.
 
-Run as ``.venv/bin/python tools/demo.py`` (``make demo`` installs .venv).
+Run as ``.venv/bin/python -m tools.demo`` from the checkout (``make demo`` installs .venv).
 """
 
 from __future__ import annotations
@@ -38,12 +37,8 @@ from typing import Any
 
 from ceilometer_qga import sample_factory
 
-try:
-    from tools import processes
-    from tools import qga_standin
-except ImportError:  # run as a script: tools/ is the script's directory
-    import processes  # type: ignore[no-redef]
-    import qga_standin  # type: ignore[no-redef]
+from tests.fixtures import processes
+from tests.fixtures.agents import qga_standin
 
 RABBIT_HOST = '127.0.0.1'
 RABBIT_PORT = 5672

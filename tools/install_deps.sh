@@ -11,6 +11,8 @@
 #    dependencies cannot change the versions Nova and Ceilometer are tested
 #    with; built once (about a minute: uwsgi
 #    and psycopg2 compile) and again only when that file changes;
+#  * .venv-aetos holds Aetos, the project-scoping proxy in front of
+#    Prometheus (aetos-requirements.txt), the same way;
 #  * the package itself is re-installed every run (a few seconds), and NOT
 #    editable: the tests load the compute driver through the wheel's
 #    qga-monitor-nova-driver.pth, as an operator's install does.
@@ -18,7 +20,7 @@
 #
 # Environment: PYTHON (default /usr/bin/python3, Debian's interpreter, which
 # python3-venv and python3-dev belong to), VENV (default .venv),
-# GNOCCHI_VENV (default .venv-gnocchi).
+# GNOCCHI_VENV (default .venv-gnocchi), AETOS_VENV (default .venv-aetos).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 VENV=${VENV:-$ROOT/.venv}
 STAMP=$VENV/.requirements.sha256
 GNOCCHI_VENV=${GNOCCHI_VENV:-$ROOT/.venv-gnocchi}
-GNOCCHI_STAMP=$GNOCCHI_VENV/.requirements.sha256
+AETOS_VENV=${AETOS_VENV:-$ROOT/.venv-aetos}
 LOG=$(mktemp /tmp/install_deps.XXXXXX.log)
 trap 'rm -f "$LOG"' EXIT
 
@@ -80,20 +82,28 @@ if [ "$want" != "$have" ]; then
     echo "$want" > "$STAMP"
 fi
 
-if [ ! -x "$GNOCCHI_VENV/bin/python" ]; then
-    echo "install_deps: creating $GNOCCHI_VENV"
-    quietly "$PYTHON" -m venv "$GNOCCHI_VENV"
-    rm -f "$GNOCCHI_STAMP"
-fi
-want=$(sha256sum gnocchi-requirements.txt | cut -d' ' -f1)
-have=$(cat "$GNOCCHI_STAMP" 2>/dev/null || true)
-if [ "$want" != "$have" ]; then
-    echo "install_deps: pip install -r gnocchi-requirements.txt into $GNOCCHI_VENV" \
-         "(about a minute the first time)"
-    quietly "$GNOCCHI_VENV/bin/pip" install -q --upgrade pip setuptools wheel
-    quietly "$GNOCCHI_VENV/bin/pip" install -q -r gnocchi-requirements.txt
-    echo "$want" > "$GNOCCHI_STAMP"
-fi
+# A virtualenv of its own for a service the tests run (Gnocchi, Aetos), so
+# that its dependencies cannot change the versions of Nova and Ceilometer
+# in .venv: built once, and again only when its requirements file changes.
+service_venv() {  # service_venv REQUIREMENTS-FILE VENV
+    local requirements=$1 venv=$2 want have
+    if [ ! -x "$venv/bin/python" ]; then
+        echo "install_deps: creating $venv"
+        quietly "$PYTHON" -m venv "$venv"
+        rm -f "$venv/.requirements.sha256"
+    fi
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    have=$(cat "$venv/.requirements.sha256" 2>/dev/null || true)
+    if [ "$want" != "$have" ]; then
+        echo "install_deps: pip install -r $requirements into $venv" \
+             "(about a minute the first time)"
+        quietly "$venv/bin/pip" install -q --upgrade pip setuptools wheel
+        quietly "$venv/bin/pip" install -q -r "$requirements"
+        echo "$want" > "$venv/.requirements.sha256"
+    fi
+}
+service_venv gnocchi-requirements.txt "$GNOCCHI_VENV"
+service_venv aetos-requirements.txt "$AETOS_VENV"
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.

@@ -30,8 +30,9 @@ labels) per guest with an agent channel, and the poller's own
 ``qga_polling_last_sweep_duration_seconds``, ``qga_polling_guests``
 (by ``state``) and ``qga_polling_samples``.
 
-The HTTP server (``prometheus_client``'s, optionally with TLS) starts with
-the first sweep, in the process that sweeps: ``qga-polling`` builds its
+The HTTP server (the standard library's, optionally with TLS) serves the
+text made once per sweep, whatever the scrape rate, and starts with the
+first sweep, in the process that sweeps: ``qga-polling`` builds its
 pipeline before it forks, and a thread does not survive a fork.  The
 address is checked when the observer is built, so that a port in use is one
 error naming the option before anything else starts.
@@ -39,8 +40,11 @@ error naming the option before anything else starts.
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import os
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -48,7 +52,6 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 import prometheus_client
-from prometheus_client import core as prom_core
 
 from ceilometer_qga.observers import SweepObserver
 
@@ -92,6 +95,11 @@ ITEM_LABELS = {
     'disk': (('disk', 'disk_name'),),
     'network': (('interface', 'vnic_name'),),
 }
+#: where the guest-identity labels start and the item labels start
+_SHARED = BASE_LABELS.index('vm_instance')
+_ITEMS = len(BASE_LABELS)
+#: the labels that are the same on every sample of one guest
+_GUEST_LABELS = ('project', 'user') + BASE_LABELS[_SHARED:]
 INFO_LABELS = ('project', 'user', 'resource', 'vm_instance', 'resource_name',
                'state', 'version', 'channel', 'transport')
 
@@ -115,8 +123,8 @@ class Exposition:
     """One sweep's series, ready to be turned into metric families.
 
     Kept as plain tuples (name -> kind, label names, [(label values,
-    value)]): the sweep's cost is one tuple per sample; the families are
-    built when Prometheus scrapes, in the HTTP server's thread.
+    value)]): the sweep's cost is one tuple per sample; the text is made
+    at the first scrape after the sweep, in the HTTP server's thread.
     """
 
     def __init__(self) -> None:
@@ -126,6 +134,8 @@ class Exposition:
         self.poller: dict[str, Any] = {}
         #: instance -> [(meter, row)]: what a later sweep may carry over
         self.by_instance: dict[str, list[tuple[str, Any]]] = {}
+        self._text: bytes | None = None
+        self._gzipped: bytes | None = None
 
     @classmethod
     def of_sweep(cls, result: Any, now: float,
@@ -232,45 +242,95 @@ class Exposition:
                 entry[2].append(row)
                 mine.append((meter, row))
 
-    def families(self) -> list[prom_core.Metric]:
-        """The metric families of this exposition."""
-        out: list[prom_core.Metric] = []
-        for name, (kind, names, rows) in self.series.items():
-            family_class = (prom_core.CounterMetricFamily if kind == 'counter'
-                            else prom_core.GaugeMetricFamily)
-            family = family_class(metric_name(name),
-                                  'qga-monitor meter %s' % name,
-                                  labels=names)
+    def render(self) -> bytes:
+        """The text exposition (format 0.0.4) of this sweep, made once.
+
+        Written here rather than by ``prometheus_client``'s
+        ``generate_latest``, which builds an object per sample and formats
+        its labels each time; here the labels a guest's samples share are
+        formatted once per guest and meter.  The output is the same format
+        (the tests read it back with ``prometheus_client``'s parser).
+        """
+        if self._text is not None:
+            return self._text
+        out: list[str] = []
+        guest_part: dict[tuple[str, ...], str] = {}
+        for meter, (kind, names, rows) in self.series.items():
+            name = metric_name(meter) + ('_total' if kind == 'counter'
+                                         else '')
+            out.append('# HELP %s qga-monitor meter %s\n# TYPE %s %s\n'
+                       % (name, meter, name, kind))
+            # values: guest, publisher, type, counter (the meter's), project,
+            # user (the guest's), unit (the meter's), resource (the
+            # sample's), the guest's identity, then the items.  What a
+            # meter or a guest shares is formatted once.
+            items = names[_ITEMS:]
             for values, value in rows:
-                family.add_metric(values, value)
-            out.append(family)
+                shared = values[4:6] + values[_SHARED:_ITEMS]
+                guest = guest_part.get(shared)
+                if guest is None:
+                    guest = guest_part[shared] = ','.join(
+                        '%s="%s"' % (k, _escape(v)) for k, v in
+                        zip(_GUEST_LABELS, shared))
+                line = '%s{guest="%s",publisher="%s",type="%s",counter="%s",' \
+                    'unit="%s",resource="%s",%s' % (
+                        name, values[0], values[1], values[2], values[3],
+                        _escape(values[6]), _escape(values[7]), guest)
+                if items:
+                    line += ''.join(',%s="%s"' % (k, _escape(v)) for k, v in
+                                    zip(items, values[_ITEMS:]))
+                out.append('%s} %s\n' % (line, _number(value)))
         if self.info:
-            info = prom_core.GaugeMetricFamily(
-                'ceilometer_guest_agent_info',
-                'The guest agent: state and version in the last sweep '
-                '(always 1)', labels=INFO_LABELS)
+            name = 'ceilometer_guest_agent_info'
+            out.append('# HELP %s The guest agent: state and version in the '
+                       'last sweep (always 1)\n# TYPE %s gauge\n'
+                       % (name, name))
             for values in self.info:
-                info.add_metric(values, 1)
-            out.append(info)
+                out.append('%s{%s} 1.0\n' % (name, ','.join(
+                    '%s="%s"' % (k, _escape(v))
+                    for k, v in zip(INFO_LABELS, values))))
         if self.poller:
-            out.append(prom_core.GaugeMetricFamily(
-                'qga_polling_last_sweep_timestamp_seconds',
-                'When the last sweep ended (Unix time)',
-                value=self.poller['timestamp']))
-            out.append(prom_core.GaugeMetricFamily(
-                'qga_polling_last_sweep_duration_seconds',
-                'How long the last sweep took',
-                value=self.poller['duration']))
-            out.append(prom_core.GaugeMetricFamily(
-                'qga_polling_samples', 'Samples of the last sweep',
-                value=self.poller['samples']))
-            guests = prom_core.GaugeMetricFamily(
-                'qga_polling_guests', 'Guests of the last sweep by agent '
-                'state', labels=('state',))
+            for name, text, value in (
+                    ('qga_polling_last_sweep_timestamp_seconds',
+                     'When the last sweep ended (Unix time)',
+                     self.poller['timestamp']),
+                    ('qga_polling_last_sweep_duration_seconds',
+                     'How long the last sweep took', self.poller['duration']),
+                    ('qga_polling_samples', 'Samples of the last sweep',
+                     self.poller['samples'])):
+                out.append('# HELP %s %s\n# TYPE %s gauge\n%s %s\n' % (
+                    name, text, name, name, _number(value)))
+            out.append('# HELP qga_polling_guests Guests of the last sweep '
+                       'by agent state\n# TYPE qga_polling_guests gauge\n')
             for state, count in sorted(self.poller['states'].items()):
-                guests.add_metric((state,), count)
-            out.append(guests)
-        return out
+                out.append('qga_polling_guests{state="%s"} %s\n'
+                           % (_escape(state), _number(count)))
+        self._text = ''.join(out).encode('utf-8', 'replace')
+        return self._text
+
+    def gzipped(self) -> bytes:
+        """:meth:`render`, gzipped once (Prometheus asks for gzip)."""
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.render(), compresslevel=1)
+        return self._gzipped
+
+
+_ESCAPES = str.maketrans({'\\': '\\\\', '"': '\\"', '\n': '\\n'})
+
+
+def _escape(value: str) -> str:
+    """A label value as the text format wants it (guests choose some)."""
+    if '\\' in value or '"' in value or '\n' in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool):
+        return '1.0' if value else '0.0'
+    if isinstance(value, int):
+        return '%d.0' % value if abs(value) < 2 ** 53 else repr(float(value))
+    return repr(float(value))
 
 
 def _text(value: Any) -> str:
@@ -295,7 +355,7 @@ def _identity(sample: Any, md: dict[str, Any]) -> tuple[str, ...]:
 
 
 class _Collector:
-    """A ``prometheus_client`` collector over the latest exposition."""
+    """The latest exposition, and the carry-over between sweeps."""
 
     def __init__(self, meters_of: dict[str, frozenset[str]] | None = None,
                  ) -> None:
@@ -307,8 +367,31 @@ class _Collector:
         self.exposition = Exposition.of_sweep(
             result, time.time(), self.exposition, self.meters_of)
 
-    def collect(self) -> list[prom_core.Metric]:
-        return self.exposition.families()
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """``GET /metrics``: the latest exposition, gzipped when asked."""
+
+    collector: _Collector
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.split('?')[0] not in ('/metrics', '/'):
+            self.send_error(404)
+            return
+        exposition = self.collector.exposition
+        body = exposition.render()
+        gzipped = 'gzip' in self.headers.get('Accept-Encoding', '')
+        if gzipped:
+            body = exposition.gzipped()
+        self.send_response(200)
+        self.send_header('Content-Type', prometheus_client.CONTENT_TYPE_LATEST)
+        self.send_header('Content-Length', str(len(body)))
+        if gzipped:
+            self.send_header('Content-Encoding', 'gzip')
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged (one a few seconds)."""
 
 
 class PrometheusExporter(SweepObserver):
@@ -336,9 +419,6 @@ class PrometheusExporter(SweepObserver):
                                  % (GROUP, option, path))
         _check_bind(self.address, self.port)
         self._collector = _Collector(_meters_of(conf))
-        self.registry = prometheus_client.CollectorRegistry(
-            auto_describe=False)
-        self.registry.register(self._collector)  # type: ignore[arg-type]
         self._server: Any = None
         self._lock = threading.Lock()
 
@@ -351,17 +431,29 @@ class PrometheusExporter(SweepObserver):
         with self._lock:
             if self._server is not None:
                 return
+            handler = type('Handler', (_Handler,),
+                           {'collector': self._collector})
+            server_class = type('Server', (http.server.ThreadingHTTPServer,),
+                                {'address_family': socket.AF_INET6
+                                 if ':' in self.address else socket.AF_INET,
+                                 'daemon_threads': True})
             try:
-                self._server, _thread = prometheus_client.start_http_server(
-                    self.port, addr=self.address, registry=self.registry,
-                    certfile=self.certfile, keyfile=self.keyfile)
-            except OSError as exc:
+                server = server_class((self.address, self.port), handler)
+                if self.certfile:
+                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    context.load_cert_chain(self.certfile, self.keyfile)
+                    server.socket = context.wrap_socket(server.socket,
+                                                        server_side=True)
+            except (OSError, ssl.SSLError) as exc:
                 # Checked at start; taken since by another process.
-                LOG.error('[%s] port = %d: cannot listen on %s: %s; the '
+                LOG.error('[%s] port = %d: cannot serve on %s: %s; the '
                           'exporter is off', GROUP, self.port, self.address,
                           exc)
                 self._server = False
                 return
+            threading.Thread(target=server.serve_forever, daemon=True,
+                             name='prometheus-exporter').start()
+            self._server = server
             LOG.info('Prometheus exporter on %s://%s:%d/metrics',
                      'https' if self.certfile else 'http', self.address,
                      self.port)

@@ -13,9 +13,8 @@ line as UTF-8, so the 0xFF sentinel before the sync reply kills the reader
 task (``tests/functional/test_transport_socket.py``,
 ``test_qemu_qmp_cannot_sync``).  A subclass doing the handshake in
 ``_establish_session`` works, but its reader and writer tasks and queues
-cost more task switches per command than this framing (``make bench``'s
-ping rows), and it routes replies only by id, which agents before 3.0 do
-not echo (below).  So the framing is ours: every
+cost more task switches per command than this framing, and it routes
+replies only by id, which agents before 3.0 do not echo (below).  So the framing is ours: every
 read bounded in time and bytes.
 
 Two framings: ids, or order

@@ -1,6 +1,6 @@
 """The devstack plugin's socket permissions, against libvirt's real labelling.
 
-A private libvirtd (``tools/libvirt_env.py``) whose ``qemu.conf`` runs QEMU
+A private libvirtd (``tests/fixtures/libvirt_env.py``) whose ``qemu.conf`` runs QEMU
 as ``libvirt-qemu``, group ``kvm``, with ``dynamic_ownership = 1``: its DAC
 driver labels the ``mode='bind'`` monitor socket it creates for a real TCG
 VM.  The devstack plugin runs first (``tests/devstack/run.sh``, the same
@@ -39,7 +39,7 @@ import pytest
 from tests.fixtures import install_envs
 from tests.fixtures import vm as vm_fixtures
 from tests.functional import test_devstack_plugin as plugin_tests
-from tools import libvirt_env
+from tests.fixtures import libvirt_env
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 """Real VMs under TCG, reached through :class:`LibvirtTransport`.
 
 Four domains run on the private libvirtd, one per guest variant of
-``tools/build_guest_image.py``: ``qga`` (both agents and an ext4 data
+``tests/fixtures/build_guest_image.py``: ``qga`` (both agents and an ext4 data
 disk) boots first and alone, so that its boot time is not shared with
 other boots; ``late`` (agents start after :data:`LATE_DELAY` s),
 ``noagent`` (no agent ever) and ``hung`` (the guest opens the agent port,
@@ -23,7 +23,7 @@ from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_libvirt
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import vm as vm_fixtures
-from tools import build_guest_image
+from tests.fixtures import build_guest_image
 
 pytestmark = pytest.mark.e2e
 

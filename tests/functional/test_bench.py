@@ -1,6 +1,6 @@
 """``make bench`` cannot rot: its harness, tiny, as a process.
 
-Real parts: ``tools/bench.py --smoke`` runs the fake fleet process, the
+Real parts: ``tests/bench/bench.py --smoke`` runs the fake fleet process, the
 installed ``qga-polling`` console script as a service (with ``file://``,
 then with ``notifier://`` to a vhost of its own on the real RabbitMQ),
 both baseline processes and one real qemu-ga stand-in (the micro rows).  Nothing here
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tools import bench
+from tests.bench import bench
 
 pytestmark = pytest.mark.functional
 
@@ -24,10 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
     out = tmp_path / 'bench.json'
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools',
-                                                        'bench.py'),
+    proc = subprocess.run([sys.executable, '-m', 'tests.bench.bench',
                            '--smoke', '--json', str(out)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'table as JSON: %s' % out in proc.stdout
     result = json.loads(out.read_text())

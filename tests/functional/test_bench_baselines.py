@@ -2,7 +2,7 @@
 
 Real parts: the fake fleet process (replies recorded from qemu-ga 7.2),
 the installed ``qga-polling --once`` console script, and
-``tools/bench_baselines.py`` in both modes, as processes on the same
+``tests/bench/bench_baselines.py`` in both modes, as processes on the same
 configuration file.  A comparison is only fair if the work is the same.
 """
 
@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from tools import bench
-from tools import fake_fleet
+from tests.bench import bench
+from tests.bench import fake_fleet
 
 pytestmark = pytest.mark.functional
 
@@ -53,10 +53,10 @@ def test_baselines_publish_the_same_samples_as_the_service(short_tmpdir):
         for mode in ('sequential', 'threads'):
             outputs[mode] = os.path.join(short_tmpdir, mode + '.jsonl')
             proc = subprocess.run(
-                [sys.executable, bench.BASELINES, '--mode', mode,
+                [sys.executable, '-m', bench.BASELINES, '--mode', mode,
                  '--config-file', config, '--output', outputs[mode],
                  '--sweeps', '1'], check=True, capture_output=True,
-                text=True, timeout=60)
+                text=True, timeout=60, cwd=bench.processes.ROOT)
             result = json.loads(proc.stdout)
             assert result['guests'] == 3 and len(result['sweeps']) == 1
             assert result['sweeps'][0]['up'] == 2

@@ -29,7 +29,7 @@ import pytest
 
 from tests.fixtures import rabbit
 from tests.fixtures.tcp_proxy import tcp_proxy  # noqa: F401
-from tools.qga_standin import StandinGuest
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

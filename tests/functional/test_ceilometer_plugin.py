@@ -11,10 +11,10 @@ Real here:
   ``meter_message_from_counter`` signing, the oslo.messaging ``Notifier``);
 * Ceilometer's ``local_instances`` discovery (``InstanceDiscovery``,
   ``libvirt_metadata`` method) reading the Nova metadata that Nova's own
-  code writes (``tests/unit/discovery/nova_domain.py``) from libvirt;
+  code writes (``tests/fixtures/nova_domain.py``) from libvirt;
 * our ``libvirt`` discovery on the same libvirt for the channels, our
   socket transports, qemu-ga 7.2 stand-in guests, and the fake agent
-  (``tools/fake_agent.py``) in ``hang`` mode for a hung agent.
+  (``tests/fixtures/agents/fake_agent.py``) in ``hang`` mode for a hung agent.
 
 Substituted, because it cannot run here or is covered elsewhere:
 
@@ -56,7 +56,7 @@ from ceilometer_qga.pollsters import polling_cycle
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga import sample_factory
 from ceilometer_qga import signature
-from tests.unit.discovery import nova_domain
+from tests.fixtures import nova_domain
 
 pytestmark = pytest.mark.functional
 

@@ -28,7 +28,7 @@ def test_demo_prints_real_samples_and_stops_everything(short_tmpdir, processes,
     outdir = os.path.join(short_tmpdir, 'out')
     # Its own vhost: what the demo publishes is deleted with it.
     url = rabbit.vhost_url(rabbit_vhost)
-    proc = processes.start([sys.executable, os.path.join(ROOT, 'tools', 'demo.py'),
+    proc = processes.start([sys.executable, '-m', 'tools.demo',
                             '--outdir', outdir, '--transport-url', url], env=env, cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -53,8 +53,8 @@ from ceilometer_qga.pollsters import options as ceilometer_options
 from ceilometer_qga import conf as qga_conf
 from nova_qga import conf as nova_qga_conf
 from tests.fixtures import install_envs
+from tests.fixtures import libvirt_env
 from tests.functional.test_config_samples import documented_options
-from tools import libvirt_env
 
 pytestmark = [
     pytest.mark.functional,
@@ -88,7 +88,7 @@ CEILOMETER = ['ceilometer-acompute', 'ceilometer-acentral',
               'ceilometer-anotification', 'gnocchi-api', 'gnocchi-metricd']
 #: devstack's stack user: a real, non-root one.
 STACK_USER = 'qga-stack'
-#: QEMU's user and group in the qemu.conf of most tests (tools/libvirt_env.py
+#: QEMU's user and group in the qemu.conf of most tests (tests/fixtures/libvirt_env.py
 #: makes sure both exist); "nogroup" stands in for the libvirt group.
 QEMU_USER = 'libvirt-qemu'
 QEMU_GROUP = 'kvm'

@@ -1,4 +1,4 @@
-"""The fault-injecting fake agent (tools/fake_agent.py) does what it claims.
+"""The fault-injecting fake agent (tests/fixtures/agents/fake_agent.py) does what it claims.
 
 Each mode is checked from the outside, with raw sockets and timeouts, on a
 fake running as a subprocess (the ``fake_agent`` fixture).
@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from tools import fake_agent as fake
-from tools import qga_standin
+from tests.fixtures.agents import fake_agent as fake
+from tests.fixtures.agents import qga_standin
 
 pytestmark = pytest.mark.functional
 

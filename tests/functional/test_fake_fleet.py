@@ -1,7 +1,7 @@
 """The fake fleet of ``make bench`` against real qemu-ga 7.2.
 
-Real parts: a qemu-ga stand-in guest (tools/qga_standin.py) and the
-``tools/fake_fleet.py`` process.  The same bytes go to both and the
+Real parts: a qemu-ga stand-in guest (tests/fixtures/agents/qga_standin.py) and the
+``tests/bench/fake_fleet.py`` process.  The same bytes go to both and the
 replies are compared, so that the fake's framing (0xFF, sync, id echo,
 errors, file handles) stays what the real agent does.
 """
@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from tools import fake_fleet
-from tools import processes
-from tools.record_qga_replies import exchange
+from tests.bench import fake_fleet
+from tests.fixtures import processes
+from tests.fixtures.agents.record_qga_replies import exchange
 
 pytestmark = pytest.mark.functional
 
@@ -78,7 +78,7 @@ def test_file_reads_and_commands_match_real_shapes(qga_guest, fleet):
             == {c['name']: c['enabled'] for c in real[6]['return'][
                 'supported_commands']}), (
         'the stand-in blocks other commands now: record again with '
-        'tools/record_qga_replies.py')
+        'tests/fixtures/agents/record_qga_replies.py')
 
 
 def test_every_kth_guest_is_silent(fleet):

@@ -4,7 +4,7 @@ Real here (``tests/fixtures/gnocchi.py``): PostgreSQL, Gnocchi 4.7
 (``gnocchi-api`` under uwsgi, ``gnocchi-metricd``), Ceilometer 27's
 ``ceilometer-agent-notification`` with the meter and event pipelines
 publishing ``gnocchi://``, RabbitMQ, our ``etc/ceilometer/gnocchi_resources.yaml``
-and resource types (``tools/gnocchi_resource_types.py --apply``); on the
+and resource types (``qga-gnocchi-resource-types --apply``); on the
 sending side ``qga-polling`` as a process (static discovery of qemu-ga 7.2
 stand-ins, or libvirt discovery of Nova domains whose dedicated channel is a
 stand-in's socket), and Nova's instance notifications sent with
@@ -13,7 +13,7 @@ Every assertion queries Gnocchi's REST API.
 
 libvirt discovery reads ``test:///PATH``: libvirt's test driver loading a
 node file of Nova domains (XML made by Nova's own code,
-``tests/unit/discovery/nova_domain.py``), so that a separate process sees
+``tests/fixtures/nova_domain.py``), so that a separate process sees
 them; the e2e suite covers real QEMU domains.
 """
 
@@ -41,8 +41,8 @@ import yaml
 from ceilometer_qga import meters as meter_catalogue
 from tests.fixtures import gnocchi as gnocchi_fixture
 from tests.fixtures.gnocchi import telemetry  # noqa: F401
-from tests.unit.discovery import nova_domain
-from tools import qga_standin
+from tests.fixtures import nova_domain
+from tests.fixtures.agents import qga_standin
 
 pytestmark = pytest.mark.functional
 

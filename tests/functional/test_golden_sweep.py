@@ -1,8 +1,8 @@
 """Golden sample set: one ``qga-polling --once`` sweep, compared to a record.
 
 Real parts: the installed ``qga-polling`` console script in its own process,
-two real qemu-ga 7.2 stand-in guests (``tools/qga_standin.py``), the
-fault-injecting fake agent (``tools/fake_agent.py``) in its ``ok``,
+two real qemu-ga 7.2 stand-in guests (``tests/fixtures/agents/qga_standin.py``), the
+fault-injecting fake agent (``tests/fixtures/agents/fake_agent.py``) in its ``ok``,
 ``wrong-types`` and ``frozen`` modes, a listening socket that never answers
 (a VM whose agent is not running) and a socket path nobody listens on, with
 the ``file://`` publisher.
@@ -40,7 +40,7 @@ import tempfile
 
 import pytest
 
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = pytest.mark.functional
 

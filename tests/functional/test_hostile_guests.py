@@ -1,8 +1,8 @@
 """Hostile guests against ``qga-polling --once``, as an operator runs it.
 
 Real parts: the installed ``qga-polling`` console script in its own
-process, a real qemu-ga 7.2 stand-in guest (``tools/qga_standin.py``), and
-fault-injecting fake agents (``tools/fake_agent.py``) for what a real agent
+process, a real qemu-ga 7.2 stand-in guest (``tests/fixtures/agents/qga_standin.py``), and
+fault-injecting fake agents (``tests/fixtures/agents/fake_agent.py``) for what a real agent
 does only when it is hostile or broken.  The samples go to a file
 publisher; each line is read back as strict UTF-8 JSON.
 """
@@ -19,7 +19,7 @@ from ceilometer.publisher.utils import verify_signature
 import pytest
 
 from ceilometer_qga.collectors import checks
-from tools.qga_standin import StandinGuest
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

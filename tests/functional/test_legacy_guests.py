@@ -27,8 +27,8 @@ import time
 
 import pytest
 
-from tests.unit.discovery import nova_domain
-from tools.qga_standin import StandinGuest
+from tests.fixtures import nova_domain
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

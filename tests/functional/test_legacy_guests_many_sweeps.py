@@ -2,7 +2,7 @@
 
 Real parts: our ``libvirt`` discovery on libvirt's in-process
 ``test:///default`` driver (no VMs on this host) with domain XML written by
-Nova's own code (``tests/unit/discovery/nova_domain.py``), the whole
+Nova's own code (``tests/fixtures/nova_domain.py``), the whole
 ``Pipeline`` (discovery, transport selection, sessions, the ``file://``
 publisher) and, for the Ceilometer plugin, Ceilometer 27's
 ``AgentManager`` polling cycles (``test_ceilometer_plugin.py`` has the
@@ -19,7 +19,7 @@ import pytest
 
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import pipeline as pipeline_mod
-from tests.unit.discovery import nova_domain
+from tests.fixtures import nova_domain
 
 pytestmark = pytest.mark.functional
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 import urllib.parse
@@ -39,6 +38,7 @@ from ceilometer_qga import conf as qga_conf
 from ceilometer_qga.publishers import notifier
 from ceilometer_qga import sample
 from tests.fixtures import rabbit
+from tests.fixtures.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(60)]
 
@@ -104,94 +104,6 @@ def _conf(tmp_path, transport_url: str, heartbeat: int = 60,
     conf([], project='qga-test', default_config_files=[str(path)],
          default_config_dirs=[])
     return conf
-
-
-class TcpProxy:
-    """A TCP forwarder to the broker that can be cut, frozen and restored."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._frozen = threading.Event()
-
-    def start(self) -> None:
-        """Listen (again, on the same port after the first time)."""
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(('127.0.0.1', self.port))
-        listener.listen(16)
-        listener.settimeout(0.05)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._frozen.clear()
-        self._stop = threading.Event()
-        self._spawn(self._accept, listener, self._stop)
-
-    def cut(self) -> None:
-        """Close the listener and every connection, like a dead broker."""
-        self._stop.set()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        for thread in self._threads:
-            thread.join(5)
-        self._threads = []
-
-    def freeze(self) -> None:
-        """Keep every connection open but pass nothing: a silent broker."""
-        self._frozen.set()
-
-    def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def _accept(self, listener: socket.socket, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            client.settimeout(None)
-            server.settimeout(None)
-            with self._lock:
-                self._sockets.update((client, server))
-            self._spawn(self._pump, client, server)
-            self._spawn(self._pump, server, client)
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                if not self._frozen.is_set():
-                    sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class Received:
@@ -352,10 +264,9 @@ def bus(vhost):
 
 @pytest.fixture
 def proxy():
-    the_proxy = TcpProxy((rabbit.HOST, rabbit.PORT))
-    the_proxy.start()
+    the_proxy = TcpProxy(rabbit.HOST, rabbit.PORT).start()
     yield the_proxy
-    the_proxy.cut()
+    the_proxy.stop()
 
 
 @pytest.fixture
@@ -432,7 +343,7 @@ def test_broker_restart_between_publishes_costs_nothing(
     pub.publish(messages[:5])
     received.wait_for_samples(5)
     proxy.cut()
-    proxy.start()
+    proxy.restore()
     pub.publish(messages[5:])
     assert (pub.published, pub.buffered, pub.dropped) == (10, 0, 0)
     assert _ids(received.wait_for_samples(10)) == _ids(messages)
@@ -463,7 +374,7 @@ def test_outage_loses_nothing(bus, vhost, proxy, make_publisher, tmp_path):
     assert (pub.published, pub.buffered, pub.dropped) == (5, 120, 0)
     assert len(received.samples) == 5
 
-    proxy.start()
+    proxy.restore()
     assert pub.flush(20.0)
     samples = received.wait_for_samples(125)
     assert _ids(samples) == _ids(before + during)
@@ -490,7 +401,7 @@ def test_outage_overflow_drops_exactly_the_oldest(
                 if 'buffer full' in r.getMessage()]
     assert len(overflow) == 1, overflow
 
-    proxy.start()
+    proxy.restore()
     assert pub.flush(20.0)
     samples = received.wait_for_samples(45)
     assert _ids(samples[5:]) == _ids(during[60:])
@@ -513,13 +424,13 @@ def test_silent_broker_costs_a_bounded_time(bus, vhost, proxy,
     pub.publish(messages[:5])
     received.wait_for_samples(5)
 
-    proxy.freeze()
+    proxy.pause()
     began = time.monotonic()
     pub.publish(messages[5:])
     assert time.monotonic() - began < 2 * HEARTBEAT + 6 + PUBLISH_BOUND
     assert (pub.published, pub.buffered) == (5, 5)
 
     proxy.cut()
-    proxy.start()
+    proxy.restore()
     assert pub.flush(20.0)
     assert _ids(received.wait_for_samples(10)) == _ids(messages)

@@ -1,6 +1,6 @@
 """The sweep engine against real qemu-ga 7.2 stand-in guests.
 
-Real parts: qemu-ga processes (tools/qga_standin.py), the static discovery,
+Real parts: qemu-ga processes (tests/fixtures/agents/qga_standin.py), the static discovery,
 every collector, the socket transport.  The unresponsive guest is a unix
 socket that accepts connections and never answers, which is exactly what a
 VM's channel looks like while nothing in the guest reads it (the ``hung``
@@ -22,8 +22,8 @@ from ceilometer_qga.guest import Guest
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import pipeline as pipeline_mod
 from tests.fixtures.static_guests import make_conf
-from tools.qga_standin import StandinFleet
-from tools.qga_standin import StandinGuest
+from tests.fixtures.agents.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

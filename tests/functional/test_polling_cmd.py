@@ -23,7 +23,7 @@ import oslo_messaging
 import pytest
 
 from tests.fixtures import rabbit
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = pytest.mark.functional
 

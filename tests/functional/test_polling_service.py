@@ -37,7 +37,7 @@ import pytest
 from tests.fixtures import processes as procs
 from tests.fixtures import rabbit
 from tests.fixtures.static_guests import standin_meters
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 
@@ -328,7 +328,7 @@ def test_service_with_file_and_notifier_publishers(fleet, bus, bus_url, tmp_path
 def test_sigterm_mid_sweep_delivers_that_sweep(fleet, bus, bus_url, tmp_path, fake_agent):
     """SIGTERM while a sweep waits on a hung guest: it ends, is delivered, exit 0.
 
-    The hung agent (``tools/fake_agent.py --mode hang``) holds every sweep
+    The hung agent (``tests/fixtures/agents/fake_agent.py --mode hang``) holds every sweep
     for the command timeout (1 s of the 2 s interval); SIGTERM comes 0.4 s
     into the fourth sweep, which then finishes within ``shutdown_timeout``.
     """

@@ -6,7 +6,7 @@ and never answers (what a VM's channel looks like while nothing in the
 guest reads it: the ``hung`` VM of tests/e2e/test_vm_boot.py).  For
 libvirt discovery the domains live in a libvirt test-driver node file
 (``test:///PATH``), which the probe process opens itself; their XML is
-Nova's (``tests/unit/discovery/nova_domain``) and their channels point at
+Nova's (``tests/fixtures/nova_domain.py``) and their channels point at
 the stand-in sockets.  The test driver cannot run agent commands, so the
 libvirt transport is exercised in ``tests/e2e/test_probe_vm.py``.
 """
@@ -24,10 +24,10 @@ import pytest
 
 from ceilometer_qga import sample_factory
 from tests.fixtures.libvirt_test_driver import write_node_file
-from tests.unit.discovery import nova_domain
-from tests.unit.discovery.nova_domain import MONITOR
-from tests.unit.discovery.nova_domain import STANDARD
-from tools.qga_standin import StandinGuest
+from tests.fixtures import nova_domain
+from tests.fixtures.nova_domain import MONITOR
+from tests.fixtures.nova_domain import STANDARD
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

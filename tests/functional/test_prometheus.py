@@ -7,8 +7,10 @@ second with the shipped rules (``etc/prometheus/qga-monitor.rules.yaml``);
 ``promtool`` running the rules' unit tests.  What is checked is what an
 operator asks Prometheus: filesystem usage per mountpoint for each
 instance, non-negative ``rate()`` of the counters, the rules loaded and
-healthy, and every panel query of the shipped Grafana dashboard returning
-series for the guests' project.
+healthy, every panel query of the shipped Grafana dashboard returning
+series for the guests' project, and Aetos (PyPI, ``auth_mode = noauth``)
+in front of Prometheus showing the series to the guests' project and to
+no other.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import pytest
 
 from tests.fixtures import processes as procs
 from tests.fixtures.gnocchi import free_port
+from tests.fixtures.prometheus import aetos_query
 from tests.fixtures.prometheus import PROMTOOL
+from tests.fixtures.prometheus import start_aetos
 from tests.fixtures.prometheus import start_prometheus
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(300)]
 
@@ -118,6 +122,17 @@ port = {port}
             expr = panel['targets'][0]['expr'].replace('$project', PROJECT)
             found = api.wait_for(expr, lambda r: len(r) >= len(UUIDS), WAIT)
             assert found, (panel['title'], expr)
+
+        # Aetos, the project-scoping proxy OpenStack puts in front of
+        # Prometheus: a user of the guests' project sees their series, a
+        # user of another project sees none of them.
+        aetos = start_aetos(processes, short_tmpdir,
+                            int(api.url.rsplit(':', 1)[1]))
+        mine = aetos_query(aetos, 'ceilometer_guest_filesystem_usage',
+                           PROJECT)
+        assert {s['metric']['resource'][:36] for s in mine} == set(UUIDS)
+        assert aetos_query(aetos, 'ceilometer_guest_filesystem_usage',
+                           'another-project') == []
         assert service.poll() is None
         processes.stop(service)
     assert 'Traceback' not in open(os.path.join(short_tmpdir, 'stderr')).read()

@@ -21,7 +21,7 @@ from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_socket
 from ceilometer_qga import pipeline as pipeline_mod
 from tests.fixtures.static_guests import make_conf
-from tools.qga_standin import StandinFleet
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = pytest.mark.functional
 

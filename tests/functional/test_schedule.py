@@ -2,7 +2,7 @@
 
 Real parts: the installed ``qga-polling`` console script as a service
 process (``interval = 1``, ``file://``), real qemu-ga 7.2 stand-in guests
-(``tools/qga_standin.py``, restarted by their supervisor when killed), the
+(``tests/fixtures/agents/qga_standin.py``, restarted by their supervisor when killed), the
 fake agent replaying a recorded qemu-ga 10.0 whose fsinfo carries one
 invalid filesystem, ``qga-probe`` as a process, and the in-process
 :class:`~ceilometer_qga.pipeline.Pipeline` for what needs to look inside a

@@ -1,4 +1,4 @@
-"""A short run of ``make soak`` (``tools/soak.py``) as a process.
+"""A short run of ``make soak`` (``tests/bench/soak.py``) as a process.
 
 Everything is real (see the tool's docstring): the ``qga-polling`` service,
 qemu-ga stand-ins and hostile fake agents, RabbitMQ through the cuttable
@@ -22,8 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 def test_soak_smoke(rabbit_url):
     env = dict(os.environ, SOAK_SECONDS='20', SOAK_CUT_SECONDS='3',
                SOAK_REAL='2')
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools',
-                                                        'soak.py')],
+    proc = subprocess.run([sys.executable, '-m', 'tests.bench.soak'],
                           capture_output=True, text=True, timeout=180,
                           env=env, cwd=ROOT)
     # "name  value" lines, the name in the first 26 columns

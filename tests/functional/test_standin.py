@@ -1,4 +1,4 @@
-"""The stand-in guests of tools/qga_standin.py, against real qemu-ga 7.2."""
+"""The stand-in guests of tests/fixtures/agents/qga_standin.py, against real qemu-ga 7.2."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 
 import pytest
 
 from ceilometer_qga.qga import policy
 from tests.fixtures import processes as procs
 from tests.fixtures import qga
-from tools import qga_standin
+from tests.fixtures.agents import qga_standin
 
 pytestmark = pytest.mark.functional
 
-STANDIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'tools', 'qga_standin.py')
+STANDIN = 'tests.fixtures.agents.qga_standin'
 
 
 def _enabled(client: qga.RawClient) -> dict[str, bool]:
@@ -124,9 +122,9 @@ def _read_lines(proc: subprocess.Popen, count: int, timeout: float) -> list[str]
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGKILL])
 def test_cli_agents_die_with_it(processes, short_tmpdir, sig):
     """SIGTERM: clean stop. SIGKILL: the agents follow it (pdeathsig)."""
-    proc = processes.start([sys.executable, STANDIN, '--count', '2',
-                            '--workdir', short_tmpdir],
-                           stdout=subprocess.PIPE)
+    proc = processes.start(procs.python_module(STANDIN, '--count', '2',
+                                               '--workdir', short_tmpdir),
+                           stdout=subprocess.PIPE, cwd=procs.ROOT)
     lines = _read_lines(proc, 2, 15)
     pids = [int(line.split()[-1]) for line in lines]
     assert all(procs.pid_alive(p) for p in pids)

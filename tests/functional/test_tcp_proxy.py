@@ -1,4 +1,4 @@
-"""``tools/tcp_proxy.py`` between a real client and a real TCP server.
+"""``tests/fixtures/tcp_proxy.py`` between a real client and a real TCP server.
 
 The server is a small echo server on loopback; the proxy is the tool the
 soak (``make soak``) and broker-fault tests put in front of RabbitMQ.
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tools.tcp_proxy import TcpProxy
+from tests.fixtures.tcp_proxy import TcpProxy
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The socket transport against real qemu-ga and a fault-injecting fake.
 
 Real qemu-ga 7.2 (stand-in guests) for the protocol as it is; the fake
-agent (tools/fake_agent.py, its own process) for what a real agent does only
+agent (tests/fixtures/agents/fake_agent.py, its own process) for what a real agent does only
 when it is broken or hostile: hangs, garbage, huge and endless replies,
 stale ids, disconnects mid-reply.  Every read must end within the command
 timeout and within the byte cap, with a typed error naming guest and
@@ -17,8 +17,8 @@ import pytest
 
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_socket
-from tools.qga_standin import RawClient
-from tools.qga_standin import StandinGuest
+from tests.fixtures.agents.qga_standin import RawClient
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 
@@ -251,31 +251,6 @@ def test_qemu_qmp_cannot_sync(short_tmpdir):
         assert type(exc).__name__ in ('ExecInterruptedError',
                                       'UnicodeDecodeError',
                                       'ConnectionResetError')
-    finally:
-        guest.stop()
-
-
-def test_qemu_qmp_prototype_syncs_and_routes_by_id(short_tmpdir):
-    """The qemu.qmp-based client that ``make bench`` compares with ours
-    (tools/qmp_qga_client.py) does the 0xFF handshake in
-    ``_establish_session`` and then talks to real qemu-ga 7.2."""
-    from qemu.qmp import ExecuteError
-
-    from tools.qmp_qga_client import QgaQmpClient
-    guest = StandinGuest('qmpp', short_tmpdir).start()
-    try:
-        async def run():
-            client = QgaQmpClient()
-            await asyncio.wait_for(client.connect(guest.socket), 5)
-            try:
-                assert await asyncio.wait_for(client.call('guest-ping'), 2) == {}
-                with pytest.raises(ExecuteError):
-                    await asyncio.wait_for(client.call('guest-nosuch'), 2)
-                info = await asyncio.wait_for(client.call('guest-info'), 2)
-                assert info['version'].startswith('7.2')
-            finally:
-                await asyncio.wait_for(client.disconnect(), 2)
-        asyncio.run(run())
     finally:
         guest.stop()
 

@@ -10,7 +10,7 @@ fallbacks, and it must give every meter 7.2 gives.
 
 Versions that cannot run here (2.12, 4.2, 8.2, 9.2, 10.0, virtio-win) are
 recorded agents (``tests/fixtures/agents/*.json``, each with its
-``source``), replayed by the fake agent (``tools/fake_agent.py
+``source``), replayed by the fake agent (``tests/fixtures/agents/fake_agent.py
 --recording``) to the same ``qga-polling --once``: the real engine decides
 native or fallback from what each one offers.  The README's table is
 checked against what every version really gave.
@@ -25,7 +25,7 @@ import sys
 
 import pytest
 
-from tools.qga_standin import StandinGuest
+from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

@@ -46,8 +46,8 @@ from ceilometer_qga import report as report_mod
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
 from tests.unit.collectors import support
-from tests.unit.discovery import nova_domain
-from tools import gnocchi_resource_types
+from tests.fixtures import nova_domain
+from ceilometer_qga.cmd import gnocchi_resource_types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

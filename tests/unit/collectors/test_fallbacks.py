@@ -2,7 +2,7 @@
 
 ``disk_pair.json`` and ``net_pair.json`` hold a real qemu-ga 7.2 native
 reply and the /proc file of its fallback, read back to back on one
-connection (``capture_fixtures.py``): the two sources must give the same
+connection (``record_qga_replies.py --collector-data``): the two sources must give the same
 devices and, up to the I/O of the capture itself, the same counters.
 ``mounts.txt`` is the stand-in's real ``/proc/mounts``.
 """

@@ -23,9 +23,9 @@ from ceilometer_qga import discovery
 from ceilometer_qga.discovery import libvirt as lv_discovery
 from ceilometer_qga.guest import Channel
 from ceilometer_qga import libvirt_xml
-from tests.unit.discovery import nova_domain
-from tests.unit.discovery.nova_domain import MONITOR
-from tests.unit.discovery.nova_domain import STANDARD
+from tests.fixtures import nova_domain
+from tests.fixtures.nova_domain import MONITOR
+from tests.fixtures.nova_domain import STANDARD
 
 UUID_A = '3c9f1a2e-5b4d-4e6f-8a7b-0c1d2e3f4a5b'
 UUID_B = '4d0a2b3f-6c5e-4f7a-9b8c-1d2e3f4a5b6c'

@@ -16,7 +16,7 @@ import pytest
 
 from ceilometer_qga.discovery import nova_metadata
 from ceilometer_qga import libvirt_xml
-from tests.unit.discovery import nova_domain
+from tests.fixtures import nova_domain
 
 UUID = '2f6cbc0a-6d44-4c2a-9a4c-3d5d1e0a4b11'
 NS = '{http://openstack.org/xmlns/libvirt/nova/1.1}'

@@ -6,7 +6,7 @@ from lxml import etree
 
 from nova_qga import domain_xml
 from nova_qga.hooks import agent_channel
-from tests.unit.nova_qga import nova_domains
+from tests.fixtures import nova_domain
 
 NAME = 'org.qemu.guest_agent.0'
 
@@ -14,13 +14,13 @@ NAME = 'org.qemu.guest_agent.0'
 def _apply(conf, xml, instance, image_meta=None):
     domain = domain_xml.parse_domain(xml)
     agent_channel.AgentChannelHook(conf).apply(
-        domain, instance, image_meta or nova_domains.make_image_meta())
+        domain, instance, image_meta or nova_domain.make_image_meta())
     return domain
 
 
 def test_adds_standard_channel_once(conf):
-    instance = nova_domains.make_instance()
-    domain = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    domain = _apply(conf, nova_domain.make_domain_xml(instance), instance)
 
     (channel,) = domain_xml.channels(domain, NAME)
     assert channel.get('type') == 'unix'
@@ -35,26 +35,26 @@ def test_adds_standard_channel_once(conf):
 
 def test_same_channel_as_hw_qemu_guest_agent(conf):
     """Our channel is exactly the one Nova adds for the image property."""
-    instance = nova_domains.make_instance()
-    ours = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    ours = _apply(conf, nova_domain.make_domain_xml(instance), instance)
     novas = domain_xml.parse_domain(
-        nova_domains.make_domain_xml(instance, nova_agent_channel=True))
+        nova_domain.make_domain_xml(instance, nova_agent_channel=True))
     assert (etree.tostring(domain_xml.channels(ours, NAME)[0]) ==
             etree.tostring(domain_xml.channels(novas, NAME)[0]))
 
 
 def test_idempotent(conf):
-    instance = nova_domains.make_instance()
-    once = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    once = _apply(conf, nova_domain.make_domain_xml(instance), instance)
     twice = _apply(conf, domain_xml.to_xml(once), instance)
     assert domain_xml.to_xml(twice) == domain_xml.to_xml(once)
 
 
 def test_respects_channel_from_hw_qemu_guest_agent(conf):
-    instance = nova_domains.make_instance(
+    instance = nova_domain.make_instance(
         image_properties={'hw_qemu_guest_agent': 'yes'})
-    xml = nova_domains.make_domain_xml(instance, nova_agent_channel=True)
-    image_meta = nova_domains.make_image_meta({'hw_qemu_guest_agent': 'yes'})
+    xml = nova_domain.make_domain_xml(instance, nova_agent_channel=True)
+    image_meta = nova_domain.make_image_meta({'hw_qemu_guest_agent': 'yes'})
 
     domain = _apply(conf, xml, instance, image_meta)
 
@@ -64,12 +64,12 @@ def test_respects_channel_from_hw_qemu_guest_agent(conf):
 
 
 def test_respects_existing_channel_with_other_path(conf):
-    instance = nova_domains.make_instance()
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    instance = nova_domain.make_instance()
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     domain_xml.ensure_unix_channel(domain, NAME, '/run/operator/qga.sock')
 
     agent_channel.AgentChannelHook(conf).apply(
-        domain, instance, nova_domains.make_image_meta())
+        domain, instance, nova_domain.make_image_meta())
 
     (channel,) = domain_xml.channels(domain, NAME)
     assert channel.find('source').get('path') == '/run/operator/qga.sock'

@@ -7,14 +7,14 @@ from nova.virt.libvirt import config as vconfig
 import pytest
 
 from nova_qga import domain_xml
-from tests.unit.nova_qga import nova_domains
+from tests.fixtures import nova_domain
 
 NOVA_NS = vconfig.NOVA_NS
 
 
 @pytest.fixture
 def instance():
-    return nova_domains.make_instance()
+    return nova_domain.make_instance()
 
 
 def test_parse_rejects_other_documents():
@@ -32,7 +32,7 @@ def test_parse_rejects_entities():
 
 
 def test_round_trip_keeps_nova_metadata(instance):
-    xml = nova_domains.make_domain_xml(instance)
+    xml = nova_domain.make_domain_xml(instance)
     domain = domain_xml.parse_domain(xml)
     again = etree.fromstring(domain_xml.to_xml(domain))
     meta = again.find('metadata/{%s}instance' % NOVA_NS)
@@ -45,12 +45,12 @@ def test_round_trip_keeps_nova_metadata(instance):
 def test_virt_type(instance):
     for virt_type in ('kvm', 'qemu', 'lxc'):
         domain = domain_xml.parse_domain(
-            nova_domains.make_domain_xml(instance, virt_type=virt_type))
+            nova_domain.make_domain_xml(instance, virt_type=virt_type))
         assert domain_xml.virt_type(domain) == virt_type
 
 
 def test_ensure_unix_channel_adds_nova_shaped_channel(instance):
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     assert domain_xml.ensure_unix_channel(domain, 'org.example.0', '/s.sock')
 
     (channel,) = domain_xml.channels(domain, 'org.example.0')
@@ -64,11 +64,11 @@ def test_ensure_unix_channel_adds_nova_shaped_channel(instance):
 
 def test_ensure_unix_channel_matches_nova_own_channel(instance):
     # The element we make is the one LibvirtConfigGuestChannel makes.
-    nova_xml = nova_domains.make_domain_xml(instance, nova_agent_channel=True)
+    nova_xml = nova_domain.make_domain_xml(instance, nova_agent_channel=True)
     (nova_channel,) = domain_xml.channels(
         domain_xml.parse_domain(nova_xml), 'org.qemu.guest_agent.0')
 
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     domain_xml.ensure_unix_channel(domain, 'org.qemu.guest_agent.0',
                                    nova_channel.find('source').get('path'))
     (ours,) = domain_xml.channels(domain, 'org.qemu.guest_agent.0')
@@ -76,7 +76,7 @@ def test_ensure_unix_channel_matches_nova_own_channel(instance):
 
 
 def test_ensure_unix_channel_is_idempotent(instance):
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     assert domain_xml.ensure_unix_channel(domain, 'org.example.0', '/a')
     once = domain_xml.to_xml(domain)
     assert not domain_xml.ensure_unix_channel(domain, 'org.example.0', '/b')
@@ -84,7 +84,7 @@ def test_ensure_unix_channel_is_idempotent(instance):
 
 
 def test_ensure_unix_channel_without_path(instance):
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     domain_xml.ensure_unix_channel(domain, 'org.example.0')
     (channel,) = domain_xml.channels(domain, 'org.example.0')
     assert channel.find('source').attrib == {'mode': 'bind'}
@@ -99,7 +99,7 @@ def test_ensure_unix_channel_creates_devices():
 
 
 def test_added_channel_is_indented_like_nova(instance):
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     domain_xml.ensure_unix_channel(domain, 'org.example.0', '/a')
     assert ('    <channel type="unix">\n'
             '      <source mode="bind" path="/a"/>\n') in \

@@ -11,7 +11,7 @@ from nova_qga import hook_chain
 from nova_qga.hooks import agent_channel
 from nova_qga.hooks import base
 from nova_qga.hooks import monitor_channel
-from tests.unit.nova_qga import nova_domains
+from tests.fixtures import nova_domain
 
 AGENT = 'org.qemu.guest_agent.0'
 MONITOR = 'org.openstack.monitor.0'
@@ -41,8 +41,8 @@ def _both(conf):
 
 
 def _run(chain, instance, **kwargs):
-    xml = nova_domains.make_domain_xml(instance, **kwargs)
-    return xml, chain.apply(xml, instance, nova_domains.make_image_meta())
+    xml = nova_domain.make_domain_xml(instance, **kwargs)
+    return xml, chain.apply(xml, instance, nova_domain.make_image_meta())
 
 
 def test_load_uses_entry_points_in_configured_order(conf):
@@ -73,13 +73,13 @@ def test_load_unknown_hook_names_the_option(conf):
 def test_no_hooks_leaves_xml_untouched(conf):
     conf.set_override('domain_hooks', [], group='qga')
     chain = hook_chain.HookChain.load(conf)
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     xml, result = _run(chain, instance)
     assert result is xml
 
 
 def test_both_channels_once_each(conf, socket_dir):
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     _xml, result = _run(_both(conf), instance)
     domain = domain_xml.parse_domain(result)
     assert len(domain_xml.channels(domain, AGENT)) == 1
@@ -90,15 +90,14 @@ def test_both_channels_once_each(conf, socket_dir):
 
 def test_chain_is_idempotent(conf):
     chain = _both(conf)
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     _xml, once = _run(chain, instance)
-    twice = chain.apply(once, instance, nova_domains.make_image_meta())
+    twice = chain.apply(once, instance, nova_domain.make_image_meta())
     assert twice == once
 
 
 def test_chain_keeps_nova_metadata(conf):
-    instance = nova_domains.make_instance(extra_specs={'hw:cpu_policy':
-                                                       'shared'})
+    instance = nova_domain.make_instance(extra_specs={'hw:cpu_policy': 'shared'})
     xml, result = _run(_both(conf), instance)
     before = domain_xml.parse_domain(xml)
     after = domain_xml.parse_domain(result)
@@ -109,7 +108,7 @@ def test_chain_keeps_nova_metadata(conf):
 
 
 def test_hw_qemu_guest_agent_channel_not_duplicated(conf):
-    instance = nova_domains.make_instance(
+    instance = nova_domain.make_instance(
         image_properties={'hw_qemu_guest_agent': 'yes'})
     _xml, result = _run(_both(conf), instance, nova_agent_channel=True)
     domain = domain_xml.parse_domain(result)
@@ -120,7 +119,7 @@ def test_hw_qemu_guest_agent_channel_not_duplicated(conf):
 @pytest.mark.parametrize('where', ['extra_specs', 'image_properties'])
 def test_opt_out_skips_both_hooks(conf, caplog, where):
     caplog.set_level(logging.INFO, logger='nova_qga')
-    instance = nova_domains.make_instance(**{where: {'qga:monitor': 'false'}})
+    instance = nova_domain.make_instance(**{where: {'qga:monitor': 'false'}})
     xml, result = _run(_both(conf), instance)
     assert result is xml
     assert 'opted out' in caplog.text
@@ -129,7 +128,7 @@ def test_opt_out_skips_both_hooks(conf, caplog, where):
 
 def test_opt_out_ignored_when_not_allowed(conf):
     conf.set_override('allow_opt_out', False, group='qga')
-    instance = nova_domains.make_instance(
+    instance = nova_domain.make_instance(
         extra_specs={'qga:monitor': 'false'})
     _xml, result = _run(_both(conf), instance)
     domain = domain_xml.parse_domain(result)
@@ -138,7 +137,7 @@ def test_opt_out_ignored_when_not_allowed(conf):
 
 
 def test_bad_opt_out_value_logged_and_hooks_applied(conf, caplog):
-    instance = nova_domains.make_instance(
+    instance = nova_domain.make_instance(
         extra_specs={'qga:monitor': 'sometimes'})
     _xml, result = _run(_both(conf), instance)
 
@@ -156,7 +155,7 @@ def test_bad_opt_out_value_logged_and_hooks_applied(conf, caplog):
 def test_other_virt_types_unchanged_and_logged_once(conf, caplog, virt_type):
     caplog.set_level(logging.INFO, logger='nova_qga')
     chain = _both(conf)
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     for _ in range(3):
         xml, result = _run(chain, instance, virt_type=virt_type)
         assert result is xml
@@ -165,7 +164,7 @@ def test_other_virt_types_unchanged_and_logged_once(conf, caplog, virt_type):
 
 
 def test_qemu_virt_type_is_supported(conf):
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     _xml, result = _run(_both(conf), instance, virt_type='qemu')
     assert len(domain_xml.channels(domain_xml.parse_domain(result),
                                    AGENT)) == 1
@@ -175,7 +174,7 @@ def test_failing_hook_does_not_fail_the_chain(conf, caplog):
     chain = _chain(conf, ('agent_channel', agent_channel.AgentChannelHook),
                    ('exploding', ExplodingHook),
                    ('monitor_channel', monitor_channel.MonitorChannelHook))
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     _xml, result = _run(chain, instance)
 
     domain = domain_xml.parse_domain(result)
@@ -191,7 +190,7 @@ def test_failing_hook_does_not_fail_the_chain(conf, caplog):
 def test_hook_error_is_one_line(conf, caplog):
     chain = _chain(conf, ('refusing', RefusingHook),
                    ('agent_channel', agent_channel.AgentChannelHook))
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     _xml, result = _run(chain, instance)
     (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert error.exc_info is None
@@ -205,7 +204,7 @@ def test_unfit_socket_dir_costs_only_the_monitor_channel(conf, socket_dir,
                                                          caplog):
     import os
     os.chmod(socket_dir, 0o777)
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     _xml, result = _run(_both(conf), instance)
     domain = domain_xml.parse_domain(result)
     assert len(domain_xml.channels(domain, AGENT)) == 1
@@ -214,6 +213,6 @@ def test_unfit_socket_dir_costs_only_the_monitor_channel(conf, socket_dir,
 
 
 def test_unparsable_xml_returned_unchanged(conf, caplog):
-    instance = nova_domains.make_instance()
+    instance = nova_domain.make_instance()
     assert _both(conf).apply('<domain', instance, None) == '<domain'
     assert instance.uuid in caplog.text

@@ -9,7 +9,7 @@ import pytest
 from nova_qga import domain_xml
 from nova_qga.hooks import base
 from nova_qga.hooks import monitor_channel
-from tests.unit.nova_qga import nova_domains
+from tests.fixtures import nova_domain
 
 NAME = 'org.openstack.monitor.0'
 
@@ -17,13 +17,13 @@ NAME = 'org.openstack.monitor.0'
 def _apply(conf, xml, instance):
     domain = domain_xml.parse_domain(xml)
     monitor_channel.MonitorChannelHook(conf).apply(
-        domain, instance, nova_domains.make_image_meta())
+        domain, instance, nova_domain.make_image_meta())
     return domain
 
 
 def test_adds_monitor_channel_at_uuid_socket(conf, socket_dir):
-    instance = nova_domains.make_instance()
-    domain = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    domain = _apply(conf, nova_domain.make_domain_xml(instance), instance)
 
     (channel,) = domain_xml.channels(domain, NAME)
     assert channel.get('type') == 'unix'
@@ -36,23 +36,23 @@ def test_adds_monitor_channel_at_uuid_socket(conf, socket_dir):
 def test_configured_channel_name(conf):
     conf.set_override('monitor_channel_name', 'org.example.mon.1',
                       group='qga')
-    instance = nova_domains.make_instance()
-    domain = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    domain = _apply(conf, nova_domain.make_domain_xml(instance), instance)
     assert len(domain_xml.channels(domain, 'org.example.mon.1')) == 1
     assert domain_xml.channels(domain, NAME) == []
 
 
 def test_idempotent(conf):
-    instance = nova_domains.make_instance()
-    once = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    once = _apply(conf, nova_domain.make_domain_xml(instance), instance)
     twice = _apply(conf, domain_xml.to_xml(once), instance)
     assert domain_xml.to_xml(twice) == domain_xml.to_xml(once)
     assert len(domain_xml.channels(twice, NAME)) == 1
 
 
 def test_keeps_nova_agent_channel(conf):
-    instance = nova_domains.make_instance()
-    xml = nova_domains.make_domain_xml(instance, nova_agent_channel=True)
+    instance = nova_domain.make_instance()
+    xml = nova_domain.make_domain_xml(instance, nova_agent_channel=True)
     domain = _apply(conf, xml, instance)
     assert len(domain_xml.channels(domain, 'org.qemu.guest_agent.0')) == 1
     assert len(domain_xml.channels(domain, NAME)) == 1
@@ -60,8 +60,8 @@ def test_keeps_nova_agent_channel(conf):
 
 def test_existing_channel_needs_no_socket_dir(conf, tmp_path):
     """A domain that has the channel is left alone even if the dir left."""
-    instance = nova_domains.make_instance()
-    once = _apply(conf, nova_domains.make_domain_xml(instance), instance)
+    instance = nova_domain.make_instance()
+    once = _apply(conf, nova_domain.make_domain_xml(instance), instance)
     conf.set_override('socket_dir', str(tmp_path / 'gone'), group='qga')
     twice = _apply(conf, domain_xml.to_xml(once), instance)
     assert domain_xml.to_xml(twice) == domain_xml.to_xml(once)
@@ -75,9 +75,9 @@ def test_existing_channel_needs_no_socket_dir(conf, tmp_path):
 def test_unfit_socket_dir_is_a_hook_error(conf, socket_dir, make_unfit,
                                           reason):
     make_unfit(socket_dir)
-    instance = nova_domains.make_instance()
-    domain = domain_xml.parse_domain(nova_domains.make_domain_xml(instance))
+    instance = nova_domain.make_instance()
+    domain = domain_xml.parse_domain(nova_domain.make_domain_xml(instance))
     with pytest.raises(base.HookError, match=reason):
         monitor_channel.MonitorChannelHook(conf).apply(
-            domain, instance, nova_domains.make_image_meta())
+            domain, instance, nova_domain.make_image_meta())
     assert domain_xml.channels(domain, NAME) == []

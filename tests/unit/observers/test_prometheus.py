@@ -9,6 +9,7 @@ import tracemalloc
 
 from oslo_config import cfg
 import prometheus_client
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 
 from ceilometer_qga.guest import Guest
@@ -54,13 +55,10 @@ def sweep(uuids, **kwargs):
 
 
 def text_of(exposition):
-    registry = prometheus_client.CollectorRegistry(auto_describe=False)
-
-    class One:
-        def collect(self):
-            return exposition.families()
-    registry.register(One())
-    return prometheus_client.generate_latest(registry).decode()
+    """The exposition's text, checked by ``prometheus_client``'s parser."""
+    text = exposition.render().decode()
+    list(text_string_to_metric_families(text))  # raises on bad syntax
+    return text
 
 
 def series(text, prefix):
@@ -113,16 +111,17 @@ def test_churn_of_1000_guests_over_20_sweeps_leaves_nothing_behind():
                      for i in range(1000)]
             exporter.exposition = prometheus.Exposition.of_sweep(
                 sweep(uuids), float(n))
-            families = exporter.collect()
-            assert sum(len(f.samples) for f in families) > 1000 * 5
+            text = exporter.exposition.render()
+            assert text.count(b'\nceilometer_guest_') >= 1000 * 5
         exporter.exposition = prometheus.Exposition.of_sweep(
             Result([], []), 21.0)
-        del families, uuids
+        del text, uuids
         gc.collect()
         left, _peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    families = exporter.collect()
+    families = list(text_string_to_metric_families(
+        exporter.exposition.render().decode()))
     assert {f.name for f in families} == {
         'qga_polling_last_sweep_timestamp_seconds',
         'qga_polling_last_sweep_duration_seconds', 'qga_polling_samples',
@@ -221,3 +220,15 @@ def test_what_ceilometers_own_exporter_shows_for_our_meters():
     assert all('resource_name="vm-8888:instance-8888"' in line
                and 'project="project-1"' in line for line in usage)
     assert '# TYPE ceilometer_guest_cpu_time gauge' in text
+
+
+def test_label_values_a_guest_chooses_are_escaped():
+    """A mountpoint with a quote, a backslash and a newline (a guest can
+    name its mounts so) stays one label value."""
+    uuid = '99999999-1111-4111-8111-111111111111'
+    evil = '/mnt/a"b\\c\nd'
+    text = text_of(prometheus.Exposition.of_sweep(
+        sweep([uuid], mounts=(evil,)), 1.0))
+    [family] = [f for f in text_string_to_metric_families(text)
+                if f.name == 'ceilometer_guest_filesystem_usage']
+    assert [s.labels['mountpoint'] for s in family.samples] == [evil]

@@ -1,4 +1,4 @@
-"""Replay the fuzzer's inputs through its harness (``tools/fuzz_framing.py``).
+"""Replay the fuzzer's inputs through its harness (``tests/unit/qga/fuzz_framing.py``).
 
 Every file in ``fuzz_inputs/`` is an agent byte stream that once broke a
 property of the framing (or pins one down), plus the fuzzer's seeds;
@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ceilometer_qga.qga import errors
-from tools import fuzz_framing
+from tests.unit.qga import fuzz_framing
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                     'fuzz_inputs')

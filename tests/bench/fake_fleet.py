@@ -1,15 +1,16 @@
-#!/usr/bin/env python3
 """Many guests in one process: the qga protocol on N unix sockets.
 
-For ``make bench`` (:mod:`tools.bench`): one asyncio process listens on
+For ``make bench`` (:mod:`tests.bench.bench`): one asyncio process listens on
 ``WORKDIR/gNNNN.sock`` for N guests (N up to a few thousand, one listening
 socket each) and answers with replies *recorded from a real qemu-ga 7.2*
-(``tools/recordings/qemu-ga-7.2.json``, made by
-:mod:`tools.record_qga_replies`; its ``provenance`` says how).  Every k-th
-guest (``--silent-every k``: guests k-1, 2k-1, ...) is silent: it accepts
+(``tests/fixtures/agents/qemu-ga-7.2-recorded.json``, made by
+:mod:`tests.fixtures.agents.record_qga_replies`; its ``provenance`` says
+how).  Every k-th guest (``--silent-every k``: guests k-1, 2k-1, ...) is silent: it accepts
 connections, reads and discards, and never answers, like a VM whose agent
 is not running.
 
+The protocol rules it shares with the fake agent (request checks, sync,
+error texts, reply layout) are :mod:`tests.fixtures.agents.qga_protocol`'s.
 What it does like real qemu-ga 7.2 (checked against the real agent: the
 ``wire`` section of the recording, and ``tests/functional/test_fake_fleet.py``
 sends the same bytes to both and compares the replies):
@@ -42,7 +43,7 @@ leaves with a reply unread (7.2 does).  Counters never move between sweeps.
 Command line (prints ``ready N`` once every socket listens, runs until
 SIGTERM/SIGINT, then removes its sockets)::
 
-    python tools/fake_fleet.py --workdir DIR --count 1000 --silent-every 20
+    python -m tests.bench.fake_fleet --workdir DIR --count 1000 --silent-every 20
 
 Library use: :class:`FakeFleet` runs that process and stops it by pid.
 """
@@ -60,14 +61,13 @@ import selectors
 import sys
 from typing import Any
 
-try:
-    from tools import processes
-except ImportError:  # run as a script: tools/ is the script's directory
-    import processes  # type: ignore[no-redef]
+from tests.fixtures import processes
+from tests.fixtures.agents import qga_protocol as proto
+from tests.fixtures.agents.qga_protocol import encode
+from tests.fixtures.agents.qga_protocol import SENTINEL
 
-RECORDING = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         'recordings', 'qemu-ga-7.2.json')
-SENTINEL = b'\xff'
+RECORDING = os.path.join(processes.ROOT, 'tests', 'fixtures', 'agents',
+                         'qemu-ga-7.2-recorded.json')
 #: a line longer than this without a newline is dropped (bounded memory)
 MAX_LINE = 1 << 20
 #: commands answered from state rather than from the recording
@@ -83,18 +83,6 @@ def socket_path(workdir: str, index: int) -> str:
 def is_silent(index: int, silent_every: int) -> bool:
     """True for every ``silent_every``-th guest (0: none is silent)."""
     return silent_every > 0 and index % silent_every == silent_every - 1
-
-
-def encode(reply_key: str, value: Any, request_id: Any = None,
-           has_id: bool = False) -> bytes:
-    """One reply line as real qemu-ga orders it (see the module docstring)."""
-    body = json.dumps(value)
-    if not has_id:
-        return b'{"%s": %s}\n' % (reply_key.encode(), body.encode())
-    rid = json.dumps(request_id).encode()
-    if reply_key == 'return':
-        return b'{"return": %s, "id": %s}\n' % (body.encode(), rid)
-    return b'{"id": %s, "error": %s}\n' % (rid, body.encode())
 
 
 class Recording:
@@ -122,12 +110,9 @@ class Recording:
         """Reply to a recorded or unknown argument-less command."""
         reply = self.replies.get(command)
         if reply is None:
-            if command in self.disabled:
-                desc = 'Command %s has been disabled' % command
-            else:
-                desc = 'The command %s has not been found' % command
-            return encode('error', {'class': 'CommandNotFound',
-                                    'desc': desc}, request_id, has_id)
+            error = (proto.disabled(command) if command in self.disabled
+                     else proto.not_found(command))
+            return encode('error', error, request_id, has_id)
         if not has_id:
             return self._plain[command]
         key, value = next(iter(reply.items()))
@@ -187,33 +172,25 @@ class FakeGuest:
         try:
             request = json.loads(line)
         except ValueError as exc:
-            return encode('error', {'class': 'GenericError',
-                                    'desc': 'JSON parse error, %s' % exc})
-        if not isinstance(request, dict) or not isinstance(
-                request.get('execute'), str):
-            return encode('error', {
-                'class': 'GenericError',
-                'desc': "QMP input lacks member 'execute'"})
+            return encode('error', proto.parse_error(str(exc)))
+        try:
+            command, args = proto.check_request(request)
+        except proto.BadRequest as exc:
+            return encode('error', exc.error)
         has_id = 'id' in request
         rid = request.get('id')
-        command = request['execute']
-        args = request.get('arguments') or {}
-        if not isinstance(args, dict):
-            args = {}
         if command in _STATEFUL:
             return self._stateful(command, args, rid, has_id)
         if args and command in self.recording.replies:
-            return encode('error', {
-                'class': 'GenericError',
-                'desc': "Parameter '%s' is unexpected" % next(iter(args))},
-                rid, has_id)
+            return encode('error', proto.unexpected_parameter(next(iter(args))),
+                          rid, has_id)
         return self.recording.answer(command, has_id, rid)
 
     def _stateful(self, command: str, args: dict[str, Any], rid: Any,
                   has_id: bool) -> bytes:
-        if command in ('guest-sync', 'guest-sync-delimited'):
-            reply = encode('return', args.get('id'), rid, has_id)
-            return SENTINEL + reply if command.endswith('delimited') else reply
+        if command in proto.SYNC_COMMANDS:
+            prefix, reply = proto.sync_reply(command, args)
+            return prefix + encode('return', reply['return'], rid, has_id)
         if command == 'guest-file-open':
             path = args.get('path')
             if path not in self.recording.files:
@@ -228,10 +205,7 @@ class FakeGuest:
         handle = args.get('handle')
         state = self._handles.get(handle)  # type: ignore[arg-type]
         if state is None:
-            return encode('error', {
-                'class': 'GenericError',
-                'desc': "handle '%s' has not been found" % handle},
-                rid, has_id)
+            return encode('error', proto.handle_not_found(handle), rid, has_id)
         if command == 'guest-file-close':
             del self._handles[handle]  # type: ignore[arg-type]
             return encode('return', {}, rid, has_id)
@@ -280,7 +254,7 @@ def raise_fd_limit() -> None:
 
 
 class FakeFleet:
-    """Runs ``tools/fake_fleet.py`` as a process; a context manager.
+    """Runs ``tests/bench/fake_fleet.py`` as a process; a context manager.
 
     :param workdir: existing directory with a short path (AF_UNIX limit)
     :param count: number of guests
@@ -313,9 +287,11 @@ class FakeFleet:
     def start(self, timeout: float = 60.0) -> FakeFleet:
         """Start the process and wait for its ``ready`` line."""
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), '--workdir',
-             self.workdir, '--count', str(self.count), '--silent-every',
-             str(self.silent_every), '--recording', self.recording],
+            processes.python_module(
+                'tests.bench.fake_fleet', '--workdir', self.workdir,
+                '--count', str(self.count), '--silent-every',
+                str(self.silent_every), '--recording', self.recording),
+            cwd=processes.ROOT,
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True)
         assert self.proc.stdout is not None

@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
 """``make bench``: the poller at fleet scale against two baselines, one run.
 
-For each fleet -- N in {100, 1000} fake guests (:mod:`tools.fake_fleet`, one
-process answering with replies recorded from real qemu-ga 7.2) and N = 100
-real qemu-ga processes (:mod:`tools.qga_standin`), each with 0% and 5%
-silent guests (every 20th accepts and never answers) -- it measures:
+For each fleet -- N in {100, 1000} fake guests
+(:mod:`tests.bench.fake_fleet`, one process answering with replies recorded
+from real qemu-ga 7.2) and N = 100 real qemu-ga processes
+(:mod:`tests.fixtures.agents.qga_standin`), each with 0% and 5% silent guests
+(every 20th accepts and never answers) -- it measures:
 
 ``ours``
     The installed ``qga-polling`` console script as a service
@@ -49,7 +49,7 @@ silent guests (every 20th accepts and never answers) -- it measures:
     Ceilometer has logged ``Finished polling pollster`` for each of our
     pollsters; CPU is that of the agent's whole process tree.
 ``sequential`` / ``threads``
-    :mod:`tools.bench_baselines` on the same fleet and configuration, as a
+    :mod:`tests.bench.bench_baselines` on the same fleet and configuration, as a
     process of its own: the same commands and samples, blocking sockets,
     guests one after another or a thread each.  Wall and CPU per sweep are
     its own (``time.process_time``); with a single sweep (the sequential
@@ -57,15 +57,14 @@ silent guests (every 20th accepts and never answers) -- it measures:
 
 After the ratios: a warning for any fleet where ours published fewer
 samples than a baseline (its figures would flatter it), and one line per
-target of issue 10 measured in the run, met or not.  Then three micro rows
-kept from the older bench: guest-ping latency through
-our transport against a blocking client and against a client built on
-QEMU's ``qemu.qmp`` (``tools/qmp_qga_client.py``), and signing one sample
-against Ceilometer's ``compute_signature``.  The table is printed and also written
-as JSON to the file the run names; ``--profile`` adds a py-spy profile of the
+target of issue 10 measured in the run, met or not.  Then two micro rows:
+guest-ping latency through our transport against a blocking client, and
+signing one sample against Ceilometer's ``compute_signature``.  The table
+is printed and also written as JSON to the file the run names; ``--profile``
+adds a py-spy profile of the
 1000-guest service run (top entries by own time).
 
-Usage: ``python tools/bench.py [--sizes 100,1000] [--real 100]
+Usage: ``python -m tests.bench.bench [--sizes 100,1000] [--real 100]
 [--sweeps 5] [--profile] [--json FILE]``; ``--smoke`` is a seconds-long run
 (5 guests, 1 sweep) for the test suite.
 """
@@ -81,6 +80,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -88,18 +88,15 @@ import tempfile
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-from tools import fake_fleet  # noqa: E402
-from tools import processes  # noqa: E402
-from tools.qga_standin import RawClient  # noqa: E402
-from tools.qga_standin import StandinFleet  # noqa: E402
+from tests.bench import fake_fleet
+from tests.fixtures import processes
+from tests.fixtures.agents.qga_standin import RawClient
+from tests.fixtures.agents.qga_standin import StandinFleet
 
 BIN_DIR = os.path.dirname(sys.executable)
 QGA_POLLING = os.path.join(BIN_DIR, 'qga-polling')
-BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         'bench_baselines.py')
+#: run as ``python -m`` from the checkout (:func:`processes.python_module`)
+BASELINES = 'tests.bench.bench_baselines'
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 SILENT_EVERY = 20
 COMMAND_TIMEOUT = 1.0
@@ -497,7 +494,7 @@ def _tree_cpu_seconds(root: int) -> float:
 def _plugin_node(workdir: str, sockets: list[str]) -> str:
     """A libvirt ``test:///`` node file: one Nova domain per socket."""
     from tests.fixtures.libvirt_test_driver import write_node_file
-    from tests.unit.discovery import nova_domain
+    from tests.fixtures import nova_domain
     domains = []
     for index, sock in enumerate(sockets):
         server = nova_domain.Server(
@@ -594,10 +591,11 @@ def run_baseline(mode: str, config: str, output: str, sweeps: int,
                  max_seconds: float) -> dict[str, Any]:
     """One baseline as a process of its own; its measurements."""
     out = subprocess.run(
-        [sys.executable, BASELINES, '--mode', mode, '--config-file', config,
-         '--output', output, '--sweeps', str(sweeps), '--max-seconds',
-         str(max_seconds), '--timeout', str(COMMAND_TIMEOUT)],
-        check=True, capture_output=True, text=True, timeout=900)
+        processes.python_module(
+            BASELINES, '--mode', mode, '--config-file', config,
+            '--output', output, '--sweeps', str(sweeps), '--max-seconds',
+            str(max_seconds), '--timeout', str(COMMAND_TIMEOUT)),
+        cwd=processes.ROOT, check=True, capture_output=True, text=True, timeout=900)
     result = json.loads(out.stdout)
     records = result['sweeps']
     steady = records[1:] or records
@@ -655,6 +653,10 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                              lambda: run_ceilometer_polling(
                                  os.path.join(workdir, 'c'), fleet.sockets,
                                  min(sweeps, 3), interval)))
+            if reference and not profile:
+                runs.append(('ours + /metrics', lambda: _exporter_run(
+                    workdir, fleet.sockets, interval, count,
+                    min(sweeps, 5))))
             if bus:
                 # 3 sweeps: the row shows the bus, the others the rest.
                 runs.append(('ours, notifier://', lambda: _bus_run(
@@ -707,6 +709,52 @@ def _schedule_run(workdir: str, sockets: list[str], interval: int,
         interval)
 
 
+def _exporter_run(workdir: str, sockets: list[str], interval: int,
+                  count: int, sweeps: int) -> dict[str, Any]:
+    """Ours with the Prometheus exporter on, scraped once a second while
+    it sweeps: the row's CPU against ours is the exporter's cost, and
+    ``scrape_s`` the median time of one whole scrape of ``/metrics``."""
+    import threading
+    import urllib.request
+
+    config = os.path.join(workdir, 'qga-polling-metrics.conf')
+    output = os.path.join(workdir, 'samples-metrics.jsonl')
+    write_config(config, sockets, interval, output)
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    with open(config, 'a') as conf:
+        conf.write('[prometheus_exporter]\nenabled = true\nport = %d\n'
+                   % port)
+    scrapes: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.wait(1.0):
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(
+                        'http://127.0.0.1:%d/metrics' % port, timeout=10) as r:
+                    body = r.read()
+            except OSError:
+                continue  # not listening yet (before the first sweep)
+            if b'ceilometer_guest_agent_up' in body:
+                scrapes.append((time.perf_counter() - start, len(body)))
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    try:
+        row = run_service(config, os.path.join(
+            workdir, 'qga-polling-metrics.log'), output, count, sweeps,
+            interval)
+    finally:
+        done.set()
+        scraper.join(15)
+    if scrapes:
+        row['scrape_s'] = statistics.median(t for t, _ in scrapes)
+        row['scrape_bytes'] = scrapes[-1][1]
+    return row
+
+
 def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
              sweeps: int) -> dict[str, Any]:
     with BusCounter() as bus:
@@ -744,49 +792,6 @@ def ping_latency(path: str, count: int) -> tuple[float, float]:
     return statistics.median(mine) * 1000, statistics.median(base) * 1000
 
 
-def qmp_ping_latency(path: str, count: int) -> tuple[float, float]:
-    """Median guest-ping ms: (our transport, the qemu.qmp-based prototype).
-
-    The measurement behind the transport's choice of its own client over
-    ``qemu.qmp`` (see ``ceilometer_qga/qga/transport_socket.py``).
-    """
-    from ceilometer_qga.qga import transport_socket
-    from tools.qmp_qga_client import QgaQmpClient
-
-    async def measure(connect, ping, close) -> float:
-        client = await connect()
-        await ping(client)
-        out = []
-        for _ in range(count):
-            start = time.perf_counter()
-            await ping(client)
-            out.append(time.perf_counter() - start)
-        await close(client)
-        return statistics.median(out) * 1000
-
-    async def our_connect():
-        return transport_socket.SocketTransport('bench', path,
-                                                COMMAND_TIMEOUT, 1 << 20)
-
-    async def qmp_connect():
-        client = QgaQmpClient()
-        await client.connect(path)
-        return client
-
-    async def run() -> tuple[float, float]:
-        mine = await measure(
-            our_connect,
-            lambda t: asyncio.wait_for(t.execute('guest-ping'),
-                                       COMMAND_TIMEOUT),
-            lambda t: t.close())
-        qmp = await measure(
-            qmp_connect,
-            lambda c: asyncio.wait_for(c.call('guest-ping'), COMMAND_TIMEOUT),
-            lambda c: c.disconnect())
-        return mine, qmp
-    return asyncio.run(run())
-
-
 def signing(count: int) -> tuple[float, float]:
     """Microseconds per signed sample: (ours, Ceilometer's)."""
     from ceilometer.publisher import utils as ceilo_utils
@@ -816,11 +821,8 @@ def micro_rows(pings: int, signs: int) -> list[dict[str, Any]]:
     rows = []
     with StandinFleet(1) as fleet:
         mine, base = ping_latency(fleet[0].socket, pings)
-        mine_q, qmp = qmp_ping_latency(fleet[0].socket, pings)
     rows.append({'measure': 'guest-ping median (ms)', 'ours': mine,
                  'baseline': 'stdlib blocking client', 'value': base})
-    rows.append({'measure': 'guest-ping median (ms)', 'ours': mine_q,
-                 'baseline': 'qemu.qmp client (prototype)', 'value': qmp})
     mine, base = signing(signs)
     rows.append({'measure': 'sign one sample (us)', 'ours': mine,
                  'baseline': 'ceilometer compute_signature', 'value': base})
@@ -957,6 +959,30 @@ TARGETS_BY_ROW = [
      'ours in ceilometer-polling')]
 
 
+def exporter_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The Prometheus exporter's targets: its CPU per guest per sweep over
+    ours without it, and one scrape of the reference fleet."""
+    out = []
+    by = {(r['fleet'], r['poller']): r for r in rows if 'error' not in r}
+    for (fleet, poller), row in by.items():
+        base = by.get((fleet, 'ours (qga-polling)'))
+        if poller != 'ours + /metrics' or base is None:
+            continue
+        added = row['cpu_ms_per_guest'] - base['cpu_ms_per_guest']
+        out.append('target: %-20s %-16s %8.3f ms/guest <= 0.1: %s' % (
+            fleet, 'exporter CPU', added, 'met' if added <= 0.1
+            else 'NOT MET'))
+        if 'scrape_s' in row:
+            out.append('target: %-20s %-16s %8.3f s <= 0.5: %s (%d bytes)'
+                       % (fleet, 'one scrape', row['scrape_s'],
+                          'met' if row['scrape_s'] <= 0.5 else 'NOT MET',
+                          row['scrape_bytes']))
+        else:
+            out.append('target: %-20s one scrape: none succeeded: NOT MET'
+                       % fleet)
+    return out
+
+
 def targets(rows: list[dict[str, Any]]) -> list[str]:
     """One line per target of issue 10 that this run measured: met or not."""
     out = []
@@ -974,6 +1000,7 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
             out.append('target: %-20s %-26s %-16s %8.3f %s <= %g: %s%s' % (
                 fleet, poller, key, value, unit, bound / scale,
                 'met' if r[key] <= bound else 'NOT MET', extra))
+    out += exporter_targets(rows)
     if out:
         out.insert(0, '')
     return out

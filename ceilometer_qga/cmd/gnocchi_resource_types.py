@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Create qga-monitor's resource types in Gnocchi, or print the commands.
 
 Ceilometer's Gnocchi publisher creates resources and metrics on the fly, but
@@ -13,14 +12,14 @@ Run with no argument, this prints one ``openstack metric resource-type
 create`` command per type (the ``openstack`` client with gnocchiclient's
 ``metric`` plugin, authenticated as an admin)::
 
-    python3 tools/gnocchi_resource_types.py | sh
+    qga-gnocchi-resource-types | sh
 
 Running those commands a second time fails (``Resource type ... already
 exists (HTTP 409)``).  ``--apply`` does the work itself, idempotently,
 through gnocchiclient (which Ceilometer depends on, so it is wherever
 ``ceilometer-agent-notification`` runs)::
 
-    python3 tools/gnocchi_resource_types.py --apply
+    qga-gnocchi-resource-types --apply
 
 It creates each type Gnocchi does not have, adds the attributes an existing
 type lacks, leaves a type that is already right alone (one line per type

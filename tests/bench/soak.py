@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
 """``make soak``: a mixed fleet polled for a long time, the broker cut twice.
 
 What runs, all real: ``qga-polling`` as a service (the console script, its
 oslo.service launcher and worker) at a 1 s interval, sweeping real
-``qemu-ga`` stand-ins (``tools/qga_standin.py``) and one fake agent per
-hostile behaviour (``tools/fake_agent.py``); it publishes with
+``qemu-ga`` stand-ins (``tests/fixtures/agents/qga_standin.py``) and one fake agent per
+hostile behaviour (``tests/fixtures/agents/fake_agent.py``); it publishes with
 ``notifier://`` to a RabbitMQ vhost of its own through a cuttable TCP
-proxy (``tools/tcp_proxy.py``), and with ``file://`` to a local file, the
+proxy (``tests/fixtures/tcp_proxy.py``), and with ``file://`` to a local file, the
 record of every sample produced.  A listener on the broker itself (not
 through the proxy) collects what was delivered.  The proxy is cut (every
 connection closed, new ones refused) twice, for ``SOAK_CUT_SECONDS`` each,
@@ -37,17 +36,16 @@ import threading
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import oslo_messaging
+from oslo_config import cfg
 
-import oslo_messaging  # noqa: E402
-from oslo_config import cfg  # noqa: E402
-
-from tools.qga_standin import StandinFleet  # noqa: E402
-from tools.tcp_proxy import TcpProxy  # noqa: E402
+from tests.fixtures.agents.qga_standin import StandinFleet
+from tests.fixtures import processes
+from tests.fixtures.tcp_proxy import TcpProxy
 
 BROKER = ('127.0.0.1', 5672)
-FAKE_AGENT = os.path.join(ROOT, 'tools', 'fake_agent.py')
+ROOT = processes.ROOT
+FAKE_AGENT = 'tests.fixtures.agents.fake_agent'
 BIN = os.path.join(os.path.dirname(sys.executable), 'qga-polling')
 INTERVAL = 1
 #: seconds after its schedule a sweep may start and still be on time
@@ -173,8 +171,9 @@ def main() -> int:
             sock = os.path.join(workdir, 'fake-%s.sock' % mode)
             log = open(os.path.join(workdir, 'fake-%s.log' % mode), 'wb')
             fakes.append(subprocess.Popen(
-                [sys.executable, FAKE_AGENT, '--socket', sock, '--mode',
-                 mode] + extra, stdout=log, stderr=subprocess.STDOUT,
+                processes.python_module(FAKE_AGENT, '--socket', sock, '--mode',
+                                        mode, *extra),
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                 start_new_session=True))
             guests.append('55555555-5555-4555-8555-%012d=%s' % (i, sock))
         deadline = time.monotonic() + 20

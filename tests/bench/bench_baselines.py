@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The two baselines of ``make bench``: how a simple poller would do it.
 
 Both do, per guest and per sweep, what the 2013-style clients of the peers
@@ -24,13 +23,13 @@ write.  They do not back off failing guests, have no per-guest budget (a
 silent guest costs one timeout: the sync read), and publish nowhere but the
 file.
 
-Run as a process by :mod:`tools.bench`; prints one JSON object: per-sweep
+Run as a process by :mod:`tests.bench.bench`; prints one JSON object: per-sweep
 wall and CPU seconds (``time.process_time``), samples, lines and bytes
 written, and VmHWM/VmRSS.
 
 Usage::
 
-    python tools/bench_baselines.py --mode sequential --config-file CONF \\
+    python -m tests.bench.bench_baselines --mode sequential --config-file CONF \\
         --output OUT.jsonl [--sweeps 5] [--max-seconds 60] [--timeout 1]
 
 ``CONF`` is the ``qga-polling`` configuration of the run: its
@@ -50,12 +49,9 @@ import threading
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-from oslo_config import cfg  # noqa: E402
-from oslo_serialization import jsonutils  # noqa: E402
-from oslo_utils import timeutils  # noqa: E402
+from oslo_config import cfg
+from oslo_serialization import jsonutils
+from oslo_utils import timeutils
 
 READ_CHUNK = 16384
 MAX_FILE_BYTES = 256 * 1024

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """``make fuzz``: the socket transport's framing under atheris (libFuzzer).
 
 Each input is the byte stream an agent sends on a fresh connection.  The
@@ -39,8 +38,8 @@ import os
 import sys
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 SYNC_ID = 42
 MAX_REPLY = 4096
