@@ -473,22 +473,45 @@ def run_service(config: str, log_file: str, output: str, guests: int,
     }
 
 
-def _tree_cpu_seconds(root: int) -> float:
-    """CPU seconds of ``root`` and every process below it."""
-    total, todo = 0.0, [root]
+def _tree(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    pids, todo = [], [root]
     while todo:
         pid = todo.pop()
+        pids.append(pid)
         try:
-            total += _cpu_seconds(pid)
+            tasks = os.listdir('/proc/%d/task' % pid)
         except OSError:
             continue  # gone in between
-        for task in os.listdir('/proc/%d/task' % pid):
+        for task in tasks:
             try:
                 with open('/proc/%d/task/%s/children' % (pid, task)) as f:
                     todo += [int(p) for p in f.read().split()]
             except OSError:
                 pass
+    return pids
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of ``root`` and every process below it."""
+    total = 0.0
+    for pid in _tree(root):
+        try:
+            total += _cpu_seconds(pid)
+        except OSError:
+            pass  # gone in between
     return total
+
+
+def _tree_peak_rss(root: int) -> int:
+    """The largest VmHWM among ``root`` and its descendants (the worker)."""
+    peaks = [0]
+    for pid in _tree(root):
+        try:
+            peaks.append(_memory(pid)['VmHWM'])
+        except (OSError, KeyError):
+            pass
+    return max(peaks)
 
 
 def _plugin_node(workdir: str, sockets: list[str]) -> str:
@@ -567,6 +590,7 @@ uri = {uri}
             else:
                 time.sleep(0.05)
         polls = POLL_LINE.findall(text)
+        peak_rss = _tree_peak_rss(proc.pid)
     finally:
         processes.stop_process(proc, 15.0)
     measured = len(marks) - 1
@@ -578,7 +602,7 @@ uri = {uri}
         'walls': walls,
         'cpu_ms_per_guest': (marks[-1][0] - marks[0][0]) * 1000.0
         / (measured * len(sockets)),
-        'peak_rss': 0,
+        'peak_rss': peak_rss,
         'rss_growth': 0,
         'samples': int(polls[-1][2]) if polls else 0,
         'up': int(polls[-1][1]) if polls else None,
