@@ -2,14 +2,16 @@
 
 * :func:`import_libvirt`: libvirt-python is optional; whoever needs it says
   which option setting does, so its absence is a clear configuration error.
-* :class:`Connection`: discovery's lazily opened read-only connection,
-  with the one reconnect rule: a connection that is no longer alive, or
-  whose call failed with :func:`is_disconnect`, is dropped, and the next
-  :meth:`Connection.get` opens a new one.  There is no libvirt event loop, so no keepalive: a dead
-  daemon is noticed by the next call, which fails at once.
+* :class:`Connection`: a lazily opened connection with the one reconnect
+  rule: a connection that is no longer alive, or that was opened before a
+  call on it or on one of its siblings failed with :func:`is_disconnect`
+  (the daemon went away: every connection of then is stale), is dropped,
+  and the next :meth:`Connection.get` opens a new one.  There is no libvirt
+  event loop, so no keepalive: a dead daemon is noticed by the next call,
+  which fails at once.  Discovery uses one, read-only.
 * :class:`ConnectionProvider`: the pool of worker threads every libvirt
   transport of a poller shares, each thread with its own read-write
-  connection, under the same rule.
+  :class:`Connection`, siblings under that rule.
 * The domain-state tables: virDomainState as words, as Ceilometer's power
   states and statuses, and Nova's ``vm_state`` in the same words.
 
@@ -139,6 +141,13 @@ def is_disconnect(libvirt: ModuleType, exc: BaseException) -> bool:
     return domain == libvirt.VIR_FROM_RPC and code == errno.EPIPE
 
 
+class _Epoch:
+    """Counts the disconnects seen by a family of sibling connections."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 class Connection:
     """One lazily opened libvirt connection, reopened when it died.
 
@@ -149,10 +158,14 @@ class Connection:
     :param uri: the libvirt URI
     :param read_only: ``openReadOnly`` rather than ``open``
     :param opener: opens the connection instead (tests inject faults)
+    :param siblings: the epoch of a family of connections to the same
+        daemon (:class:`ConnectionProvider`'s threads): a disconnect seen
+        by one makes every one opened before it stale
     """
 
     def __init__(self, libvirt: ModuleType, uri: str, read_only: bool,
-                 opener: Callable[[], Any] | None = None) -> None:
+                 opener: Callable[[], Any] | None = None,
+                 siblings: _Epoch | None = None) -> None:
         self.libvirt = libvirt
         self.uri = uri
         self.read_only = read_only
@@ -160,6 +173,8 @@ class Connection:
             (lambda: libvirt.openReadOnly(uri)) if read_only
             else (lambda: libvirt.open(uri)))
         self._conn: Any = None
+        self._epoch = siblings or _Epoch()
+        self._opened_in = -1
         self._lock = threading.Lock()
         self._closed = False
 
@@ -178,30 +193,46 @@ class Connection:
             if self._closed:
                 raise ProviderClosed('libvirt connection provider is closed')
             if self._conn is not None:
-                try:
-                    alive = self._conn.isAlive()
-                except self.libvirt.libvirtError:
-                    # e.g. "invalid connection pointer" once it was closed
-                    alive = False
-                if alive:
+                if self._opened_in == self._epoch.value and self._alive():
                     return self._conn
                 LOG.info('libvirt connection to %s is gone; reconnecting',
                          self.uri)
                 self._drop(self._conn)
             self._conn = self._opener()
+            self._opened_in = self._epoch.value
             LOG.debug('libvirt %s connection to %s opened',
                       'read-only' if self.read_only else 'read-write',
                       self.uri)
             return self._conn
 
-    def reset(self, conn: Any) -> None:
-        """Forget ``conn`` if it is still the current one (it broke)."""
+    def _alive(self) -> bool:
+        try:
+            return bool(self._conn.isAlive())
+        except self.libvirt.libvirtError:
+            # e.g. "invalid connection pointer" once it was closed
+            return False
+
+    def owns(self, conn: Any) -> bool:
+        """Whether ``conn`` is this one's current connection."""
+        return conn is not None and self._conn is conn
+
+    def reset(self, conn: Any, drop: bool = True) -> bool:
+        """``conn`` broke: it and its siblings of then are stale.
+
+        :param drop: close it now (the caller's own); else its owner
+            drops it on its next :meth:`get`
+        :returns: False when ``conn`` was replaced already (a late report)
+        """
         with self._lock:
-            if conn is None or self._conn is not conn:
-                return  # another thread already replaced it
+            if conn is None or self._conn is not conn or (
+                    self._opened_in != self._epoch.value):
+                return False  # another thread already replaced it
+            self._epoch.value += 1
             LOG.info('libvirt connection to %s lost; reopening on next use',
                      self.uri)
-            self._drop(conn)
+            if drop:
+                self._drop(conn)
+            return True
 
     def close(self, final: bool = False) -> None:
         """Close the connection; with ``final``, refuse to open another."""
@@ -230,12 +261,11 @@ class ConnectionProvider:
     never on another connection.  One connection per thread keeps a hung
     guest from timing out the others.
 
-    The reconnect rule is :class:`Connection`'s, for all threads at once: a
-    call that fails because its connection is gone hands it back with
-    :meth:`reset`; the daemon went away, so every connection opened before
-    is stale, and the next :meth:`get` of each thread opens a new one (each
-    thread closes its own stale one, never one another thread may be
-    using).
+    The reconnect rule is :class:`Connection`'s: the threads' connections
+    are siblings, so a call that fails because its connection is gone hands
+    it back with :meth:`reset`, and the next :meth:`get` of each thread
+    opens a new one (each thread closes its own stale one, never one
+    another thread may be using).
 
     :param conf: the poller's configuration (``[libvirt_discovery] uri``
         and ``max_threads``)
@@ -251,11 +281,10 @@ class ConnectionProvider:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.max_threads, thread_name_prefix='qga-libvirt')
         self._conn_lock = threading.Lock()
-        #: (generation, connection) of each worker thread
+        #: each thread's :class:`Connection`, all siblings
         self._local = threading.local()
-        #: connections opened in the current generation
-        self._conns: set[Any] = set()
-        self._generation = 0
+        self._siblings = _Epoch()
+        self._connections: list[Connection] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._closed = False
@@ -265,6 +294,19 @@ class ConnectionProvider:
         """Calls submitted and not finished (running or about to run)."""
         return self._busy
 
+    def _own(self) -> Connection:
+        connection = getattr(self._local, 'connection', None)
+        if connection is None:
+            with self._conn_lock:
+                if self._closed:
+                    raise ProviderClosed(
+                        'libvirt connection provider is closed')
+                connection = Connection(self.libvirt, self.uri, False,
+                                        siblings=self._siblings)
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection
+
     def get(self) -> Any:
         """Return this thread's open connection, opening it first if needed.
 
@@ -273,21 +315,7 @@ class ConnectionProvider:
         :raises libvirt.libvirtError: the connection cannot be opened
         :raises ProviderClosed: after :meth:`close`
         """
-        with self._conn_lock:
-            if self._closed:
-                raise ProviderClosed('libvirt connection provider is closed')
-            generation, conn = getattr(self._local, 'conn', (None, None))
-            if conn is not None and generation == self._generation:
-                return conn
-            if conn is not None:
-                self._close_quietly(conn)  # stale, and this thread's own
-            self._local.conn = (None, None)
-            conn = self.libvirt.open(self.uri)
-            self._conns.add(conn)
-            self._local.conn = (self._generation, conn)
-            LOG.debug('libvirt read-write connection to %s opened',
-                      self.uri)
-            return conn
+        return self._own().get()
 
     def reset(self, conn: Any) -> None:
         """``conn`` broke: every connection opened so far is stale.
@@ -296,25 +324,11 @@ class ConnectionProvider:
         a connection already replaced changes nothing.  Blocking.
         """
         with self._conn_lock:
-            if conn is None or conn not in self._conns:
-                return  # another thread already reported this generation
-            self._conns = set()
-            self._generation += 1
-            if getattr(self._local, 'conn', (None, None))[1] is conn:
-                self._local.conn = (None, None)
-            else:
-                conn = None  # another thread's: it closes it itself
-        LOG.info('libvirt connection to %s lost; reopening on next use',
-                 self.uri)
-        if conn is not None:
-            self._close_quietly(conn)
-
-    def _close_quietly(self, conn: Any) -> None:
-        try:
-            conn.close()
-        except self.libvirt.libvirtError:
-            # It is broken already; closing is best effort.
-            LOG.debug('closing a libvirt connection failed', exc_info=True)
+            owners = [c for c in self._connections if c.owns(conn)]
+        mine = getattr(self._local, 'connection', None)
+        for owner in owners:
+            # Closed now only by the thread that uses it.
+            owner.reset(conn, drop=owner is mine)
 
     def submit(self, fn: Callable[..., T], *args: Any
                ) -> concurrent.futures.Future[T]:
@@ -356,7 +370,6 @@ class ConnectionProvider:
             self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._conn_lock:
-            conns, self._conns = self._conns, set()
-            self._generation += 1
-        for conn in conns:
-            self._close_quietly(conn)
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close(final=True)

@@ -1,6 +1,9 @@
-"""Wire the plugins together and run sweeps: discovery, collectors, publishers.
+"""Wire the plugins together and run sweeps: discovery, poller, publishers.
 
-:class:`Pipeline` is the library face of the poller.  ``qga-polling``
+:class:`Pipeline` is the library face of the poller: it discovers the
+guests, has the :class:`~ceilometer_qga.poller.Poller` sweep them, and is
+the publishing side: it signs and encodes each guest's samples
+(:func:`messages`) and queues them for the publishers.  ``qga-polling``
 uses it for ``--once`` and for its periodic service, and tests use it
 directly.  Publishing is off the sweep's path: each publisher has a
 delivery thread fed by a bounded queue (:mod:`ceilometer_qga.publishers.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -22,6 +26,8 @@ from ceilometer_qga import observers as observers_mod
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga.publishers import load_publishers
 from ceilometer_qga.publishers import worker as worker_mod
+from ceilometer_qga import sample as sample_mod
+from ceilometer_qga import signature
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ class Pipeline:
         self.discovery = load_discovery(conf)
         self.collectors = load_collectors(conf)
         self.publishers = load_publishers(conf)
-        self.poller = poller_mod.Poller(conf, self.discovery, self.collectors)
+        self.poller = poller_mod.Poller(conf, self.collectors)
         #: sweep observers (:mod:`ceilometer_qga.observers`) the
         #: configuration enables: events, the Prometheus exporter
         self.observers = observers_mod.load_observers(conf)
@@ -65,16 +71,27 @@ class Pipeline:
         (:meth:`flush` waits for that).
         """
         start = time.monotonic()
-        result = await self.poller.sweep()
-        if result.messages:
+        try:
+            guests = await asyncio.to_thread(self.discovery.discover)
+        except Exception as exc:
+            # Discovery is the host's problem, not a guest's: log it and
+            # try again next sweep with nothing published for this one.
+            LOG.exception('Guest discovery failed; sweep skipped')
+            result = poller_mod.SweepResult(
+                [], [], time.monotonic() - start,
+                discovery_error=str(exc) or repr(exc))
+            observers_mod.notify(self.observers, result)
+            return result
+        result = await self.poller.sweep(guests)
+        wire = messages(self.poller, result, telemetry_secret(self.conf))
+        if wire:
             for worker in self.workers:
-                worker.submit(result.messages)
+                worker.submit(wire)
         observers_mod.notify(self.observers, result)
         # With the poller's "Sweep:" line this says what signing and handing
         # the samples to the publishers' queues add; make bench reads both.
         LOG.info('Sweep published: %d samples to %d publisher(s) in %.3f s',
-                 len(result.messages), len(self.workers),
-                 time.monotonic() - start)
+                 len(wire), len(self.workers), time.monotonic() - start)
         return result
 
     async def flush(self, timeout: float) -> bool:
@@ -99,3 +116,53 @@ class Pipeline:
                 LOG.exception('Closing publisher %s failed',
                               worker.publisher.describe())
         await asyncio.to_thread(self.discovery.close)
+
+
+def telemetry_secret(conf: cfg.ConfigOpts) -> str | None:
+    """``[publisher] telemetry_secret`` when registered (not in the
+    pollsters, where Ceilometer signs)."""
+    try:
+        return conf.publisher.telemetry_secret
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return None
+
+
+def messages(poller: poller_mod.Poller, result: poller_mod.SweepResult,
+             secret: str | None) -> list[dict[str, Any]]:
+    """The sweep's samples as wire dicts, signed with ``secret``.
+
+    Each guest's samples are signed and encoded together; a guest whose
+    samples cannot be (a value that slipped through every check) is left
+    with its liveness sample, ``agent_state`` ``error``
+    (:meth:`~ceilometer_qga.poller.Poller.refuse`), and ``result.samples``
+    says so too.  Without a secret nothing is signed: the pollsters call it
+    so, for the encoding check alone, and Ceilometer signs.
+    """
+    out: list[dict[str, Any]] = []
+    refused = False
+    for report in result.reports:
+        if not report.samples:
+            continue
+        try:
+            out.extend(_guest_messages(report.samples,
+                                       report.instance_metadata, secret))
+        except Exception as exc:
+            refused = True
+            poller.refuse(report, 'samples not encodable', exc)
+            out.extend(sample_mod.to_message(s, secret)
+                       for s in report.samples)
+    if refused:
+        result.samples = [s for r in result.reports for s in r.samples]
+    return out
+
+
+def _guest_messages(samples: list[sample_mod.Sample],
+                    instance_md: dict[str, Any],
+                    secret: str | None) -> list[sample_mod.Message]:
+    # Every sample carries the instance's metadata: its text is built once
+    # per guest for signing, not once per sample.
+    shared = signature.SharedMetadata(instance_md) if secret else None
+    wire = [sample_mod.to_message(s, secret, shared=shared) for s in samples]
+    for message in wire:
+        sample_mod.encode(message)
+    return wire

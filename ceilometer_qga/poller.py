@@ -1,15 +1,20 @@
-"""The sweep engine: discovery → per-guest sessions → samples.
+"""The sweep: the given guests -> per-guest sessions -> reports and samples.
 
-One sweep discovers the guests, keeps a :class:`~ceilometer_qga.session.
-GuestSession` per guest (opened for new guests, closed for vanished ones),
-and runs their sweeps concurrently, at most ``[qga_polling]
-max_concurrent_guests`` at a time.  Commands to one guest stay serial.  Each
-guest gets ``[qga_polling] guest_budget`` seconds per sweep; every command
-``command_timeout``.  The session decides what each guest's outcome means
-(agent state, back-off, logging); the poller turns the reports into
-samples.  Whatever happens to one guest (hung agent, garbage,
-paused domain, vanished domain, a bug in a collector) ends up as that
-guest's ``guest.agent.up`` sample and never delays or breaks the others.
+:meth:`Poller.sweep` takes the guests to poll (discovery is the caller's:
+:class:`~ceilometer_qga.pipeline.Pipeline`, Ceilometer's resources in the
+pollsters, ``qga-probe``'s command line), keeps a :class:`~ceilometer_qga.
+session.GuestSession` per guest (opened for new guests, closed for the
+ones no longer given), and runs their sweeps concurrently, at most
+``[qga_polling] max_concurrent_guests`` at a time.  Commands to one guest
+stay serial.  Each guest gets ``[qga_polling] guest_budget`` seconds per
+sweep; every command ``command_timeout``.  The session decides what each
+guest's outcome means (agent state, back-off, logging); the poller turns
+each report into its samples, unsigned: signing and encoding are the
+publishing side's (:mod:`ceilometer_qga.pipeline`; inside
+``ceilometer-polling``, Ceilometer's).  Whatever happens to one guest (hung
+agent, garbage, paused domain, vanished domain, a bug in a collector) ends
+up as that guest's ``guest.agent.up`` sample and never delays or breaks the
+others.
 
 Guests created the old way, without any agent channel
 (:meth:`~ceilometer_qga.guest.Guest.is_legacy`), are not contacted and get
@@ -21,27 +26,26 @@ when first seen and counted in every sweep's log line.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 import dataclasses
 import time
-from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import timeutils
 
 from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga.collectors import checks
-from ceilometer_qga.discovery import base as discovery_base
+from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
 from ceilometer_qga import meters as meters_mod
+from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import selection
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
 from ceilometer_qga import schedule
 from ceilometer_qga import session as session_mod
-from ceilometer_qga import signature
+from ceilometer_qga import untrusted
 
 LOG = logging.getLogger(__name__)
 
@@ -51,10 +55,9 @@ class SweepResult:
     """What one sweep produced."""
 
     reports: list[GuestReport]
+    #: every guest's samples (each report's ``samples``), unsigned
     samples: list[sample_mod.Sample]
     duration: float
-    #: the samples as signed wire dicts (``[publisher] telemetry_secret``)
-    messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def legacy(self) -> int:
@@ -67,19 +70,17 @@ class SweepResult:
 class Poller:
     """Runs sweeps; keeps per-guest sessions between them.
 
-    :param intervals: outcome name -> least seconds between two runs of a
-        collector on one guest (:mod:`ceilometer_qga.schedule`); None: the
-        collectors' declared defaults and ``[qga_polling]
+    :param intervals: collector name -> least seconds between two runs of
+        a collector on one guest (:mod:`ceilometer_qga.schedule`); None:
+        the collectors' declared defaults and ``[qga_polling]
         collector_intervals``
     """
 
     def __init__(self, conf: cfg.ConfigOpts,
-                 discovery: discovery_base.Discovery,
                  collectors: list[collector_base.Collector],
                  transports: selection.TransportSelector | None = None,
                  intervals: Mapping[str, float] | None = None) -> None:
         self.conf = conf
-        self.discovery = discovery
         self.collectors = collectors
         self.transports = transports or selection.TransportSelector(conf)
         self.sessions: dict[str, session_mod.GuestSession] = {}
@@ -87,17 +88,9 @@ class Poller:
         self.intervals = (schedule.intervals(conf, collectors)
                           if intervals is None else dict(intervals))
 
-    async def sweep(self) -> SweepResult:
-        """Poll every discovered guest once and return the samples."""
+    async def sweep(self, guests: Iterable[Guest]) -> SweepResult:
+        """Poll each of ``guests`` once; sessions of others are closed."""
         start = time.monotonic()
-        try:
-            guests = await asyncio.to_thread(self.discovery.discover)
-        except Exception as exc:
-            # Discovery is the host's problem, not a guest's: log it and
-            # try again next sweep with nothing published for this one.
-            LOG.exception('Guest discovery failed; sweep skipped')
-            return SweepResult([], [], time.monotonic() - start,
-                               discovery_error=str(exc) or repr(exc))
         await self._update_sessions(guests)
         limit = asyncio.Semaphore(self.conf.qga_polling.max_concurrent_guests)
         budget = self.conf.qga_polling.guest_budget
@@ -107,16 +100,11 @@ class Poller:
         timestamp = timeutils.utcnow().isoformat()
         monotonic_time = time.monotonic()
         samples: list[sample_mod.Sample] = []
-        messages: list[dict[str, Any]] = []
         for report in reports:
-            if report.state == LEGACY:
-                continue
-            guest_samples, guest_messages = self._guest_output(
-                report, timestamp, monotonic_time)
-            samples.extend(guest_samples)
-            messages.extend(guest_messages)
-        result = SweepResult(list(reports), samples,
-                             time.monotonic() - start, messages)
+            if report.state != LEGACY:
+                self._build(report, timestamp, monotonic_time)
+                samples.extend(report.samples)
+        result = SweepResult(list(reports), samples, time.monotonic() - start)
         # Legacy last: tools parsing the first part of the line keep working.
         LOG.info('Sweep: %d guests, %d up, %d samples in %.2f s, '
                  '%d legacy (no agent channel)', len(reports),
@@ -124,56 +112,69 @@ class Poller:
                  result.legacy)
         return result
 
-    def _guest_output(self, report: GuestReport, timestamp: str,
-                      monotonic_time: float) -> tuple[
-                          list[sample_mod.Sample], list[dict[str, Any]]]:
-        """One guest's samples and signed messages, or only its liveness.
+    def _build(self, report: GuestReport, timestamp: str,
+               monotonic_time: float) -> None:
+        """Fill the report's samples, or only its liveness.
 
-        Everything a guest sent has been checked by then, but building,
-        signing and encoding are where a value that slipped through would
-        raise; isolating each guest here means such a value costs its own
-        guest's data for one sweep (reported as ``agent_state`` ``error``)
-        and never the others'.
+        Everything a guest sent has been checked by then, but building is
+        where a value that slipped through would raise; isolating each
+        guest here means such a value costs its own guest's data for one
+        sweep (reported as ``agent_state`` ``error``) and never the
+        others'.
         """
-        secret = self._secret()
         dropped: dict[str, list[str]] = {}
-        session = self.sessions.get(report.guest.instance_id)
         try:
-            instance_md = sample_factory.instance_metadata(report)
-            samples = sample_factory.build_samples(
+            report.instance_metadata = sample_factory.instance_metadata(report)
+            report.samples = sample_factory.build_samples(
                 report, self.meters, timestamp, monotonic_time, dropped,
-                instance_md)
-            # Every sample carries the instance's metadata: its text is
-            # built once per guest for signing, not once per sample.
-            shared = signature.SharedMetadata(instance_md) if secret else None
-            messages = [sample_mod.to_message(s, secret, shared=shared)
-                        for s in samples]
-            for message in messages:
-                sample_mod.encode(message)
-            if session is not None:
-                session.log_dropped(dropped)
-            return samples, messages
+                report.instance_metadata)
         except Exception as exc:
-            LOG.warning('Guest %s: its samples cannot be encoded (%s: %s); '
-                        'only guest.agent.up is published this sweep',
-                        report.guest.instance_id, type(exc).__name__,
-                        checks.show(str(exc)))
-            failed = GuestReport(report.guest, state='error',
-                                 error='samples not encodable: %s'
-                                 % type(exc).__name__,
-                                 latency_ms=report.latency_ms)
-            samples = sample_factory.build_samples(
-                failed, self.meters, timestamp, monotonic_time)[:1]
-            return samples, [sample_mod.to_message(s, secret)
-                             for s in samples]
+            report.samples = []
+            self.refuse(report, 'samples not buildable', exc,
+                        timestamp, monotonic_time)
+            return
+        session = self.sessions.get(report.guest.instance_id)
+        if session is not None:
+            session.log_dropped(dropped)
 
-    def _secret(self) -> str | None:
-        """``[publisher] telemetry_secret`` when registered (not in the
-        pollsters, where Ceilometer signs)."""
-        try:
-            return self.conf.publisher.telemetry_secret
-        except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
-            return None
+    def refuse(self, report: GuestReport, why: str, exc: Exception,
+               timestamp: str | None = None,
+               monotonic_time: float | None = None) -> None:
+        """Replace the guest's samples by its liveness, state ``error``.
+
+        The publishing side calls it too, for a guest whose samples cannot
+        be signed or encoded.
+        """
+        LOG.warning('Guest %s: %s (%s: %s); only guest.agent.up is '
+                    'published this sweep', report.guest.instance_id, why,
+                    type(exc).__name__, untrusted.show(str(exc)))
+        failed = GuestReport(report.guest, state='error',
+                             error='%s: %s' % (why, type(exc).__name__),
+                             latency_ms=report.latency_ms)
+        if report.samples:  # the sweep's time, as the others' samples
+            timestamp = report.samples[0].timestamp
+            monotonic_time = report.samples[0].monotonic_time
+        report.instance_metadata = sample_factory.instance_metadata(failed)
+        report.samples = sample_factory.build_samples(
+            failed, self.meters, timestamp or timeutils.utcnow().isoformat(),
+            monotonic_time or time.monotonic(),
+            instance_md=report.instance_metadata)[:1]
+
+    async def ping(self, instance_id: str) -> float:
+        """One ``guest-ping`` to a guest of the last sweep; milliseconds.
+
+        :raises KeyError: no such guest in the last sweep
+        :raises errors.QgaError: the guest has no transport
+            (:class:`~ceilometer_qga.qga.errors.AgentNotConnected`) or did
+            not answer
+        """
+        session = self.sessions[instance_id]
+        if session.transport is None:
+            raise errors.AgentNotConnected(instance_id, 'guest-ping',
+                                           session.no_transport_reason)
+        start = time.monotonic()
+        await session.transport.execute('guest-ping')
+        return (time.monotonic() - start) * 1000
 
     async def close(self) -> None:
         """Close every session and the shared transport resources."""
@@ -182,7 +183,7 @@ class Poller:
         self.sessions.clear()
         self.transports.close()
 
-    async def _update_sessions(self, guests: list) -> None:
+    async def _update_sessions(self, guests: Iterable[Guest]) -> None:
         seen = set()
         for guest in guests:
             seen.add(guest.instance_id)

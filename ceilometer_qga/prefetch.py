@@ -4,8 +4,8 @@ Once the capabilities are known (cached, or read after the ping), every
 command of the sweep that does not depend on another reply is known too:
 ``guest-fsfreeze-status``, the native command of each due collector the
 agent offers, and ``guest-file-open`` of each ``/proc`` file a due
-collector will read instead (:func:`~ceilometer_qga.collectors.engine.
-fallback_blocker`).  They go out together
+collector will read instead -- all read off the sweep's plan
+(:func:`ceilometer_qga.engine.plan`), which the engine then follows.  They go out together
 (:meth:`~ceilometer_qga.qga.transport.Transport.execute_batch`, pipelined
 on the socket transport), and the opened files are read and closed
 together (:func:`~ceilometer_qga.qga.guest_file.read_opened`).  On qemu-ga
@@ -30,16 +30,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from oslo_config import cfg
-
-from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga.collectors import engine
+from ceilometer_qga import engine
+from ceilometer_qga import freeze
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import guest_file
 from ceilometer_qga.qga import transport as transport_mod
-
-FREEZE_STATUS = 'guest-fsfreeze-status'
 
 
 class Prefetched:
@@ -76,30 +72,22 @@ def _value(result: Any) -> Any:
 
 
 async def prefetch(transport: transport_mod.Transport,
-                   caps: caps_mod.Capabilities, facts: dict[str, Any],
-                   conf: cfg.ConfigOpts,
-                   collectors: list[collector_base.Collector]
-                   ) -> Prefetched:
+                   caps: caps_mod.Capabilities,
+                   plans: list[engine.Plan]) -> Prefetched:
     """Send the sweep's independent commands in one batch; see the module.
 
-    :param collectors: the collectors due in this sweep
+    :param plans: the plans of the collectors due in this sweep
     :raises errors.QgaError: one of :data:`~ceilometer_qga.qga.errors.
         UNREACHABLE` when the freeze status (the batch's first command)
         could not be had: the guest cannot be reached
     """
     out = Prefetched(transport)
-    natives: list[str] = []
-    files: list[str] = []
-    for collector in collectors:
-        command = collector.command
-        if command and caps.supports(command):
-            natives.append(command)
-        elif (collector.fallback_file and engine.fallback_blocker(
-                collector, caps, facts, conf) is None):
-            files.append(collector.fallback_file)
-    natives = list(dict.fromkeys(natives))
-    files = list(dict.fromkeys(files))
-    head = [FREEZE_STATUS] if caps.supports(FREEZE_STATUS) else []
+    natives = list(dict.fromkeys(p.collector.command for p in plans
+                                 if p.native))
+    files = list(dict.fromkeys(p.prefetch_file for p in plans
+                               if p.prefetch_file))
+    head = ([freeze.STATUS_COMMAND] if caps.supports(freeze.STATUS_COMMAND)
+            else [])
     if head and not transport.pipelined:
         # One command at a time anyway (libvirt): ask the freeze status
         # first and send nothing more to a frozen guest.

@@ -1,8 +1,10 @@
 """What one sweep learnt about one guest: the session's output.
 
 A :class:`GuestReport` is filled by :class:`~ceilometer_qga.session.
-GuestSession` and turned into samples by :mod:`ceilometer_qga.
-sample_factory`; it depends on neither.
+GuestSession` (what the agent said, and how it was reached: channel,
+transport kind, capabilities) and by the :class:`~ceilometer_qga.poller.
+Poller` (its samples, unsigned); the publishing side (:mod:`ceilometer_qga.
+pipeline`) signs and encodes them.  It depends on none of them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import dataclasses
 from typing import Any
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
+from ceilometer_qga.qga.capabilities import Capabilities
+from ceilometer_qga.sample import Sample
 
 
 @dataclasses.dataclass
@@ -36,6 +41,19 @@ class GuestReport:
     latency_ms: float | None = None
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     outcomes: list[CollectorOutcome] = dataclasses.field(default_factory=list)
+    #: the channel the transport uses, None without a transport
+    channel: Channel | None = None
+    #: the transport's kind ('socket', 'libvirt'), None without one
+    transport_kind: str | None = None
+    #: why there is no transport (no usable channel), else None
+    transport_reason: str | None = None
+    #: what the agent offers, as last read (None before the first read)
+    capabilities: Capabilities | None = None
+    #: this guest's samples of the sweep, liveness first (unsigned)
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+    #: the metadata every one of ``samples`` shares (signing uses it)
+    instance_metadata: dict[str, Any] = dataclasses.field(
+        default_factory=dict)
 
     @property
     def up(self) -> bool:

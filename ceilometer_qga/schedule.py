@@ -40,13 +40,11 @@ operator's schedule there, one interval per source.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-import importlib.metadata
 import math
 
 from oslo_config import cfg
 
 from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga import collectors as collectors_pkg
 from ceilometer_qga.report import CollectorOutcome
 
 #: source of the outcome of a collector that was not due in a sweep
@@ -84,26 +82,17 @@ def overrides(value: Mapping[str, str]) -> dict[str, float]:
 def intervals(conf: cfg.ConfigOpts,
               collectors: Iterable[collector_base.Collector]
               ) -> dict[str, float]:
-    """Outcome name -> seconds: each collector's interval on this host.
+    """Collector name -> seconds: each collector's interval on this host.
 
     The override in ``[qga_polling] collector_intervals`` of the collector's
-    entry-point name, else what its class declares.  Keys are the names
-    the outcomes carry (the class name), as :meth:`CollectorSchedule.due`
-    takes them.
+    name (its entry point's, as :func:`~ceilometer_qga.collectors.
+    load_collectors` sets it), else what its class declares.
 
     :raises ValueError: see :func:`overrides` (:mod:`ceilometer_qga.
         conf_check` has refused such a value at start already)
     """
     wanted = overrides(conf.qga_polling.collector_intervals)
-    # Names are entry-point names: matched by the class they point at,
-    # without loading any (a collector not enabled may be named).
-    by_class = {(entry_point.module, entry_point.attr): wanted[entry_point.name]
-                for entry_point in importlib.metadata.entry_points(
-                    group=collectors_pkg.NAMESPACE)
-                if entry_point.name in wanted}
-    return {type(c).__name__: by_class.get(
-        (type(c).__module__, type(c).__qualname__), type(c).interval)
-        for c in collectors}
+    return {c.name: wanted.get(c.name, type(c).interval) for c in collectors}
 
 
 def tolerance(conf: cfg.ConfigOpts) -> float:

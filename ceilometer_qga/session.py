@@ -13,7 +13,7 @@ that guest's part of every sweep (:meth:`GuestSession.sweep`):
    reply (the freeze status, the due collectors' native commands and
    ``/proc`` opens: :mod:`ceilometer_qga.prefetch`), then each collector
    that is due (:mod:`ceilometer_qga.schedule`) through the one decision
-   the engine owns (:mod:`ceilometer_qga.collectors.engine`): native
+   the engine owns (:mod:`ceilometer_qga.engine`), planned once per sweep: native
    command if the guest offers it, else the declared ``/proc`` fallback if
    file reads are enabled and the guest can do it, else skip with a
    reason -- taking the batch's results where it has them;
@@ -36,15 +36,14 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga.collectors import engine
-from ceilometer_qga.collectors import osfacts
+from ceilometer_qga import engine
+from ceilometer_qga import freeze
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
 from ceilometer_qga.guest import LEGACY_REASON
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
-from ceilometer_qga.qga import guest_file
 from ceilometer_qga.qga import os_facts
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.report import CollectorOutcome
@@ -53,13 +52,6 @@ from ceilometer_qga.report import GuestReport
 from ceilometer_qga import schedule as schedule_mod
 
 LOG = logging.getLogger(__name__)
-
-#: errors after which the guest as a whole is unreachable for this sweep
-GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
-
-
-_FACT_PARSERS = {'guest-get-osinfo': osfacts.parse_osinfo,
-                 'guest-get-host-name': osfacts.parse_hostname}
 
 
 class GuestSession:
@@ -105,7 +97,11 @@ class GuestSession:
             on guests in flight); not taken when the pre-check skips it
         :param budget: seconds the guest may take in all
         """
-        report = GuestReport(self.guest)
+        report = GuestReport(
+            self.guest, channel=self.channel,
+            transport_kind=self.transport.kind if self.transport else None,
+            transport_reason=self.no_transport_reason or None,
+            capabilities=self.capabilities)
         self._not_due = frozenset()
         skip = self._precheck()
         if skip is not None:
@@ -120,6 +116,7 @@ class GuestSession:
             await self._poll_within(collectors, report, budget)
         self._not_due = frozenset(o.name for o in report.outcomes
                                   if o.source == schedule_mod.NOT_DUE)
+        report.capabilities = self.capabilities
         self._log_state(report)
         return report
 
@@ -135,7 +132,7 @@ class GuestSession:
                     self.guest.instance_id, None, report.error))
         except errors.QgaError as exc:
             report.state, report.error = exc.state, str(exc)
-            if isinstance(exc, GUEST_LEVEL_ERRORS):
+            if isinstance(exc, errors.UNREACHABLE):
                 self._record_failure(exc)
         except Exception as exc:
             LOG.exception('Guest %s: unexpected error while polling',
@@ -238,7 +235,7 @@ class GuestSession:
         ``report`` is filled in place so that what was gathered survives the
         budget cancelling this coroutine (:meth:`sweep` calls it).
 
-        :raises errors.QgaError: one of :data:`GUEST_LEVEL_ERRORS` when the
+        :raises errors.QgaError: one of :data:`~ceilometer_qga.qga.errors.UNREACHABLE` when the
             guest cannot be reached; other errors are per collector and end
             up in the report.
         """
@@ -249,67 +246,41 @@ class GuestSession:
         report.latency_ms = (time.monotonic() - start) * 1000.0
         # guest-info is answered while frozen too (the agent's version and
         # facts stay known), but what it says then is not kept past the
-        # sweep: see _report_frozen.
+        # sweep (:mod:`ceilometer_qga.freeze`).
         await self._refresh_capabilities()
         assert self.capabilities is not None
         # Decided once per sweep: the batch asks for what these need, and
         # exactly these run.
         now = time.monotonic()
         due = [c for c in collectors
-               if self.schedule.due(c.__class__.__name__,
-                                    self.transport.generation, now)]
+               if self.schedule.due(c.name, self.transport.generation, now)]
+        plans = {p.collector.name: p for p in engine.plan(
+            due, self.capabilities, self.facts, self.conf)}
         batch = await prefetch_mod.prefetch(self.transport, self.capabilities,
-                                            self.facts, self.conf, due)
-        status = self._freeze_status(batch)
-        if self.capabilities.looks_frozen():
-            # Read during a freeze (it began or ended just now, or the
-            # status command is blocked): not to be trusted next sweep.
+                                            list(plans.values()))
+        frozen, reread = freeze.judge(batch.freeze_status, self.capabilities)
+        if reread:
             self._caps_time = -math.inf
-            if status is None:
-                status = 'frozen'
         report.facts = dict(self.facts)
-        if status == 'frozen':
-            # The batch's data commands were refused; nothing of it is kept.
-            self._report_frozen(collectors, report)
+        if frozen:
+            # Alive, but the batch's data commands were refused.
+            report.state = freeze.STATE
+            report.error = ('guest filesystems are frozen '
+                            '(guest-fsfreeze-status)')
+            report.outcomes = freeze.skipped(collectors)
             return
         for collector in collectors:
-            if collector in due:
-                report.outcomes.append(await self._run(collector, batch))
+            step = plans.get(collector.name)
+            if step is not None:
+                report.outcomes.append(await self._run(step, batch))
             else:
                 report.outcomes.append(self.schedule.not_due(
-                    collector.__class__.__name__, now))
-        if any(o.error_state == errors.AgentFrozen.state
-               for o in report.outcomes):
+                    collector.name, now))
+        if freeze.began_meanwhile(report.outcomes):
             # Alive but quiesced (a Nova snapshot) since the status was
             # read: say so, it is not dead; re-read capabilities after.
-            report.state = errors.AgentFrozen.state
+            report.state = freeze.STATE
             self._caps_time = -math.inf
-
-    def _freeze_status(self, batch: prefetch_mod.Prefetched) -> str | None:
-        """``guest-fsfreeze-status`` (read-only): 'frozen', 'thawed' or None.
-
-        qemu-ga answers it even while frozen, and the freeze is the one
-        state in which ``guest-info`` lies about what the agent will do
-        after the thaw.  It is the first command of the sweep's batch
-        (:mod:`ceilometer_qga.prefetch`); None when the agent does not
-        offer it or it failed.  The poller never sends
-        ``guest-fsfreeze-freeze`` or ``-thaw`` (not on the allow-list).
-        """
-        status = batch.freeze_status
-        return status if status in ('frozen', 'thawed') else None
-
-    def _report_frozen(self, collectors: list[collector_base.Collector],
-                       report: GuestReport) -> None:
-        """Frozen: alive, no data commands, capabilities re-read at thaw."""
-        report.state = errors.AgentFrozen.state
-        report.error = 'guest filesystems are frozen (guest-fsfreeze-status)'
-        # Whatever guest-info says now is the frozen agent's view.
-        self._caps_time = -math.inf
-        for collector in collectors:
-            report.outcomes.append(CollectorOutcome(
-                collector.__class__.__name__, 'skipped',
-                collector_base.ParseResult(), 'agent is frozen',
-                errors.AgentFrozen.state))
 
     async def _refresh_capabilities(self) -> None:
         assert self.transport is not None
@@ -322,20 +293,13 @@ class GuestSession:
             await self.transport.execute('guest-info'))
         self._caps_generation = self.transport.generation
         self._caps_time = time.monotonic()
-        facts: dict[str, Any] = {}
-        if self.capabilities.version:
-            facts['agent_version'] = self.capabilities.version
-        replies = await os_facts.query(self.transport, self.capabilities)
-        for command, reply in replies.items():
-            facts.update(_FACT_PARSERS[command](reply))
-        self.facts = facts
+        self.facts = await os_facts.read(self.transport, self.capabilities)
 
-    async def _run(self, collector: collector_base.Collector,
+    async def _run(self, step: engine.Plan,
                    batch: prefetch_mod.Prefetched) -> CollectorOutcome:
         """Run a due collector through the engine; record the run."""
-        assert self.capabilities is not None and self.transport is not None
-        outcome = await engine.run(collector, self.capabilities, self.facts,
-                                   self.conf, batch.execute, batch.read_file)
+        assert self.transport is not None
+        outcome = await engine.run(step, batch.execute, batch.read_file)
         self.schedule.record(outcome, self.transport.generation,
                              time.monotonic())
         return outcome

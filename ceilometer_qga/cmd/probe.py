@@ -41,7 +41,6 @@ import json
 import math
 import statistics
 import sys
-import time
 from typing import Any
 
 from oslo_config import cfg
@@ -50,18 +49,15 @@ from oslo_log import log as logging
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import discovery as discovery_mod
-from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import selection
-from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import sample_factory
 from ceilometer_qga import schedule
-from ceilometer_qga import session as session_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -98,70 +94,6 @@ cli_opts = [
 
 class UsageError(Exception):
     """The command line or what it names is wrong; the message says how."""
-
-
-class TimedTransport(transport_mod.Transport):
-    """Wraps a transport and records each command's round trip."""
-
-    def __init__(self, inner: transport_mod.Transport) -> None:
-        super().__init__(inner.guest, inner.default_timeout)
-        self.inner = inner
-        self.kind = inner.kind
-        self.timings: list[tuple[str, float, str]] = []
-
-    @property
-    def generation(self) -> int:  # type: ignore[override]
-        """The wrapped transport's generation."""
-        return self.inner.generation
-
-    @generation.setter
-    def generation(self, value: int) -> None:
-        pass  # owned by the wrapped transport
-
-    def new_sweep(self) -> None:
-        """Pass the start of a sweep on to the wrapped transport."""
-        self.inner.new_sweep()
-
-    async def _execute(self, command: str, arguments: dict[str, Any] | None,
-                       timeout: float) -> Any:
-        start = time.monotonic()
-        outcome = 'ok'
-        try:
-            return await self.inner.execute(command, arguments, timeout)
-        except errors.QgaError as exc:
-            outcome = exc.state
-            raise
-        finally:
-            self.timings.append((command, (time.monotonic() - start) * 1000,
-                                 outcome))
-
-    async def close(self) -> None:
-        """Close the wrapped transport."""
-        await self.inner.close()
-
-
-class TimedTransportSelector(selection.TransportSelector):
-    """The poller's transport choice, with every transport timed."""
-
-    def make(self, guest: Guest) -> tuple[
-            transport_mod.Transport | None, Channel | None, str]:
-        """Like the parent's, wrapped in :class:`TimedTransport`."""
-        transport, channel, reason = super().make(guest)
-        if transport is not None:
-            transport = TimedTransport(transport)
-        return transport, channel, reason
-
-
-class KnownGuests(discovery_base.Discovery):
-    """Discovery of guests already discovered: the probe sweeps once."""
-
-    def __init__(self, conf: cfg.ConfigOpts, guests: list[Guest]) -> None:
-        super().__init__(conf)
-        self.guests = guests
-
-    def discover(self) -> list[Guest]:
-        """The guests, as given."""
-        return list(self.guests)
 
 
 def number_arg(flag: str, text: str, kind: type, low: float,
@@ -290,14 +222,14 @@ def socket_guest(conf: cfg.ConfigOpts, path: str) -> Guest:
 
 # -- what a report says ------------------------------------------------------
 
-def channel_of(session: session_mod.GuestSession) -> dict[str, Any]:
+def channel_of(report: GuestReport) -> dict[str, Any]:
     """Which channel and transport the probe used, JSON-able."""
-    channel = session.channel
+    channel = report.channel
     return {
-        'transport': session.transport.kind if session.transport else None,
+        'transport': report.transport_kind,
         'channel': channel.target_name if channel else None,
         'path': channel.path if channel else None,
-        'reason': session.no_transport_reason or None}
+        'reason': report.transport_reason}
 
 
 def meters_of(report: GuestReport,
@@ -339,33 +271,31 @@ async def probe_guest(conf: cfg.ConfigOpts, guest: Guest,
     collectors = load_collectors(conf)
     units = {m.name: m.unit for c in collectors for m in c.meters}
     # Every collector: the probe shows what the agent answers now.
-    poller = poller_mod.Poller(conf, KnownGuests(conf, [guest]), collectors,
-                               TimedTransportSelector(conf),
+    timings: list[tuple[str, float, str]] = []
+    selector = selection.TransportSelector(
+        conf, on_command=lambda *timing: timings.append(timing))
+    poller = poller_mod.Poller(conf, collectors, selector,
                                intervals=schedule.EVERY_SWEEP)
     try:
-        result = await poller.sweep()
-        session = poller.sessions[guest.instance_id]
+        result = await poller.sweep([guest])
         report = result.reports[0]
         out: dict[str, Any] = {'instance': guest_fields(guest)}
-        out.update(channel_of(session))
+        out.update(channel_of(report))
         out['state'], error = report.state, report.error
         if error:
             out['error'] = error
         if not report.up:
             return out
-        timed = session.transport
-        assert isinstance(timed, TimedTransport)
+        commands = list(timings)  # the sweep's, not the extra pings
         ping_ms = []
         try:
             for _ in range(pings):
-                start = time.monotonic()
-                await timed.inner.execute('guest-ping')
-                ping_ms.append((time.monotonic() - start) * 1000)
+                ping_ms.append(await poller.ping(guest.instance_id))
         except errors.QgaError as exc:
             out.update(state=exc.state, error=str(exc))
     finally:
         await poller.close()
-    caps = session.capabilities
+    caps = report.capabilities
     out.update(
         agent_version=caps.version if caps else None,
         facts=report.facts,
@@ -379,7 +309,7 @@ async def probe_guest(conf: cfg.ConfigOpts, guest: Guest,
         dropped={o.name: o.result.dropped for o in report.outcomes
                  if o.result.dropped},
         commands=[{'command': c, 'ms': round(ms, 3), 'outcome': r}
-                  for c, ms, r in timed.timings],
+                  for c, ms, r in commands],
         ping_ms={'count': len(ping_ms),
                  'median': round(statistics.median(ping_ms), 3),
                  'max': round(max(ping_ms), 3)} if ping_ms else {})
@@ -455,16 +385,14 @@ async def probe_all(conf: cfg.ConfigOpts) -> dict[str, Any]:
     # Discovered here rather than by the poller, which would only log a
     # failure: the probe must say that it could not tell.
     guests = await asyncio.to_thread(discover, conf)
-    poller = poller_mod.Poller(conf, KnownGuests(conf, guests),
-                               load_collectors(conf),
+    poller = poller_mod.Poller(conf, load_collectors(conf),
                                intervals=schedule.EVERY_SWEEP)
     try:
-        result = await poller.sweep()
+        result = await poller.sweep(guests)
         rows = []
         for report in result.reports:
-            session = poller.sessions[report.guest.instance_id]
             row = guest_fields(report.guest)
-            row.update(channel_of(session))
+            row.update(channel_of(report))
             state, error = report.state, report.error
             row.update(
                 state=state,

@@ -21,6 +21,8 @@ def load_collectors(conf: cfg.ConfigOpts,
         loaded (the message names the option and the plugin)
     """
     wanted = list(conf.qga_polling.collectors if names is None else names)
-    return [obj for _name, obj in plugins.load(
-        NAMESPACE, wanted, '[qga_polling] collectors', 'collector',
-        args=(conf,))]
+    loaded = plugins.load(NAMESPACE, wanted, '[qga_polling] collectors',
+                          'collector', args=(conf,))
+    for name, collector in loaded:
+        collector.name = name
+    return [collector for _name, collector in loaded]

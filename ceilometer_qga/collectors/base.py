@@ -114,6 +114,12 @@ class Collector(abc.ABC):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf
+        #: the collector's one name: its entry point's (set by
+        #: :func:`~ceilometer_qga.collectors.load_collectors`); outcomes,
+        #: ``[qga_polling] collector_intervals`` and logs use it.  Built
+        #: directly, the class name without ``Collector``, lower case --
+        #: the rule the entry points of setup.cfg follow.
+        self.name = type(self).__name__.removesuffix('Collector').lower()
 
     @abc.abstractmethod
     def parse(self, reply: Any) -> ParseResult:

@@ -17,6 +17,13 @@ from typing import Any, Iterable, TypeVar
 from oslo_config import cfg
 
 from ceilometer_qga.collectors import base
+# Re-exported: the collectors' checks and the text helpers in one name.
+from ceilometer_qga.untrusted import clean_text  # noqa: F401
+from ceilometer_qga.untrusted import CONTROL
+from ceilometer_qga.untrusted import MAX_NAME
+from ceilometer_qga.untrusted import show
+from ceilometer_qga.untrusted import SURROGATE
+from ceilometer_qga.untrusted import text  # noqa: F401
 
 #: Largest volume accepted: the largest signed 64-bit integer.  Ceilometer
 #: and Gnocchi store volumes as 64-bit figures, so 2**63 itself does not
@@ -24,32 +31,11 @@ from ceilometer_qga.collectors import base
 #: limit: collectors check their values with :func:`number`, and the sample
 #: factory checks every reading again with :func:`valid_volume`.
 MAX_VOLUME = 2 ** 63 - 1
-#: Longest item (mountpoint, disk, interface name) and metadata string kept.
-MAX_NAME = 255
-#: How much of a rejected value is quoted in a reason.
-_SHOWN = 60
-
-#: Control characters have no business in a resource id or a log line.
-_CONTROL = re.compile(r'[\x00-\x1f\x7f]')
-#: Lone UTF-16 surrogates: JSON can carry them escaped (``"vm\\ud800"``)
-#: and Python decodes them, but they are not Unicode text: UTF-8 cannot
-#: encode them (signing and the bus raise UnicodeEncodeError) and
-#: PostgreSQL, behind Gnocchi, refuses them.
-_SURROGATE = re.compile('[\ud800-\udfff]')
-
 T = TypeVar('T')
 
 
 class Nonsense(ValueError):
     """One value makes no sense; ``str(exc)`` is the reason to report."""
-
-
-def show(value: Any) -> str:
-    """Return a short, printable rendering of an untrusted value."""
-    text = repr(value)
-    if len(text) > _SHOWN:
-        text = text[:_SHOWN] + '...'
-    return text
 
 
 def number(value: Any, what: str) -> int | float:
@@ -112,33 +98,13 @@ def name(value: Any, what: str) -> str:
     if len(value) > MAX_NAME:
         raise Nonsense('%s is longer than %d characters (%s)'
                        % (what, MAX_NAME, show(value)))
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise Nonsense('%s has control characters (%s)' % (what, show(value)))
-    if _SURROGATE.search(value):
+    if SURROGATE.search(value):
         # A name becomes a resource id: a replaced character could make
         # two names one, so the item is dropped rather than mended.
         raise Nonsense('%s is not valid Unicode (%s)' % (what, show(value)))
     return value
-
-
-def clean_text(value: str) -> str:
-    """``value`` with every lone surrogate replaced by U+FFFD.
-
-    Free text (host name, OS name, an agent's error message) keeps what is
-    readable; the result is always valid UTF-8, which is what Ceilometer's
-    notification agent, its signature and Gnocchi's database accept.
-    """
-    return _SURROGATE.sub('\ufffd', value)
-
-
-def text(value: Any) -> str | None:
-    """Return a metadata string cut to :data:`MAX_NAME`, or None if not str.
-
-    Lone surrogates are replaced (:func:`clean_text`).
-    """
-    if not isinstance(value, str):
-        return None
-    return clean_text(value[:MAX_NAME])
 
 
 def entries(reply: Any, what: str) -> list[Any]:

@@ -50,32 +50,27 @@ def guest_for(instance: Any, found: Guest) -> Guest:
         metadata={'state': state} if state else {})
 
 
-class InstanceGuests(discovery_base.Discovery):
-    """A discovery for the poller: the instances of the current request.
+class InstanceGuests:
+    """Ceilometer's instances as guests to poll.
 
-    :meth:`select` sets the instances; :meth:`discover` (called by the
-    poller from a worker thread) asks ``channels`` for the guests of this
-    host and keeps those instances.
+    :meth:`discover` (called from a worker thread: libvirt blocks) asks
+    ``channels`` for the guests of this host and keeps the given instances.
     """
 
     def __init__(self, conf: cfg.ConfigOpts,
                  channels: discovery_base.Discovery) -> None:
-        super().__init__(conf)
+        self.conf = conf
         self.channels = channels
-        self._instances: list[Any] = []
         # Active instances our discovery does not list are logged once
         # each: every cycle would repeat the same warning.
         self._reported: set[str] = set()
 
-    def select(self, instances: Iterable[Any]) -> None:
-        """Poll these (Ceilometer resources) in the next sweep."""
-        self._instances = list(instances)
-
-    def discover(self) -> list[Guest]:
-        """The selected instances that run here, with their channels."""
+    def discover(self, instances: Iterable[Any]) -> list[Guest]:
+        """Those of ``instances`` (Ceilometer resources) that run here,
+        with their channels."""
         found = {g.instance_id: g for g in self.channels.discover()}
         guests = []
-        for instance in self._instances:
+        for instance in instances:
             guest = found.get(instance.id)
             if guest is not None:
                 self._reported.discard(instance.id)

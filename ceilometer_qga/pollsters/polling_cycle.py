@@ -5,7 +5,11 @@ a ``cache`` dict that lives for one polling cycle.  The first of our
 pollsters to run polls every guest among the resources -- all collectors,
 through our :class:`~ceilometer_qga.poller.Poller`, with its per-guest
 bounds (``command_timeout``, ``guest_budget``, ``max_concurrent_guests``)
--- and leaves the samples in the cache; the others only read them.  A
+-- and leaves the samples in the cache; the others only read them.
+Ceilometer signs and publishes them: nothing here signs (the samples are
+only checked to encode, :func:`ceilometer_qga.pipeline.messages` without a
+secret, so that a guest's bad value costs its own samples, not the
+cycle's).  A
 lock makes that hold when Ceilometer runs pollsters in parallel threads
 (``[polling] threads_to_process_pollsters``).
 
@@ -25,6 +29,7 @@ pollster is not told.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from typing import Any
@@ -39,6 +44,7 @@ from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf_check
 from ceilometer_qga.discovery import load_discovery
 from ceilometer_qga import observers as observers_mod
+from ceilometer_qga import pipeline
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import schedule
@@ -73,7 +79,7 @@ class CycleSampler:
             channels.close()
             raise
         self.guests = instance_guests.InstanceGuests(conf, channels)
-        self.poller = poller_mod.Poller(conf, self.guests, collectors,
+        self.poller = poller_mod.Poller(conf, collectors,
                                         intervals=schedule.EVERY_SWEEP)
         self.loop = loop_thread.LoopThread('qga-pollsters')
         #: sweep observers ([guest_agent_events] enabled...), fed each
@@ -106,10 +112,9 @@ class CycleSampler:
 
     def _sweep(self, instances: list[Any]) -> CycleSamples:
         polled: CycleSamples = {i.id: {} for i in instances}
-        self.guests.select(instances)
         bound = self.sweep_bound(len(instances))
         try:
-            result = self.loop.run(self.poller.sweep(), bound)
+            result = self.loop.run(self._poll(instances), bound)
         except TimeoutError:
             # Every guest has its own budget, so only discovery hanging
             # (libvirt) gets here: the instances get nothing this cycle.
@@ -132,6 +137,12 @@ class CycleSampler:
             if meters is not None:
                 meters.setdefault(sample.name, []).append(sample)
         return polled
+
+    async def _poll(self, instances: list[Any]) -> poller_mod.SweepResult:
+        guests = await asyncio.to_thread(self.guests.discover, instances)
+        result = await self.poller.sweep(guests)
+        pipeline.messages(self.poller, result, None)
+        return result
 
     def close(self) -> None:
         """Close sessions and connections, stop the loop thread."""

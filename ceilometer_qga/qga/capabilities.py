@@ -12,18 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ceilometer_qga.collectors import checks
+from ceilometer_qga import untrusted
 
 _MAX_COMMANDS = 1024
 _MAX_NAME = 128
-
-#: What qemu-ga still runs while the guest's filesystems are frozen
-#: (``ga_freeze_allowlist`` in QEMU 7.2's ``qga/main.c``): ``ga_set_frozen``
-#: disables every other command, so ``guest-info`` read during a freeze
-#: says they are off until ``guest-fsfreeze-thaw``.
-FREEZE_SAFE = frozenset({'guest-ping', 'guest-info', 'guest-sync',
-                         'guest-sync-delimited', 'guest-fsfreeze-status',
-                         'guest-fsfreeze-thaw'})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +34,6 @@ class Capabilities:
         """True if every command of ``commands`` is enabled."""
         return all(c in self.enabled for c in commands)
 
-    def looks_frozen(self) -> bool:
-        """True if this is what a frozen agent lists: only the freeze-safe
-        commands enabled, others disabled (see :data:`FREEZE_SAFE`)."""
-        return bool(self.enabled) and self.enabled <= FREEZE_SAFE and bool(
-            self.disabled - FREEZE_SAFE)
-
 
 def parse_guest_info(reply: Any) -> Capabilities:
     """Build :class:`Capabilities` from a ``guest-info`` return value.
@@ -59,7 +45,7 @@ def parse_guest_info(reply: Any) -> Capabilities:
     if not isinstance(reply, dict):
         return Capabilities(None, frozenset(), frozenset())
     version = reply.get('version')
-    version = checks.clean_text(version[:64]) if isinstance(version, str) else None
+    version = untrusted.clean_text(version[:64]) if isinstance(version, str) else None
     enabled: set[str] = set()
     disabled: set[str] = set()
     commands = reply.get('supported_commands')

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ceilometer_qga.collectors import checks
+from ceilometer_qga import untrusted
 
 
 class QgaError(Exception):
@@ -105,7 +105,7 @@ def error_from_reply(guest: str, command: str, error: Any) -> QgaError:
     desc = error.get('desc')
     klass = klass if isinstance(klass, str) else 'GenericError'
     # The agent's text goes into logs and sample metadata: valid UTF-8 only.
-    desc = checks.clean_text(desc[:500]) if isinstance(desc, str) else repr(desc)[:500]
+    desc = untrusted.clean_text(desc[:500]) if isinstance(desc, str) else repr(desc)[:500]
     # Checked first: a frozen guest says "Command X has been disabled: the
     # agent is in frozen state" with class CommandNotFound, which must not
     # strike the command off the guest's capabilities.

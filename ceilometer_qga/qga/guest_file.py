@@ -18,9 +18,6 @@ FILE_COMMANDS = ('guest-file-open', 'guest-file-read', 'guest-file-close')
 CHUNK_BYTES = 16384
 MAX_FILE_BYTES = 256 * 1024
 
-#: errors after which the agent is unreachable (no point in closing)
-UNREACHABLE = errors.UNREACHABLE
-
 
 async def read_file(transport: transport_mod.Transport, path: str) -> str:
     """The text of ``path`` in the guest, bounded to 256 KiB.
@@ -46,7 +43,7 @@ async def read_file(transport: transport_mod.Transport, path: str) -> str:
             if not _take_chunk(transport.guest, path, data, chunk):
                 break
         return data.decode('utf-8', 'replace')
-    except UNREACHABLE:
+    except errors.UNREACHABLE:
         reachable = False
         raise
     finally:
@@ -128,7 +125,7 @@ async def read_opened(transport: transport_mod.Transport,
                 more = _take_chunk(transport.guest, path, data[path], chunk)
             except errors.QgaError as exc:
                 results[path] = exc
-                if isinstance(exc, UNREACHABLE):
+                if isinstance(exc, errors.UNREACHABLE):
                     unreachable = exc
                 continue
             if more:

@@ -24,13 +24,24 @@ from ceilometer_qga.qga import transport_socket
 class TransportSelector:
     """Builds transports; owns what they share (the libvirt connection)."""
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    def __init__(self, conf: cfg.ConfigOpts,
+                 on_command: transport_mod.CommandObserver | None = None
+                 ) -> None:
         self.conf = conf
+        #: given to every transport built (``qga-probe`` times commands)
+        self.on_command = on_command
         self._libvirt = None  # created on first use: libvirt is optional
 
     def make(self, guest: Guest) -> tuple[
             transport_mod.Transport | None, Channel | None, str]:
         """Return (transport, channel, '') or (None, None, reason)."""
+        transport, channel, reason = self._make(guest)
+        if transport is not None:
+            transport.on_command = self.on_command
+        return transport, channel, reason
+
+    def _make(self, guest: Guest) -> tuple[
+            transport_mod.Transport | None, Channel | None, str]:
         opts = self.conf.qga_polling
         mode = opts.transport
         monitor = guest.channel(opts.monitor_channel_name)

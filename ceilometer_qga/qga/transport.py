@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import time
 from typing import Any
 
 from ceilometer_qga.qga import errors
@@ -31,6 +32,11 @@ from ceilometer_qga.qga import policy
 
 #: one request of a batch: command and arguments (None: without)
 Request = tuple[str, 'dict[str, Any] | None']
+
+#: told of every command sent: (command, milliseconds, outcome), the
+#: outcome 'ok' or the error's ``state``; a batch's commands each get the
+#: batch's time
+CommandObserver = Callable[[str, float, str], None]
 
 
 class Transport(abc.ABC):
@@ -46,6 +52,8 @@ class Transport(abc.ABC):
         self.guest = guest
         self.default_timeout = default_timeout
         self.generation = 0
+        #: :data:`CommandObserver` or None (``qga-probe`` times commands)
+        self.on_command: CommandObserver | None = None
         self._lock = asyncio.Lock()
 
     async def execute(self, command: str,
@@ -59,7 +67,18 @@ class Transport(abc.ABC):
         policy.check(self.guest, command, arguments)
         bound = self.default_timeout if timeout is None else timeout
         async with self._lock:
-            return await self._execute(command, arguments, bound)
+            if self.on_command is None:
+                return await self._execute(command, arguments, bound)
+            start = time.monotonic()
+            outcome = 'ok'
+            try:
+                return await self._execute(command, arguments, bound)
+            except errors.QgaError as exc:
+                outcome = exc.state
+                raise
+            finally:
+                self.on_command(command, (time.monotonic() - start) * 1000,
+                                outcome)
 
     async def execute_batch(self, requests: Sequence[Request],
                             timeout: float | None = None) -> list[Any]:
@@ -80,7 +99,14 @@ class Transport(abc.ABC):
             return []
         bound = self.default_timeout if timeout is None else timeout
         async with self._lock:
-            return await self._execute_batch(requests, bound)
+            start = time.monotonic()
+            results = await self._execute_batch(requests, bound)
+        if self.on_command is not None:
+            ms = (time.monotonic() - start) * 1000
+            for (command, _arguments), result in zip(requests, results):
+                self.on_command(command, ms, result.state if isinstance(
+                    result, errors.QgaError) else 'ok')
+        return results
 
     async def _execute_batch(self, requests: Sequence[Request],
                              timeout: float) -> list[Any]:

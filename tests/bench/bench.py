@@ -37,6 +37,17 @@ from real qemu-ga 7.2) and N = 100 real qemu-ga processes
     the same service publishing with ``notifier://`` to a RabbitMQ virtual
     host of its own, 3 measured sweeps; :class:`BusCounter` counts the
     notifications and their bytes on the bus.
+``ours in ceilometer-polling``
+    On the largest fake fleet with silent guests (``--no-plugin`` skips
+    it): the real ``ceilometer-polling`` console script with our pollsters
+    (``polling.yaml`` source ``guest.*``), Ceilometer's ``local_instances``
+    discovery and ours reading the same libvirt (a ``test:///`` node file
+    of Nova domains built by Nova's own code, each monitor channel on a
+    fleet socket), Ceilometer signing each sample once (``[publisher]
+    telemetry_secret``) and its notifier on oslo.messaging's ``noop``
+    driver; 3 measured polling cycles after one warm-up.  A cycle ends when
+    Ceilometer has logged ``Finished polling pollster`` for each of our
+    pollsters; CPU is that of the agent's whole process tree.
 ``sequential`` / ``threads``
     :mod:`tests.bench.bench_baselines` on the same fleet and configuration, as a
     process of its own: the same commands and samples, blocking sockets,
@@ -97,6 +108,8 @@ SECRET = 'bench-secret'
 #: the service's per-sweep lines (ceilometer_qga/poller.py, runner.py)
 POLL_LINE = re.compile(r'Sweep: (\d+) guests, (\d+) up, (\d+) samples in '
                        r'([\d.]+) s')
+#: Ceilometer's line after each pollster (ceilometer/polling/manager.py)
+FINISHED_LINE = re.compile(r'Finished polling pollster (guest\.\S+)')
 PUBLISHED_LINE = re.compile(r'Sweep published: (\d+) samples to \d+ '
                             r'publisher\(s\) in ([\d.]+) s')
 
@@ -460,6 +473,144 @@ def run_service(config: str, log_file: str, output: str, guests: int,
     }
 
 
+def _tree(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            tasks = os.listdir('/proc/%d/task' % pid)
+        except OSError:
+            continue  # gone in between
+        for task in tasks:
+            try:
+                with open('/proc/%d/task/%s/children' % (pid, task)) as f:
+                    todo += [int(p) for p in f.read().split()]
+            except OSError:
+                pass
+    return pids
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of ``root`` and every process below it."""
+    total = 0.0
+    for pid in _tree(root):
+        try:
+            total += _cpu_seconds(pid)
+        except OSError:
+            pass  # gone in between
+    return total
+
+
+def _tree_peak_rss(root: int) -> int:
+    """The largest VmHWM among ``root`` and its descendants (the worker)."""
+    peaks = [0]
+    for pid in _tree(root):
+        try:
+            peaks.append(_memory(pid)['VmHWM'])
+        except (OSError, KeyError):
+            pass
+    return max(peaks)
+
+
+def _plugin_node(workdir: str, sockets: list[str]) -> str:
+    """A libvirt ``test:///`` node file: one Nova domain per socket."""
+    from tests.fixtures.libvirt_test_driver import write_node_file
+    from tests.fixtures import nova_domain
+    domains = []
+    for index, sock in enumerate(sockets):
+        server = nova_domain.Server(
+            uuid='66666666-6666-4666-8666-%012d' % index,
+            domain_name='instance-%08x' % (index + 1),
+            display_name='bench-%d' % index,
+            channels=((nova_domain.MONITOR, sock),))
+        domains.append((nova_domain.nova_domain_xml(server), None))
+    return write_node_file(os.path.join(workdir, 'node.xml'), domains)
+
+
+def run_ceilometer_polling(workdir: str, sockets: list[str], cycles: int,
+                           interval: int) -> dict[str, Any]:
+    """Our pollsters in the real ``ceilometer-polling``; see the module."""
+    import importlib.metadata
+    ours = {ep.name for ep in importlib.metadata.entry_points(
+        group='ceilometer.poll.compute') if ep.name.startswith('guest.')}
+    os.makedirs(workdir, exist_ok=True)
+    uri = _plugin_node(workdir, sockets)
+    os.makedirs(os.path.join(workdir, 'pollsters.d'), exist_ok=True)
+    polling_yaml = os.path.join(workdir, 'polling.yaml')
+    with open(polling_yaml, 'w') as f:
+        f.write('sources:\n  - name: guest_agent\n    interval: %d\n'
+                '    meters:\n      - "guest.*"\n' % interval)
+    log_file = os.path.join(workdir, 'ceilometer-polling.log')
+    conf = os.path.join(workdir, 'ceilometer.conf')
+    with open(conf, 'w') as f:
+        f.write(f"""[DEFAULT]
+host = bench
+libvirt_uri = {uri}
+log_file = {log_file}
+pollsters_definitions_dirs = {workdir}/pollsters.d
+[polling]
+cfg_file = {polling_yaml}
+[publisher_notifier]
+telemetry_driver = noop
+[publisher]
+telemetry_secret = {SECRET}
+[qga_polling]
+discovery = libvirt
+transport = socket
+command_timeout = {COMMAND_TIMEOUT}
+guest_budget = {GUEST_BUDGET}
+max_concurrent_guests = {MAX_CONCURRENT}
+backoff_initial = 0
+[libvirt_discovery]
+uri = {uri}
+""")
+    proc = subprocess.Popen(
+        [os.path.join(BIN_DIR, 'ceilometer-polling'), '--config-file', conf,
+         '--polling-namespaces', 'compute'],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    marks: list[tuple[float, float]] = []  # (cpu, monotonic) per cycle
+    try:
+        deadline = time.monotonic() + (cycles + 1) * (interval + 60) + 60
+        text = ''
+        while len(marks) < cycles + 1:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError('ceilometer-polling did not complete %d '
+                                   'cycles' % (cycles + 1))
+            try:
+                with open(log_file, errors='replace') as log:
+                    text = log.read()
+            except FileNotFoundError:
+                text = ''
+            done = len(FINISHED_LINE.findall(text)) // max(len(ours), 1)
+            if done > len(marks):
+                marks.append((_tree_cpu_seconds(proc.pid), time.monotonic()))
+            else:
+                time.sleep(0.05)
+        polls = POLL_LINE.findall(text)
+        peak_rss = _tree_peak_rss(proc.pid)
+    finally:
+        processes.stop_process(proc, 15.0)
+    measured = len(marks) - 1
+    walls = [float(p[3]) for p in polls[1:measured + 1]]
+    return {
+        'sweeps': measured,
+        'wall': statistics.median(walls) if walls else math.nan,
+        'poll_wall': statistics.median(walls) if walls else None,
+        'walls': walls,
+        'cpu_ms_per_guest': (marks[-1][0] - marks[0][0]) * 1000.0
+        / (measured * len(sockets)),
+        'peak_rss': peak_rss,
+        'rss_growth': 0,
+        'samples': int(polls[-1][2]) if polls else 0,
+        'up': int(polls[-1][1]) if polls else None,
+        'bytes': 0,
+        'notifications': None,
+    }
+
+
 def run_baseline(mode: str, config: str, output: str, sweeps: int,
                  max_seconds: float) -> dict[str, Any]:
     """One baseline as a process of its own; its measurements."""
@@ -492,7 +643,8 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                   baseline_sweeps: int, baseline_seconds: float,
                   profile: str | None = None, bus: bool = False,
                   interval: int | None = None,
-                  reference: bool = False) -> list[dict[str, Any]]:
+                  reference: bool = False, plugin: bool = False,
+                  only_plugin: bool = False) -> list[dict[str, Any]]:
     """Ours and both baselines on one fleet; one row each.
 
     With ``profile`` (a py-spy output file), only ours runs, profiled.
@@ -514,10 +666,17 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
             runs = [('ours (qga-polling)', lambda: run_service(
                 config, os.path.join(workdir, 'qga-polling.log'), output,
                 count, sweeps, interval, profile))]
+            if only_plugin:
+                runs = []
             if reference and not profile:
                 runs.append(('ours, default schedule', lambda: _schedule_run(
                     workdir, fleet.sockets, interval, count,
                     min(sweeps, 5))))
+            if plugin:
+                runs.append(('ours in ceilometer-polling',
+                             lambda: run_ceilometer_polling(
+                                 os.path.join(workdir, 'c'), fleet.sockets,
+                                 min(sweeps, 3), interval)))
             if reference and not profile:
                 runs.append(('ours + /metrics', lambda: _exporter_run(
                     workdir, fleet.sockets, interval, count,
@@ -527,7 +686,8 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                 runs.append(('ours, notifier://', lambda: _bus_run(
                     workdir, fleet.sockets, interval, count,
                     min(sweeps, 3))))
-            for mode in ('sequential', 'threads') if not profile else ():
+            for mode in (('sequential', 'threads')
+                         if not (profile or only_plugin) else ()):
                 runs.append(('%s baseline' % mode,
                              lambda mode=mode: run_baseline(
                                  mode, config, os.path.join(
@@ -801,9 +961,9 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
     for r in rows:
         by_fleet[r['fleet']][r['poller']] = r
     for fleet, polls in by_fleet.items():
-        ours = polls['ours (qga-polling)']
+        ours = polls.get('ours (qga-polling)')
         for name, r in polls.items():
-            if name.startswith('ours') or 'error' in r:
+            if ours is None or name.startswith('ours') or 'error' in r:
                 continue
             print('%-22s %-22s %10s %10s %10s' % (
                 fleet, name, _ratio(r['wall'], ours['wall']),
@@ -861,6 +1021,12 @@ TARGETS = [('1000 fake, 50 silent', 'wall', 4.0, 's'),
            ('1000 fake, 50 silent', 'cpu_ms_per_guest', 1.0, 'ms/guest'),
            ('1000 fake, 50 silent', 'peak_rss', 150 * 2 ** 20, 'MiB'),
            ('100 real, 0 silent', 'wall', 1.0, 's')]
+#: issue 19's targets, on other rows: (fleet, measure, bound, unit, row)
+TARGETS_BY_ROW = [
+    ('1000 fake, 50 silent', 'cpu_ms_per_guest', 0.8, 'ms/guest',
+     'ours, notifier://'),
+    ('1000 fake, 50 silent', 'cpu_ms_per_guest', 1.0, 'ms/guest',
+     'ours in ceilometer-polling')]
 
 
 def exporter_targets(rows: list[dict[str, Any]]) -> list[str]:
@@ -890,10 +1056,10 @@ def exporter_targets(rows: list[dict[str, Any]]) -> list[str]:
 def targets(rows: list[dict[str, Any]]) -> list[str]:
     """One line per target of issue 10 that this run measured: met or not."""
     out = []
-    for fleet, key, bound, unit in TARGETS:
+    for fleet, key, bound, unit, poller in (
+            [t + ('ours (qga-polling)',) for t in TARGETS] + TARGETS_BY_ROW):
         for r in rows:
-            if r['fleet'] != fleet or r['poller'] != 'ours (qga-polling)' \
-                    or 'error' in r:
+            if r['fleet'] != fleet or r['poller'] != poller or 'error' in r:
                 continue
             scale = 2 ** 20 if unit == 'MiB' else 1
             value = r[key] / scale
@@ -901,8 +1067,8 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
             if key == 'peak_rss':
                 extra = ', growth %.1f MiB over %d sweeps' % (
                     r['rss_growth'] / 2 ** 20, r['sweeps'])
-            out.append('target: %-20s %-16s %8.3f %s <= %g: %s%s' % (
-                fleet, key, value, unit, bound / scale,
+            out.append('target: %-20s %-26s %-16s %8.3f %s <= %g: %s%s' % (
+                fleet, poller, key, value, unit, bound / scale,
                 'met' if r[key] <= bound else 'NOT MET', extra))
     out += exporter_targets(rows)
     if out:
@@ -941,6 +1107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-bus', action='store_true',
                         help='skip the notifier:// row (it needs RabbitMQ on '
                              '127.0.0.1:5672, as make bench starts it)')
+    parser.add_argument('--no-plugin', action='store_true',
+                        help='skip the row of our pollsters inside '
+                             'ceilometer-polling')
+    parser.add_argument('--plugin-only', action='store_true',
+                        help='only the ceilometer-polling row, on the '
+                             'largest fake fleet (5%% silent)')
     parser.add_argument('--profile', action='store_true',
                         help='py-spy profile of the largest fake fleet, 5%% '
                              'silent, in a run of its own')
@@ -961,6 +1133,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     # The bus row on the largest fake fleet, silent guests included.
     bus_fleet = ('fake', max(sizes), silent[-1])
+    if args.plugin_only:
+        rows = [r for r in measure_fleet(
+            'fake', max(sizes), silent[-1], args.sweeps, 0, 0,
+            interval=args.interval, plugin=True, only_plugin=True)]
+        print_table(rows, [], [])
+        return 0
     for kind, count in fleet_runs:
         for quiet in silent:
             reference = (kind, count, quiet) == bus_fleet
@@ -970,7 +1148,8 @@ def main(argv: list[str] | None = None) -> int:
                 else args.sweeps, args.baseline_sweeps,
                 args.baseline_seconds, bus=not args.no_bus and reference,
                 interval=args.interval,
-                reference=reference and not args.smoke)
+                reference=reference and not args.smoke,
+                plugin=not args.no_plugin and reference)
     micro = micro_rows(args.pings, 200 if args.smoke else 2000)
     profile: list[dict[str, Any]] = []
     if args.profile:

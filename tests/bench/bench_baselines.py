@@ -207,7 +207,7 @@ def build_messages(conf: cfg.ConfigOpts, guest, polled: dict[str, Any],
     samples; keep it in step when those move.
     """
     from ceilometer_qga.collectors import base as collector_base
-    from ceilometer_qga.collectors import osfacts
+    from ceilometer_qga.qga import os_facts as osfacts
     from ceilometer_qga import report as report_mod
     from ceilometer_qga import sample as sample_mod
     from ceilometer_qga import sample_factory

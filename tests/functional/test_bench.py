@@ -2,7 +2,8 @@
 
 Real parts: ``tests/bench/bench.py --smoke`` runs the fake fleet process, the
 installed ``qga-polling`` console script as a service (with ``file://``,
-then with ``notifier://`` to a vhost of its own on the real RabbitMQ),
+then with ``notifier://`` to a vhost of its own on the real RabbitMQ), the
+real ``ceilometer-polling`` with our pollsters,
 both baseline processes and one real qemu-ga stand-in (the micro rows).  Nothing here
 checks a speed: only that every measurement is there and consistent.
 """
@@ -32,8 +33,14 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
     result = json.loads(out.read_text())
     rows = result['rows']
     assert [r['poller'] for r in rows] == [
-        'ours (qga-polling)', 'ours, notifier://', 'sequential baseline',
-        'threads baseline']
+        'ours (qga-polling)', 'ours in ceilometer-polling',
+        'ours, notifier://', 'sequential baseline', 'threads baseline']
+    # Our pollsters in the real ceilometer-polling: the same samples per
+    # cycle (nothing is published to count bytes: Ceilometer's noop driver).
+    plugin = rows.pop(1)
+    assert plugin['sweeps'] >= 1 and plugin['cpu_ms_per_guest'] > 0
+    assert plugin['up'] == 5 and plugin['samples'] == rows[0]['samples']
+    assert plugin['peak_rss'] > 10 * 2 ** 20
     for row in rows:
         assert row['fleet'] in proc.stdout
         assert row['sweeps'] >= 1 and row['wall'] > 0

@@ -55,6 +55,7 @@ from ceilometer_qga.pollsters import instance_guests
 from ceilometer_qga.pollsters import polling_cycle
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga import sample_factory
+from ceilometer_qga import signature
 from tests.fixtures import nova_domain
 
 pytestmark = pytest.mark.functional
@@ -260,7 +261,8 @@ def _check_plausible(found, instance_id):
 
 
 def test_polling_cycles_with_real_agents_and_a_hung_one(
-        ceilometer_conf, hypervisor, qga_fleet, fake_agent, command_log):
+        ceilometer_conf, hypervisor, qga_fleet, fake_agent, command_log,
+        monkeypatch):
     # polling.yaml is the schedule inside Ceilometer: neither the declared
     # intervals (filesystem, vcpus: 300 s) nor these hold a meter back.
     conf = ceilometer_conf(['guest.*'], qga_polling='collector_intervals = '
@@ -269,6 +271,17 @@ def test_polling_cycles_with_real_agents_and_a_hung_one(
                for i, g in enumerate(qga_fleet)]
     hung_agent = fake_agent('hang', name='hung')
     hung = start_nova_guest(hypervisor, hung_agent.socket, 'hung-1')
+
+    # Ceilometer signs each sample; ours must sign none (a spy around our
+    # signing, which calls the real function).
+    our_signatures = []
+    real_compute = signature.compute
+
+    def compute_spy(message, secret, shared=None):
+        if secret:
+            our_signatures.append(message.get('counter_name'))
+        return real_compute(message, secret, shared)
+    monkeypatch.setattr(signature, 'compute', compute_spy)
 
     manager = polling_manager.AgentManager(0, conf, namespaces=['compute'])
     manager.polling_manager = polling_manager.PollingManager(conf)
@@ -283,6 +296,7 @@ def test_polling_cycles_with_real_agents_and_a_hung_one(
     task.poll_and_notify()
     second = notified_samples()[len(first):]
     second_commands = command_log[len(first_commands):]
+    assert first and second and our_signatures == []
 
     # The hung guest cost one command timeout, not one per pollster.
     assert first_cycle < COMMAND_TIMEOUT + 3.0, first_cycle

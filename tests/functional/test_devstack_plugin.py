@@ -53,8 +53,8 @@ from ceilometer_qga.pollsters import options as ceilometer_options
 from ceilometer_qga import conf as qga_conf
 from nova_qga import conf as nova_qga_conf
 from tests.fixtures import install_envs
-from tests.unit.test_config_samples import documented_options
 from tests.fixtures import libvirt_env
+from tests.functional.test_config_samples import documented_options
 
 pytestmark = [
     pytest.mark.functional,

@@ -17,7 +17,6 @@ import time
 import pytest
 
 from ceilometer_qga.collectors import load_collectors
-from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga import poller as poller_mod
@@ -148,8 +147,8 @@ def test_blocked_commands_are_skipped_not_zeroed(workdir):
     [report] = result.reports
     skipped = {o.name: o.reason for o in report.outcomes
                if o.source == 'skipped'}
-    assert 'guest-get-fsinfo not offered' in skipped['FilesystemCollector']
-    assert 'guest-file-* not offered' in skipped['MemoryCollector']
+    assert 'guest-get-fsinfo not offered' in skipped['filesystem']
+    assert 'guest-file-* not offered' in skipped['memory']
 
 
 def test_file_reads_can_be_disabled(workdir):
@@ -259,21 +258,6 @@ def test_agent_restart_is_survived_and_capabilities_reread(workdir):
     assert {s.name for s in later[-1].samples} >= {'guest.cpu.time'}
 
 
-class _ScriptedDiscovery(discovery_base.Discovery):
-    """A discovery plugin whose answer the test changes between sweeps.
-
-    Stands in for libvirt reporting a power-state change; everything else
-    (agent, transport, engine) is real.
-    """
-
-    def __init__(self, conf, guests):
-        super().__init__(conf)
-        self.guests = guests
-
-    def discover(self):
-        return list(self.guests)
-
-
 def test_power_state_change_reaches_an_existing_session(workdir):
     with StandinFleet(1, workdir=workdir) as fleet:
         conf = make_conf([(UUIDS[0], fleet[0].socket)])
@@ -282,17 +266,13 @@ def test_power_state_change_reaches_an_existing_session(workdir):
         def guest(state):
             return Guest(UUIDS[0], 'instance-1', channels=(channel,),
                          metadata={'state': state})
-        discovery = _ScriptedDiscovery(conf, [guest('running')])
 
         async def run():
-            poller = poller_mod.Poller(conf, discovery,
-                                       load_collectors(conf))
+            poller = poller_mod.Poller(conf, load_collectors(conf))
             try:
-                first = await poller.sweep()
-                discovery.guests = [guest('paused')]
-                second = await poller.sweep()
-                discovery.guests = [guest('running')]
-                third = await poller.sweep()
+                first = await poller.sweep([guest('running')])
+                second = await poller.sweep([guest('paused')])
+                third = await poller.sweep([guest('running')])
                 return first, second, third
             finally:
                 await poller.close()
@@ -315,8 +295,8 @@ def test_frozen_guest_is_alive_but_reported_frozen(fake_agent):
         assert up.resource_metadata['agent_state'] == 'frozen'
     # each sweep asked again (frozen is temporary), and was told "frozen"
     outcomes = {o.name: o for o in second.reports[0].outcomes}
-    assert outcomes['FilesystemCollector'].error_state == 'frozen'
-    assert outcomes['CpuCollector'].error_state == 'frozen'
+    assert outcomes['filesystem'].error_state == 'frozen'
+    assert outcomes['cpu'].error_state == 'frozen'
 
 
 def test_freeze_is_seen_and_capabilities_are_reread_at_the_thaw(

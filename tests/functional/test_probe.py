@@ -140,7 +140,7 @@ def test_probe_reports_version_commands_meters_and_timings(short_tmpdir):
     assert meters['guest.memory.total']['unit'] == 'MiB'
     assert meters['guest.vcpus.online']['value'] == os.cpu_count()
     assert 'guest.users' not in meters
-    assert 'guest-get-users not offered' in report['skipped']['UsersCollector']
+    assert 'guest-get-users not offered' in report['skipped']['users']
     assert report['ping_ms']['count'] == 5
     commands = [c['command'] for c in report['commands']]
     assert commands[:2] == ['guest-ping', 'guest-info']
@@ -313,4 +313,4 @@ def test_frozen_agent_is_reported_frozen(fake_agent):
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     assert report['state'] == 'frozen'
-    assert 'frozen' in report['skipped']['FilesystemCollector']
+    assert 'frozen' in report['skipped']['filesystem']

@@ -164,10 +164,10 @@ def test_a_reconnect_runs_every_collector_again(qga_guest):
     assert report.state == 'ok' and report.error is None
     resting = {o.name: o for o in report.outcomes
                if o.source == schedule.NOT_DUE}
-    assert set(resting) == {'FilesystemCollector', 'VcpusCollector'}
-    assert resting['FilesystemCollector'].reason.startswith(
+    assert set(resting) == {'filesystem', 'vcpus'}
+    assert resting['filesystem'].reason.startswith(
         'not due: every 300 s, due again in ')
-    assert resting['FilesystemCollector'].error_state is None
+    assert resting['filesystem'].error_state is None
     assert again.reports[0].up, again.reports[0].error
     assert slow <= {s.name for s in again.samples}
 

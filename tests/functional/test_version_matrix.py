@@ -268,6 +268,6 @@ def test_probe_says_how_an_old_agent_is_read(fake_agent):
     assert via['guest.disk.read.bytes'] == 'fallback'
     assert via['guest.cpu.time'] == 'fallback'
     assert via['guest.network.incoming.bytes'] == 'native'
-    assert report['skipped']['FilesystemCollector'] == (
+    assert report['skipped']['filesystem'] == (
         'guest-get-fsinfo reply lacks the figures (an old agent); '
         'guest-get-statvfs not offered for /proc/mounts')

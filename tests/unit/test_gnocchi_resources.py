@@ -38,7 +38,7 @@ import yaml
 
 from ceilometer_qga import collectors
 from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga.collectors import osfacts
+from ceilometer_qga.qga import os_facts as osfacts
 from ceilometer_qga import conf as qga_conf
 from ceilometer_qga.discovery import libvirt as lv_discovery
 from ceilometer_qga import meters as meters_mod

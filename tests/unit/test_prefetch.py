@@ -16,6 +16,7 @@ from ceilometer_qga import conf as conf_mod
 from ceilometer_qga.collectors import load
 from ceilometer_qga.collectors import memory
 from ceilometer_qga.collectors import users
+from ceilometer_qga import engine
 from ceilometer_qga import prefetch
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
@@ -68,7 +69,9 @@ def _run(tr):
     conf = _conf()
     collectors = [users.UsersCollector(conf), load.LoadCollector(conf),
                   memory.MemoryCollector(conf)]
-    return asyncio.run(prefetch.prefetch(tr, _caps(), {}, conf, collectors))
+    caps = _caps()
+    plans = engine.plan(collectors, caps, {}, conf)
+    return asyncio.run(prefetch.prefetch(tr, caps, plans))
 
 
 def test_pipelined_transport_gets_one_batch_then_reads_and_closes():

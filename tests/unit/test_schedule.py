@@ -19,7 +19,7 @@ from ceilometer_qga import conf as conf_mod
 from ceilometer_qga.report import CollectorOutcome
 from ceilometer_qga import schedule
 
-FS = 'FilesystemCollector'
+FS = 'filesystem'
 
 
 def make_conf(**polling):
@@ -65,21 +65,21 @@ def test_intervals_are_declared_unless_overridden():
     conf = make_conf()
     collectors = load_collectors(conf)
     assert schedule.intervals(conf, collectors) == {
-        'FilesystemCollector': 300, 'MemoryCollector': 0, 'CpuCollector': 0,
-        'LoadCollector': 0, 'DiskCollector': 0, 'NetworkCollector': 0,
-        'UsersCollector': 0, 'VcpusCollector': 300}
+        'filesystem': 300, 'memory': 0, 'cpu': 0,
+        'load': 0, 'disk': 0, 'network': 0,
+        'users': 0, 'vcpus': 300}
     conf = make_conf(collector_intervals={'filesystem': '60', 'vcpus': '0',
                                           'cpu': '30.5'})
     got = schedule.intervals(conf, collectors)
-    assert (got['FilesystemCollector'], got['VcpusCollector'],
-            got['CpuCollector'], got['MemoryCollector']) == (60, 0, 30.5, 0)
+    assert (got['filesystem'], got['vcpus'],
+            got['cpu'], got['memory']) == (60, 0, 30.5, 0)
 
 
 def test_an_override_of_a_collector_not_enabled_is_harmless():
     conf = make_conf(collectors=['cpu'],
                      collector_intervals={'filesystem': '60'})
     assert schedule.intervals(conf, load_collectors(conf)) == {
-        'CpuCollector': 0}
+        'cpu': 0}
 
 
 @pytest.mark.parametrize('value,words', [
@@ -109,7 +109,7 @@ def test_tolerance_is_half_the_sweep_interval():
 def test_first_sweep_runs_everything():
     plan = schedule.CollectorSchedule({FS: 300}, tolerance=30)
     assert plan.due(FS, generation=0, now=1000.0)
-    assert plan.due('CpuCollector', generation=0, now=1000.0)
+    assert plan.due('cpu', generation=0, now=1000.0)
 
 
 def test_not_due_until_the_interval_less_the_tolerance():
@@ -186,9 +186,9 @@ def test_not_due_outcome_is_empty_and_says_when():
 
 
 def test_intervals_are_per_collector():
-    plan = schedule.CollectorSchedule({FS: 300, 'VcpusCollector': 10},
+    plan = schedule.CollectorSchedule({FS: 300, 'vcpus': 10},
                                       tolerance=2)
     plan.record(outcome(), 0, 1000.0)
-    plan.record(outcome(name='VcpusCollector'), 0, 1000.0)
+    plan.record(outcome(name='vcpus'), 0, 1000.0)
     assert not plan.due(FS, 0, 1008.0)
-    assert plan.due('VcpusCollector', 0, 1008.0)
+    assert plan.due('vcpus', 0, 1008.0)

@@ -22,7 +22,7 @@ from ceilometer_qga.collectors import filesystem
 from ceilometer_qga.collectors import load
 from ceilometer_qga.collectors import memory
 from ceilometer_qga.collectors import network
-from ceilometer_qga.collectors import osfacts
+from ceilometer_qga.qga import os_facts as osfacts
 from ceilometer_qga.collectors import users
 from ceilometer_qga.collectors import vcpus
 from tests.unit.collectors import support

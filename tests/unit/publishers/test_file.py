@@ -2,9 +2,10 @@
 
 Failures are produced for real, not simulated: a directory where the file
 should be (EISDIR), a regular file where its directory should be (ENOTDIR),
-``/dev/full`` (ENOSPC), and ``RLIMIT_FSIZE`` in a child process (a write
-that stops half-way, then EFBIG).  Root ignores permission bits, so
-permissions are not used to make a path unwritable.
+and ``/dev/full`` (ENOSPC); a write cut half-way by ``RLIMIT_FSIZE`` needs
+a child process and is in tests/functional/test_file_publisher_limits.py.
+Root ignores permission bits, so permissions are not used to make a path
+unwritable.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from __future__ import annotations
 import json
 import pathlib
 import stat
-import subprocess
-import sys
-import textwrap
 import urllib.parse
 
 import pytest
@@ -145,46 +143,6 @@ def test_starts_a_new_file_when_moved_away(conf, tmp_path):
     assert _read(moved) == messages[:2]
     assert _read(path) == messages[2:]
     pub.close()
-
-
-def test_no_half_line_after_a_write_fails_half_way(tmp_path):
-    """A write cut short by RLIMIT_FSIZE leaves whole lines only.
-
-    Runs in a child process: the limit and the ignored SIGXFSZ must not
-    touch the test runner's own files.
-    """
-    path = tmp_path / 'samples.jsonl'
-    script = textwrap.dedent('''
-        import json, resource, signal, sys, urllib.parse
-        from oslo_config import cfg
-        from ceilometer_qga import conf as qga_conf
-        from ceilometer_qga.publishers import file as file_pub
-        path = sys.argv[1]
-        conf = cfg.ConfigOpts()
-        qga_conf.register_opts(conf)
-        conf([], default_config_files=[], default_config_dirs=[])
-        pub = file_pub.FilePublisher(conf, urllib.parse.urlsplit('file://' + path))
-        messages = [{'counter_name': 'x', 'n': n, 'pad': 'y' * 60}
-                    for n in range(30)]
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
-        pub.publish(messages)
-        size_after_failure = open(path).read()
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        flushed = pub.flush(5.0)
-        print(json.dumps({'after_failure': size_after_failure,
-                          'buffered_then': 30 - pub.published,
-                          'flushed': flushed}))
-    ''')
-    result = subprocess.run([sys.executable, '-c', script, str(path)],
-                            capture_output=True, text=True, timeout=60,
-                            cwd=str(pathlib.Path(__file__).parents[3]))
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
-    assert report['after_failure'] == ''
-    assert report['flushed']
-    assert [m['n'] for m in _read(path)] == list(range(30))
 
 
 @pytest.mark.parametrize('url, reason', [

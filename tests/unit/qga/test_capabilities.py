@@ -3,6 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ceilometer_qga import freeze
 from ceilometer_qga.qga import capabilities
 
 REAL_72 = {
@@ -74,12 +75,13 @@ def _info(enabled, disabled=()):
 def test_frozen_agent_looks_frozen_and_others_do_not():
     # what qemu-ga 7.2 lists after guest-fsfreeze-freeze (ga_set_frozen)
     frozen = capabilities.parse_guest_info(_info(
-        capabilities.FREEZE_SAFE, ('guest-get-fsinfo', 'guest-get-osinfo')))
-    assert frozen.looks_frozen()
-    assert not capabilities.parse_guest_info(REAL_72).looks_frozen()
-    assert not capabilities.parse_guest_info(_info(())).looks_frozen()
+        freeze.SAFE, ('guest-get-fsinfo', 'guest-get-osinfo')))
+    assert freeze.looks_frozen(frozen)
+    assert not freeze.looks_frozen(capabilities.parse_guest_info(REAL_72))
+    assert not freeze.looks_frozen(capabilities.parse_guest_info(_info(())))
     # an agent allowing only pings (--allow-rpcs) but listing nothing else
-    assert not capabilities.parse_guest_info(_info(('guest-ping',))).looks_frozen()
+    assert not freeze.looks_frozen(
+        capabilities.parse_guest_info(_info(('guest-ping',))))
 
 
 def test_version_with_a_lone_surrogate_is_mended():

@@ -20,6 +20,8 @@ from tests.fixtures.agents import fake_agent as fake
 from tests.fixtures.agents import qga_protocol
 from tests.fixtures.agents import qga_standin
 
+pytestmark = pytest.mark.functional
+
 SYNC = b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 42}}\n'
 FF_ERROR_LINE = json.dumps({'error': qga_protocol.FF_ERROR}).encode() + b'\n'
 

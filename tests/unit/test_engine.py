@@ -6,7 +6,8 @@ recorded agents replayed by the fake agent).
 """
 
 from ceilometer_qga.collectors import disk
-from ceilometer_qga.collectors import engine
+from ceilometer_qga import engine
+from ceilometer_qga.qga import os_facts
 from ceilometer_qga.collectors import filesystem
 from ceilometer_qga.collectors import memory
 from ceilometer_qga.qga import capabilities
@@ -30,7 +31,7 @@ def test_windows_guests_get_no_proc_fallback():
         assert engine.fallback_blocker(collector, caps, {}, conf) is None
         reason = engine.fallback_blocker(collector, caps, WINDOWS, conf)
         assert reason == 'no %s on a mswindows guest' % collector.fallback_file
-    assert not engine.has_proc(WINDOWS) and engine.has_proc(LINUX)
+    assert not os_facts.has_proc(WINDOWS) and os_facts.has_proc(LINUX)
 
 
 def test_blockers_name_the_option_or_the_missing_command():

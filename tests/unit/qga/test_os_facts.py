@@ -2,7 +2,7 @@
 
 import pytest
 
-from ceilometer_qga.collectors import osfacts
+from ceilometer_qga.qga import os_facts as osfacts
 from tests.unit.collectors import support
 
 

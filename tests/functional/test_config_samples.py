@@ -20,6 +20,8 @@ import pytest
 
 from ceilometer_qga import conf as qga_conf
 
+pytestmark = pytest.mark.functional
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 GENERATOR_CONF = os.path.join(ROOT, 'etc', 'oslo-config-generator',

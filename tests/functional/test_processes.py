@@ -13,6 +13,8 @@ import pytest
 
 from tests.fixtures import processes as procs
 
+pytestmark = pytest.mark.functional
+
 # A child that ignores SIGTERM: only SIGKILL stops it.
 STUBBORN = ('import signal, sys, time\n'
             'signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'

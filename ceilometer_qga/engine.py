@@ -1,29 +1,28 @@
 """The one engine that runs a collector on a guest: native or fallback.
 
-Collectors only *declare* what they need (:mod:`.base`); this module decides,
-once for all of them, which source to use on a given guest and runs it:
+Collectors only *declare* what they need (:mod:`ceilometer_qga.collectors.
+base`); this module decides, once per guest per sweep, which source each
+due collector uses (:func:`plan`), and runs it (:func:`run`).  The same
+plan tells :mod:`ceilometer_qga.prefetch` what to ask up front, so the
+batch and the runs cannot disagree:
 
 1. the native command, when the agent offers it (``guest-info``) and its
-   reply is not :attr:`~.base.ParseResult.incomplete`;
+   reply is not :attr:`~ceilometer_qga.collectors.base.ParseResult.
+   incomplete`;
 2. else the declared ``/proc`` fallback -- the file through
    ``guest-file-open/read/close``, then, for collectors that declare a
    ``fallback_command``, that command once per item the file lists -- when
    ``[qga_polling] allow_file_reads`` is on, the agent offers every command
-   the fallback needs, and the guest has a ``/proc`` at all;
+   the fallback needs, and the guest has a ``/proc`` at all
+   (:func:`~ceilometer_qga.qga.os_facts.has_proc`);
 3. else nothing, with the reason (for an incomplete native reply: that it
    lacks the figures, and why the fallback cannot run).
-
-Whether the guest has a ``/proc`` is the OS facts' call: a Windows agent
-(virtio-win qemu-ga, ``guest-get-osinfo`` id ``mswindows``) has none, and
-asking it to open ``/proc/meminfo`` would only cost a failing
-``guest-file-open`` per collector per sweep.  A guest whose OS is unknown (an
-agent without ``guest-get-osinfo``, older than 2.10) is taken for Linux,
-as the 2013 script did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+import dataclasses
 from typing import Any
 
 from oslo_config import cfg
@@ -32,23 +31,13 @@ from ceilometer_qga.collectors import base
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import guest_file
+from ceilometer_qga.qga import os_facts
 from ceilometer_qga.report import CollectorOutcome
 
 FILE_COMMANDS = guest_file.FILE_COMMANDS
 
-#: ``guest-get-osinfo`` ids of guests without a ``/proc``
-NO_PROC_OS_IDS = frozenset({'mswindows'})
-
-#: errors after which the guest as a whole is unreachable for this sweep
-GUEST_LEVEL_ERRORS = guest_file.UNREACHABLE
-
 Execute = Callable[..., Awaitable[Any]]
 ReadFile = Callable[[str], Awaitable[str]]
-
-
-def has_proc(facts: dict[str, Any]) -> bool:
-    """True unless the OS facts say the guest has no ``/proc`` (Windows)."""
-    return facts.get('os_id') not in NO_PROC_OS_IDS
 
 
 def fallback_blocker(collector: base.Collector,
@@ -59,7 +48,7 @@ def fallback_blocker(collector: base.Collector,
         return 'no fallback'
     if not conf.qga_polling.allow_file_reads:
         return 'file reads disabled by [qga_polling] allow_file_reads'
-    if not has_proc(facts):
+    if not os_facts.has_proc(facts):
         return 'no %s on a %s guest' % (collector.fallback_file,
                                         facts.get('os_id'))
     if not caps.supports_all(FILE_COMMANDS):
@@ -71,28 +60,56 @@ def fallback_blocker(collector: base.Collector,
     return None
 
 
-async def run(collector: base.Collector, caps: caps_mod.Capabilities,
-              facts: dict[str, Any], conf: cfg.ConfigOpts,
-              execute: Execute, read_file: ReadFile) -> CollectorOutcome:
-    """Run one collector on one guest (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How one collector runs on one guest in this sweep."""
+
+    collector: base.Collector
+    #: the agent offers the native command: it is sent first
+    native: bool
+    #: why the fallback cannot run on this guest, or None when it can
+    blocker: str | None
+
+    @property
+    def prefetch_file(self) -> str | None:
+        """The ``/proc`` file read up front: the fallback's, when the
+        native command is not offered and the fallback can run."""
+        if self.native or self.blocker is not None:
+            return None
+        return self.collector.fallback_file
+
+
+def plan(collectors: list[base.Collector], caps: caps_mod.Capabilities,
+         facts: dict[str, Any], conf: cfg.ConfigOpts) -> list[Plan]:
+    """The plan of each collector on this guest, in their order."""
+    return [Plan(c, bool(c.command and caps.supports(c.command)),
+                 fallback_blocker(c, caps, facts, conf))
+            for c in collectors]
+
+
+async def run(step: Plan, execute: Execute,
+              read_file: ReadFile) -> CollectorOutcome:
+    """Run one collector on one guest as planned (see the module).
 
     :param execute: the guest transport's ``execute(command, arguments)``
     :param read_file: reads an allow-listed file of the guest as text
-    :raises errors.QgaError: one of :data:`GUEST_LEVEL_ERRORS`; every other
-        error ends up in the outcome as a skip with its reason
+    :raises errors.QgaError: one of :data:`~ceilometer_qga.qga.errors.
+        UNREACHABLE`; every other error ends up in the outcome as a skip
+        with its reason
     """
-    name = collector.__class__.__name__
+    collector, blocker = step.collector, step.blocker
+    name = collector.name
     native: base.ParseResult | None = None
     try:
-        if collector.command and caps.supports(collector.command):
+        if step.native:
+            assert collector.command is not None
             native = collector.parse(await execute(collector.command))
             if not native.incomplete:
                 return CollectorOutcome(name, 'native', native)
-        blocker = fallback_blocker(collector, caps, facts, conf)
         if blocker is None:
             result = await _run_fallback(collector, execute, read_file)
             return CollectorOutcome(name, 'fallback', result)
-    except GUEST_LEVEL_ERRORS:
+    except errors.UNREACHABLE:
         raise
     except errors.QgaError as exc:
         # An incomplete native result has no readings: keep what it dropped.
@@ -122,7 +139,7 @@ async def _run_fallback(collector: base.Collector, execute: Execute,
         try:
             replies[item] = await execute(collector.fallback_command,
                                           {'path': item})
-        except (GUEST_LEVEL_ERRORS + (errors.AgentFrozen,)):
+        except (errors.UNREACHABLE + (errors.AgentFrozen,)):
             raise
         except errors.CommandFailed as exc:
             # One mountpoint gone (unmounted since /proc/mounts was read)

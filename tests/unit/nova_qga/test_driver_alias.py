@@ -28,8 +28,8 @@ def test_install_is_idempotent_and_appends(monkeypatch):
 
 def test_the_pth_line_installs_the_finder(monkeypatch):
     """The line of qga-monitor-nova-driver.pth, as site.addpackage runs it."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
     with open(os.path.join(root, 'qga-monitor-nova-driver.pth')) as pth:
         (line,) = pth.read().splitlines()
     assert line.startswith('import ')
