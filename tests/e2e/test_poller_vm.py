@@ -66,6 +66,7 @@ import pytest
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga.discovery import libvirt as discovery_libvirt
 from ceilometer_qga.guest import STANDARD_CHANNEL
+from ceilometer_qga import freeze
 from ceilometer_qga.qga import capabilities
 from ceilometer_qga.qga import transport_libvirt
 from ceilometer_qga.qga import transport_socket
@@ -924,7 +925,7 @@ async def test_frozen_then_thawed(healthy, agent_commands, libvirtd, tmp_path):
                 libvirt_qemu.qemuAgentCommand, vm.dom,
                 json.dumps({'execute': 'guest-info'}), 5, 0))['return']
             enabled = {c['name'] for c in info['supported_commands'] if c['enabled']}
-            assert enabled <= capabilities.FREEZE_SAFE, enabled
+            assert enabled <= freeze.SAFE, enabled
             sweeps = [await runner.run_once() for _ in range(2)]
         finally:
             await asyncio.to_thread(vm.dom.fsThaw)
