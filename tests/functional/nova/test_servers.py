@@ -20,6 +20,7 @@ import fixtures
 from lxml import etree
 from nova import context as nova_context
 from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional.api import client
 from nova.tests.functional.libvirt import base
 from nova import utils
 from nova.virt.libvirt import driver as libvirt_driver
@@ -207,3 +208,183 @@ class QgaServersTest(nova_harness.ServicesCompat, base.ServersTestBase):
         domain = self._domain(with_agent)
         self.assertEqual(1, len(self._channels(domain, AGENT)))
         self.assertEqual(1, len(self._channels(domain, MONITOR)))
+
+
+class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
+    """Snapshots and password changes of servers booted on QgaLibvirtDriver.
+
+    The API's ``createImage`` runs Nova's whole live-snapshot path
+    (``LibvirtDriver.snapshot`` -> ``_live_snapshot``) on the fake libvirt
+    of Nova's harness.  Stubbed, because the fake libvirt has no disk files:
+    the qemu-img calls on the root disk (``get_disk_size``,
+    ``get_disk_backing_file``, ``create_image``, ``extract_snapshot``, the
+    privsep ``chown``).  ``fsFreeze``/``fsThaw``/``setUserPassword`` of the
+    fake domain are pass-through spies: they record what libvirt was asked
+    to send to the agent.
+    """
+
+    microversion = 'latest'
+
+    def setUp(self):
+        super().setUp()
+        self.socket_dir = tempfile.mkdtemp(prefix='qga-', dir='/tmp')
+        self.addCleanup(os.rmdir, self.socket_dir)
+        os.chmod(self.socket_dir, 0o2770)
+        self.flags(socket_dir=self.socket_dir, group='qga')
+
+        self.agent_calls = []
+        self.freeze_error = None
+        for method in ('fsFreeze', 'fsThaw', 'setUserPassword'):
+            self._spy_domain(method)
+
+        def extract_snapshot(disk_path, source_fmt, out_path, dest_fmt):
+            with open(out_path, 'wb') as out:
+                out.write(b'snapshot of ' + disk_path.encode())
+
+        for name, stub in (
+                ('get_disk_size', lambda path, format=None: 1 << 30),
+                ('get_disk_backing_file',
+                 lambda path, basename=True, format=None: None),
+                ('create_image', lambda *a, **kw: None),
+                ('extract_snapshot', extract_snapshot)):
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.virt.libvirt.utils.' + name, stub))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.privsep.path.chown', lambda *a, **kw: None))
+
+        self.start_compute('compute1')
+        self.plain_flavor = self._create_flavor(
+            id=PLAIN_FLAVOR, name=PLAIN_FLAVOR, memory_mb=512, vcpu=1,
+            disk=1, ephemeral=0)
+
+    def _setup_compute_service(self):
+        self.flags(compute_driver='qga_libvirt.QgaLibvirtDriver')
+
+    def _spy_domain(self, method):
+        real = getattr(fakelibvirt.Domain, method)
+
+        def spy(dom, *args, **kwargs):
+            self.agent_calls.append((method, dom.name()) + args)
+            if method == 'fsFreeze' and self.freeze_error is not None:
+                raise self.freeze_error
+            return real(dom, *args, **kwargs)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.' + method, spy))
+
+    def _boot(self, flavor_id=None, **kwargs):
+        server = self._create_server(
+            flavor_id=flavor_id or self.plain_flavor, networks='none',
+            **kwargs)
+        return server
+
+    def _add_image(self, image_id, **properties):
+        image = copy.deepcopy(self.glance.image1)
+        image['id'] = image_id
+        image['properties'].update(properties)
+        self.glance.create(nova_context.get_admin_context(), image)
+        return image_id
+
+    def _snapshot(self, server):
+        """createImage through the API; the snapshot image once uploaded."""
+        before = set(self.glance.images)
+        self._snapshot_server(server, 'snap-' + server['id'])
+        self._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None, 'status': 'ACTIVE'})
+        (image_id,) = set(self.glance.images) - before
+        return self.glance.images[image_id]
+
+    def _instance_name(self, server):
+        return self.admin_api.get_server(server['id'])['OS-EXT-SRV-ATTR:'
+                                                       'instance_name']
+
+    def test_snapshot_quiesces_through_the_agent_channel(self):
+        server = self._boot()
+        image = self._snapshot(server)
+
+        name = self._instance_name(server)
+        self.assertEqual([('fsFreeze', name), ('fsThaw', name)],
+                         self.agent_calls)
+        self.assertEqual('active', image['status'])
+        log = self.stdlog.logger.output
+        self.assertNotIn('Skipping quiescing', log)
+        self.assertNotIn('Quiescing instance not available', log)
+
+    def test_no_agent_features_is_novas_own_behaviour(self):
+        self.flags(nova_agent_features=[], group='qga')
+        server = self._boot()
+        image = self._snapshot(server)
+
+        self.assertEqual([], self.agent_calls)
+        self.assertEqual('active', image['status'])
+        self.assertIn('Skipping quiescing instance: QEMU guest agent is not '
+                      'enabled.', self.stdlog.logger.output)
+
+    def test_agent_that_does_not_answer_gives_an_unquiesced_snapshot(self):
+        # What libvirt raises when guest-sync gets no answer in time
+        # (qemuAgentGuestSync, src/qemu/qemu_agent.c).
+        self.freeze_error = fakelibvirt.make_libvirtError(
+            fakelibvirt.libvirtError, 'QEMU guest agent is not connected',
+            error_code=fakelibvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+            error_domain=fakelibvirt.VIR_FROM_QEMU)
+        server = self._boot()
+        image = self._snapshot(server)
+
+        name = self._instance_name(server)
+        self.assertEqual([('fsFreeze', name)], self.agent_calls)
+        self.assertEqual('active', image['status'])
+        self.assertIn('Skipping quiescing instance: Instance quiesce failed: '
+                      'Error from libvirt while quiescing',
+                      self.stdlog.logger.output)
+
+    def test_domain_without_the_channel_is_not_quiesced(self):
+        flavor_id = self._create_flavor(
+            id=OPT_OUT_FLAVOR, name=OPT_OUT_FLAVOR, memory_mb=512, vcpu=1,
+            disk=1, ephemeral=0, extra_spec={'qga:monitor': 'false'})
+        server = self._boot(flavor_id)
+        image = self._snapshot(server)
+
+        self.assertEqual([], self.agent_calls)
+        self.assertEqual('active', image['status'])
+        self.assertIn('Skipping quiescing instance: QEMU guest agent is not '
+                      'enabled: the domain has no org.qemu.guest_agent.0 '
+                      'channel', self.stdlog.logger.output)
+
+    def test_os_require_quiesce_without_a_channel_fails_the_snapshot(self):
+        flavor_id = self._create_flavor(
+            id=OPT_OUT_FLAVOR, name=OPT_OUT_FLAVOR, memory_mb=512, vcpu=1,
+            disk=1, ephemeral=0, extra_spec={'qga:monitor': 'false'})
+        image_id = self._add_image(uuids.require_quiesce,
+                                   os_require_quiesce='yes')
+        server = self._boot(flavor_id, image_uuid=image_id)
+        before = set(self.glance.images)
+        self._snapshot_server(server, 'snap')
+        self._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None})
+
+        self.assertEqual([], self.agent_calls)
+        self.assertIn('Quiescing instance failed but image property '
+                      '"os_require_quiesce" is set', self.stdlog.logger.output)
+        # Nova deletes the image of a failed snapshot.
+        self.assertEqual(set(), set(self.glance.images) - before)
+
+    def test_set_password_is_off_by_default(self):
+        server = self._boot()
+        exc = self.assertRaises(
+            client.OpenStackApiException, self.api.post_server_action,
+            server['id'], {'changePassword': {'adminPass': 'n3w'}})
+        self.assertEqual(409, exc.response.status_code)
+        self.assertEqual([], self.agent_calls)
+
+    def test_set_password_through_the_agent_channel_when_enabled(self):
+        self.flags(nova_agent_features=['quiesce', 'set_password'],
+                   group='qga')
+        server = self._boot()
+        self.api.post_server_action(
+            server['id'], {'changePassword': {'adminPass': 'n3w'}})
+        self._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None})
+
+        self.assertEqual(
+            [('setUserPassword', self._instance_name(server), 'root', 'n3w')],
+            self.agent_calls)
