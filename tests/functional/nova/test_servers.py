@@ -221,6 +221,17 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
     privsep ``chown``).  ``fsFreeze``/``fsThaw``/``setUserPassword`` of the
     fake domain are pass-through spies: they record what libvirt was asked
     to send to the agent.
+
+    Three behaviours of real libvirt that the fake lacks are added, because
+    the live snapshot depends on them (each as libvirt documents it in
+    src/libvirt-domain.c):
+
+    * ``virDomainUndefineFlags``: "If the domain is running, it's converted
+      to transient domain, without stopping it" (the fake forgets it);
+    * ``virDomainDefineXML``: defining a running domain keeps it running
+      and makes it persistent (the fake replaces it with a stopped one);
+    * ``virDomainGetXMLDesc``: the live XML has the ``<channel>`` devices of
+      the definition (the fake renders no channels).
     """
 
     microversion = 'latest'
@@ -234,6 +245,7 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
 
         self.agent_calls = []
         self.freeze_error = None
+        self._libvirt_semantics()
         for method in ('fsFreeze', 'fsThaw', 'setUserPassword'):
             self._spy_domain(method)
 
@@ -259,6 +271,41 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
 
     def _setup_compute_service(self):
         self.flags(compute_driver='qga_libvirt.QgaLibvirtDriver')
+
+    def _libvirt_semantics(self):
+        channels = {}
+        real_define = fakelibvirt.Connection.defineXML
+        real_undefine = fakelibvirt.Domain.undefine
+        real_xml = fakelibvirt.Domain.XMLDesc
+
+        def define(conn, xml):
+            domain = etree.fromstring(xml)
+            name = domain.findtext('name')
+            channels[name] = domain.findall('devices/channel')
+            running = conn._vms.get(name)
+            if running is not None and running.isActive():
+                running._transient = False
+                return running
+            return real_define(conn, xml)
+
+        def undefine(dom):
+            if dom.isActive():
+                dom._transient = True
+                return
+            real_undefine(dom)
+
+        def xml_desc(dom, flags):
+            domain = etree.fromstring(real_xml(dom, flags))
+            devices = domain.find('devices')
+            for channel in channels.get(dom.name(), []):
+                devices.append(copy.deepcopy(channel))
+            return etree.tostring(domain, encoding='unicode')
+
+        for target, patch in (('Connection.defineXML', define),
+                              ('Domain.undefine', undefine),
+                              ('Domain.XMLDesc', xml_desc)):
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.tests.fixtures.libvirt.' + target, patch))
 
     def _spy_domain(self, method):
         real = getattr(fakelibvirt.Domain, method)
@@ -333,7 +380,7 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
         name = self._instance_name(server)
         self.assertEqual([('fsFreeze', name)], self.agent_calls)
         self.assertEqual('active', image['status'])
-        self.assertIn('Skipping quiescing instance: Instance quiesce failed: '
+        self.assertIn('Skipping quiescing instance: Failed to quiesce instance: '
                       'Error from libvirt while quiescing',
                       self.stdlog.logger.output)
 
@@ -349,6 +396,28 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
         self.assertIn('Skipping quiescing instance: QEMU guest agent is not '
                       'enabled: the domain has no org.qemu.guest_agent.0 '
                       'channel', self.stdlog.logger.output)
+
+    def test_monitor_channel_alone_is_never_used_to_freeze(self):
+        # Only the dedicated channel: its agent is read-only by design and
+        # libvirt does not even connect to it, so no quiesce.
+        self.flags(domain_hooks=['monitor_channel'], group='qga')
+        self.restart_compute_service('compute1')
+        server = self._boot()
+        self.assertEqual([MONITOR], [
+            target.get('name') for target in etree.fromstring(
+                self._fake_domain(server).XMLDesc(0)).iterfind(
+                    'devices/channel/target')])
+        image = self._snapshot(server)
+
+        self.assertEqual([], self.agent_calls)
+        self.assertEqual('active', image['status'])
+        self.assertIn('Skipping quiescing instance: QEMU guest agent is not '
+                      'enabled: the domain has no org.qemu.guest_agent.0 '
+                      'channel', self.stdlog.logger.output)
+
+    def _fake_domain(self, server):
+        conn = self.computes['compute1'].driver._host.get_connection()
+        return conn.lookupByUUIDString(server['id'])
 
     def test_os_require_quiesce_without_a_channel_fails_the_snapshot(self):
         flavor_id = self._create_flavor(
@@ -386,5 +455,6 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
             server, {'OS-EXT-STS:task_state': None})
 
         self.assertEqual(
-            [('setUserPassword', self._instance_name(server), 'root', 'n3w')],
+            [('setUserPassword', self._instance_name(server), 'root', 'n3w',
+              0)],
             self.agent_calls)
