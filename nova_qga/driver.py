@@ -25,7 +25,9 @@ The driver changes three things and nothing else:
 ``__init__`` only adds loading the hook chain, so that a bad
 ``[qga] domain_hooks`` stops nova-compute at start instead of at a spawn.
 
-This is the only module of ``nova_qga`` that imports Nova.
+This module and :mod:`nova_qga.domain_xml` (Nova's
+``LibvirtConfigGuestChannel``) are the modules of ``nova_qga`` that import
+Nova; :mod:`nova_qga.conf` imports nothing of it.
 """
 
 from __future__ import annotations
@@ -65,9 +67,8 @@ class AgentChannelUnusable(exception.QemuGuestAgentNotEnabled):
     msg_fmt = _('QEMU guest agent is not enabled: %(reason)s')
 
 
-
 class QgaLibvirtDriver(libvirt_driver.LibvirtDriver):
-    """Libvirt driver that runs the domain hooks and strips legacy files."""
+    """Libvirt driver: domain hooks, no legacy files, agent by channel."""
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
         super().__init__(virtapi, read_only)
