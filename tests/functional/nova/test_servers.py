@@ -231,7 +231,10 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
     * ``virDomainDefineXML``: defining a running domain keeps it running
       and makes it persistent (the fake replaces it with a stopped one);
     * ``virDomainGetXMLDesc``: the live XML has the ``<channel>`` devices of
-      the definition (the fake renders no channels).
+      the definition (the fake renders no channels), and the agent
+      channel's ``<target state=...>`` once QEMU reported whether the guest
+      opened the port (``virDomainChrDefFormat`` in
+      src/conf/domain_conf.c; ``self.agent_state``, unset by default).
     """
 
     microversion = 'latest'
@@ -245,6 +248,7 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
 
         self.agent_calls = []
         self.freeze_error = None
+        self.agent_state = None
         self._libvirt_semantics()
         for method in ('fsFreeze', 'fsThaw', 'setUserPassword'):
             self._spy_domain(method)
@@ -298,7 +302,12 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
             domain = etree.fromstring(real_xml(dom, flags))
             devices = domain.find('devices')
             for channel in channels.get(dom.name(), []):
-                devices.append(copy.deepcopy(channel))
+                channel = copy.deepcopy(channel)
+                target = channel.find('target')
+                if (self.agent_state is not None and
+                        target.get('name') == AGENT):
+                    target.set('state', self.agent_state)
+                devices.append(channel)
             return etree.tostring(domain, encoding='unicode')
 
         for target, patch in (('Connection.defineXML', define),
@@ -396,6 +405,26 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
         self.assertIn('Skipping quiescing instance: QEMU guest agent is not '
                       'enabled: the domain has no org.qemu.guest_agent.0 '
                       'channel', self.stdlog.logger.output)
+
+    def test_disconnected_agent_channel_is_not_asked(self):
+        self.agent_state = 'disconnected'
+        server = self._boot()
+        image = self._snapshot(server)
+
+        self.assertEqual([], self.agent_calls)
+        self.assertEqual('active', image['status'])
+        self.assertIn('Skipping quiescing instance: QEMU guest agent is not '
+                      'enabled: no agent in the guest has '
+                      'org.qemu.guest_agent.0 open', self.stdlog.logger.output)
+
+    def test_connected_agent_channel_is_quiesced(self):
+        self.agent_state = 'connected'
+        server = self._boot()
+        self._snapshot(server)
+
+        name = self._instance_name(server)
+        self.assertEqual([('fsFreeze', name), ('fsThaw', name)],
+                         self.agent_calls)
 
     def test_monitor_channel_alone_is_never_used_to_freeze(self):
         # Only the dedicated channel: its agent is read-only by design and
