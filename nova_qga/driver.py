@@ -118,6 +118,18 @@ class QgaLibvirtDriver(libvirt_driver.LibvirtDriver):
                 raise
             self._check_agent_channel(instance)
 
+    def unquiesce(self, context: Any, instance: Any, image_meta: Any) -> None:
+        """Nova's thaw, sent even if the port was reported closed since.
+
+        A guest that was frozen must be asked to thaw whatever libvirt
+        reports about the port meanwhile; only the channel must be there.
+        """
+        self._agent_ok.thawing = True
+        try:
+            super().unquiesce(context, instance, image_meta)
+        finally:
+            self._agent_ok.thawing = False
+
     def set_admin_password(self, instance: Any, new_pass: str) -> None:
         """Nova's, for a domain with the channel when set_password is on."""
         image_meta = instance.image_meta
@@ -145,8 +157,8 @@ class QgaLibvirtDriver(libvirt_driver.LibvirtDriver):
         must not be marked ``state="disconnected"`` (libvirt marks the
         agent channel connected or disconnected from QEMU's
         VSERPORT_CHANGE events, i.e. whether the guest has the port open).
-        Without the state attribute the agent's own answer decides, as for
-        an image with ``hw_qemu_guest_agent=yes``.
+        Without the state attribute, and for a thaw, the agent's own answer
+        decides, as for an image with ``hw_qemu_guest_agent=yes``.
         """
         name = qga_conf.STANDARD_CHANNEL_NAME
         try:
@@ -166,6 +178,7 @@ class QgaLibvirtDriver(libvirt_driver.LibvirtDriver):
             raise AgentChannelUnusable(
                 reason='the domain has no %s channel and the image does not '
                        'set hw_qemu_guest_agent' % name)
-        if targets[0].get('state') == 'disconnected':
+        if (targets[0].get('state') == 'disconnected' and
+                not getattr(self._agent_ok, 'thawing', False)):
             raise AgentChannelUnusable(
                 reason='no agent in the guest has %s open' % name)

@@ -249,6 +249,7 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
         self.agent_calls = []
         self.freeze_error = None
         self.agent_state = None
+        self.state_after_freeze = None
         self._libvirt_semantics()
         for method in ('fsFreeze', 'fsThaw', 'setUserPassword'):
             self._spy_domain(method)
@@ -323,6 +324,8 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
             self.agent_calls.append((method, dom.name()) + args)
             if method == 'fsFreeze' and self.freeze_error is not None:
                 raise self.freeze_error
+            if method == 'fsFreeze' and self.state_after_freeze is not None:
+                self.agent_state = self.state_after_freeze
             return real(dom, *args, **kwargs)
 
         self.useFixture(fixtures.MonkeyPatch(
@@ -419,6 +422,18 @@ class QgaQuiesceTest(nova_harness.ServicesCompat, base.ServersTestBase):
 
     def test_connected_agent_channel_is_quiesced(self):
         self.agent_state = 'connected'
+        server = self._boot()
+        self._snapshot(server)
+
+        name = self._instance_name(server)
+        self.assertEqual([('fsFreeze', name), ('fsThaw', name)],
+                         self.agent_calls)
+
+    def test_a_frozen_guest_is_always_thawed(self):
+        # The port is reported closed while the guest is frozen: the thaw
+        # is still sent (libvirt then says whether the agent answered).
+        self.agent_state = 'connected'
+        self.state_after_freeze = 'disconnected'
         server = self._boot()
         self._snapshot(server)
 
