@@ -9,11 +9,16 @@ generated where Nova is not installed.
 from __future__ import annotations
 
 from oslo_config import cfg
+from oslo_config import types
 
 GROUP = 'qga'
 
 #: Target name of the channel that stock qemu-guest-agent packages open.
 STANDARD_CHANNEL_NAME = 'org.qemu.guest_agent.0'
+
+#: Nova features the standard agent channel can enable without the
+#: hw_qemu_guest_agent image property (see [qga] nova_agent_features).
+AGENT_FEATURES = ('quiesce', 'set_password')
 
 qga_opts = [
     cfg.ListOpt('domain_hooks',
@@ -70,6 +75,27 @@ qga_opts = [
                      'drive writes them. The defaults are the files of the '
                      'retired in-guest monitoring scripts. Empty list: '
                      'nothing is removed.'),
+    cfg.ListOpt('nova_agent_features',
+                item_type=types.String(choices=AGENT_FEATURES),
+                default=['quiesce'],
+                help='Nova features that use the guest agent on the '
+                     'standard org.qemu.guest_agent.0 channel of an '
+                     'instance whose image lacks hw_qemu_guest_agent=yes, '
+                     'when the instance\'s domain has that channel (added '
+                     'by the agent_channel hook or already there). '
+                     '"quiesce": snapshots freeze and thaw the guest\'s '
+                     'filesystems through the agent; where the agent does '
+                     'not answer, Nova logs "Skipping quiescing instance" '
+                     'and takes the snapshot unquiesced, as without the '
+                     'image property, unless the image sets '
+                     'os_require_quiesce. "set_password": the '
+                     'changePassword server action (os-admin-password) '
+                     'sets a user\'s password inside the guest through the '
+                     'agent, which lets whoever may call that API change '
+                     'the root password of the instance; off by default. '
+                     'The dedicated monitor channel is never used for '
+                     'either. An empty list: only the image property '
+                     'enables them, as in Nova itself.'),
 ]
 
 

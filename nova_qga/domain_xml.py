@@ -1,9 +1,10 @@
 """The few edits nova_qga makes to a libvirt ``<domain>``, in one place.
 
-Hooks speak in elements through these helpers and never in strings, in the
-spirit of Nova's ``nova/virt/libvirt/config.py``.  The channel element made
-here is the one Nova's own ``LibvirtConfigGuestChannel`` produces for
-``hw_qemu_guest_agent=yes``::
+Hooks speak in elements through these helpers and never in strings.  The
+channel element is built by Nova's own ``LibvirtConfigGuestChannel``
+(``format_dom``), the class Nova's driver uses for
+``hw_qemu_guest_agent=yes`` (``LibvirtDriver._add_qga_device``), so it is
+the element Nova would write::
 
     <channel type="unix">
       <source mode="bind" path="..."/>
@@ -14,6 +15,7 @@ here is the one Nova's own ``LibvirtConfigGuestChannel`` produces for
 from __future__ import annotations
 
 from lxml import etree
+from nova.virt.libvirt import config as vconfig
 
 # Blank text is dropped on parsing so that serialising with pretty_print
 # indents the elements we add like the ones Nova wrote.
@@ -67,9 +69,13 @@ def ensure_unix_channel(domain: etree._Element, target_name: str,
     """
     if channels(domain, target_name):
         return False
-    channel = etree.SubElement(devices(domain), 'channel', type='unix')
-    source = etree.SubElement(channel, 'source', mode='bind')
-    if path is not None:
-        source.set('path', path)
-    etree.SubElement(channel, 'target', type='virtio', name=target_name)
+    config = vconfig.LibvirtConfigGuestChannel()
+    config.type = 'unix'
+    config.target_name = target_name
+    # Nova always names the path; without one libvirt chooses it.
+    config.source_path = '' if path is None else path
+    channel = config.format_dom()
+    if path is None:
+        del channel.find('source').attrib['path']
+    devices(domain).append(channel)
     return True

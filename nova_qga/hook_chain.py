@@ -16,10 +16,10 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from ceilometer_qga import plugins
 from nova_qga import domain_xml
 from nova_qga.hooks import base
 from nova_qga import opt_out
+from nova_qga import plugins
 
 LOG = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ def test_list_opts_has_every_option_in_qga_group():
     assert group == 'qga'
     assert {o.name for o in opts} == {
         'domain_hooks', 'monitor_channel_name', 'socket_dir', 'socket_group',
-        'allow_opt_out', 'strip_injected_files'}
+        'allow_opt_out', 'strip_injected_files', 'nova_agent_features'}
 
 
 def test_defaults():
@@ -35,6 +35,26 @@ def test_defaults():
     assert conf.qga.strip_injected_files == ['/etc/vm_monitor/*',
                                              '/etc/cron.d/inject_cron_job']
     assert conf.qga.allow_opt_out is True
+    # set_password lets the API change a root password: never by default.
+    assert conf.qga.nova_agent_features == ['quiesce']
+
+
+def test_nova_agent_features_refuses_unknown_names():
+    conf = cfg.ConfigOpts()
+    qga_conf.register_opts(conf)
+    conf([], default_config_files=[])
+    conf.set_override('nova_agent_features', ['quiesce', 'set_password'],
+                      group='qga')
+    assert conf.qga.nova_agent_features == ['quiesce', 'set_password']
+    conf.set_override('nova_agent_features', [], group='qga')
+    assert conf.qga.nova_agent_features == []
+    try:
+        conf.set_override('nova_agent_features', ['freeze'], group='qga')
+        conf.qga.nova_agent_features
+    except ValueError as exc:
+        assert 'freeze' in str(exc)
+    else:
+        raise AssertionError('an unknown feature name was accepted')
 
 
 def test_committed_sample_is_current(tmp_path):
@@ -64,4 +84,4 @@ def test_conf_imports_without_nova():
     result = subprocess.run([sys.executable, '-c', blocker], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '6'
+    assert result.stdout.strip() == '7'

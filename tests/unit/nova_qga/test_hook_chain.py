@@ -216,3 +216,30 @@ def test_unparsable_xml_returned_unchanged(conf, caplog):
     instance = nova_domain.make_instance()
     assert _both(conf).apply('<domain', instance, None) == '<domain'
     assert instance.uuid in caplog.text
+
+
+def test_nova_half_imports_nothing_of_the_poller():
+    """nova_qga and ceilometer_qga meet only in the guest (architecture.rst).
+
+    The driver's modules load with ``ceilometer_qga`` made unimportable.
+    """
+    import subprocess
+    import sys
+    blocker = (
+        'import sys\n'
+        'class NoPoller:\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        '        if name.split(".")[0] == "ceilometer_qga":\n'
+        '            raise ImportError("ceilometer_qga is not here")\n'
+        'sys.meta_path.insert(0, NoPoller())\n'
+        'from nova_qga import conf, driver, hook_chain\n'
+        'from oslo_config import cfg\n'
+        'opts = cfg.ConfigOpts()\n'
+        'conf.register_opts(opts)\n'
+        'opts([], default_config_files=[])\n'
+        'print(",".join(hook_chain.HookChain.load(opts).names))\n')
+    result = subprocess.run([sys.executable, '-c', blocker],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == \
+        'agent_channel,monitor_channel'
