@@ -1,9 +1,10 @@
 """Load plugins by entry-point name: the one loader of every namespace.
 
 Collectors (``ceilometer_qga.collectors``), discovery
-(``ceilometer_qga.discovery``), publishers (``ceilometer_qga.publishers``)
-and Nova's domain hooks (``nova_qga.domain_hooks``) are all loaded here,
-like os-vif loads its plugins in one place (``os_vif/__init__.py``): the
+(``ceilometer_qga.discovery``) and publishers (``ceilometer_qga.publishers``)
+are all loaded here (``nova_qga`` has its own small loader, as the two
+halves share nothing), like os-vif loads its plugins in one place
+(``os_vif/__init__.py``): the
 caller names the option the names came from, and gets
 
 * the plugins in the order the option lists them;

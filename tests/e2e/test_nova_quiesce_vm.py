@@ -32,7 +32,7 @@ import pytest
 from nova_qga import driver
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import vm as vm_fixtures
-from tests.unit.nova_qga import nova_domains
+from tests.fixtures import nova_domain as nova_domains
 from ceilometer_qga.qga import transport_libvirt
 
 pytestmark = pytest.mark.e2e
