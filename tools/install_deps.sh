@@ -37,6 +37,7 @@ APT_PACKAGES=(
     qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     busybox-static e2fsprogs
     postgresql libpq-dev
+    mmdebstrap qemu-utils genisoimage
 )
 
 # Run a step with its output in $LOG; print the log and fail when it fails.
