@@ -55,7 +55,8 @@ def test_unit_binds_to_the_monitor_port_and_runs_unprivileged() -> None:
     unit = gen_guest_files.tree_file('etc/systemd/system/qga-monitor.service')
     assert 'BindsTo=dev-virtio\\x2dports-org.openstack.monitor.0.device' in unit
     assert 'User=qga-monitor' in unit
-    assert 'StateDirectory=qga-monitor' in unit
+    assert 'RuntimeDirectory=qga-monitor' in unit
+    assert 'ReadOnlyPaths=/\nReadWritePaths=/run/qga-monitor\n' in unit
     assert '--daemonize' not in unit
     for sandbox in ('\nProtectSystem=', '\nPrivateTmp=', '\nProtectHome='):
         assert sandbox not in unit
