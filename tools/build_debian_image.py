@@ -137,6 +137,7 @@ def build(cache_dir: str | None = None, force: bool = False) -> DebianImage:
         manifest_path = os.path.join(entry, 'manifest.json')
         if force or not os.path.exists(manifest_path):
             _build(entry)
+            _prune(cache_dir, keep=os.path.basename(entry))
         with open(manifest_path) as f:
             manifest = json.load(f)
     return DebianImage(kernel=os.path.join(entry, 'vmlinuz'),
@@ -144,6 +145,14 @@ def build(cache_dir: str | None = None, force: bool = False) -> DebianImage:
                        stock=os.path.join(entry, 'stock.qcow2'),
                        element=os.path.join(entry, 'element.qcow2'),
                        cmdline=CMDLINE, manifest=manifest)
+
+
+def _prune(cache_dir: str, keep: str) -> None:
+    """Remove the built entries of other keys (about 1 GB each)."""
+    for name in os.listdir(cache_dir):
+        path = os.path.join(cache_dir, name)
+        if name != keep and os.path.exists(os.path.join(path, 'manifest.json')):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _build(entry: str) -> None:
