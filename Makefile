@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 LINT_PATHS := ceilometer_qga nova_qga tests tools devstack setup.py qga_monitor_build.py
 
-.PHONY: deps rabbitmq postgresql demo test e2e bench soak fuzz genconfig lint clean distclean
+.PHONY: deps rabbitmq postgresql demo test e2e guest-e2e bench soak fuzz genconfig lint clean distclean
 
 deps:
 	@bash tools/install_deps.sh
@@ -32,6 +32,11 @@ test: deps rabbitmq postgresql lint
 # Only the tests that boot real virtual machines under TCG.
 e2e: deps
 	$(PYTEST) tests/e2e
+
+# Only the guest side (guest/) in a real Debian 12 guest: the image built
+# with mmdebstrap (cached), the cloud-init and diskimage-builder routes.
+guest-e2e: deps
+	$(PYTEST) tests/e2e/test_guest_side.py
 
 # Fleet-scale table against two baselines, with a profile (~7 min).
 bench: deps rabbitmq
@@ -60,6 +65,8 @@ lint: deps
 		$(VENV)/bin/reno -q lint; fi
 	@$(VENV)/bin/flake8 $(LINT_PATHS)
 	@shellcheck tools/*.sh .ci/run
+	@shellcheck guest/root/usr/local/libexec/qga-monitor-start \
+		guest/diskimage-builder/elements/qga-monitor/*.d/*
 	@shellcheck -x devstack/plugin.sh devstack/settings tests/devstack/run.sh \
 		tests/devstack/functions.sh tests/devstack/ceilometer-plugin.sh
 

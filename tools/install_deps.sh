@@ -41,6 +41,7 @@ APT_PACKAGES=(
     busybox-static e2fsprogs
     postgresql libpq-dev
     prometheus
+    mmdebstrap qemu-utils genisoimage
 )
 
 # Run a step with its output in $LOG; print the log and fail when it fails.

@@ -3,7 +3,7 @@ observations at once, and a stopped domain never reads "down".
 
 Real here: a TCG VM under the private libvirtd (``tests/e2e/conftest.py``)
 whose ``qemu-ga`` on the standard channel starts ``LATE`` seconds after
-init (the ``late`` variant of ``tools/build_guest_image.py``), libvirt's
+init (the ``late`` variant of ``tests/fixtures/build_guest_image.py``), libvirt's
 default event loop and :class:`~ceilometer_qga.libvirt_events.
 LibvirtEvents` on its own read-only connection.  The time from the agent
 opening its port (libvirt's AGENT_LIFECYCLE connected event) to the

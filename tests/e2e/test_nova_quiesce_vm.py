@@ -6,7 +6,7 @@ private libvirtd under TCG; their images have no ``hw_qemu_guest_agent``.
 The driver's own ``quiesce``/``unquiesce`` run unchanged: ``_can_quiesce``
 reads the real live XML (the channel and libvirt's ``state``) and
 ``_set_quiesced`` asks real libvirt to freeze through the real ``qemu-ga``
-of the guest (``tools/build_guest_image.py``, variant ``qga``: an ext4
+of the guest (``tests/fixtures/build_guest_image.py``, variant ``qga``: an ext4
 data disk mounted at /mnt).
 
 Not real here: the rest of nova-compute.  The driver object is made
