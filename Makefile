@@ -25,9 +25,13 @@ demo: deps
 	@$(PY) -m tools.demo
 
 # The whole suite: unit, functional (real qemu-ga, RabbitMQ, libvirt, Gnocchi)
-# and e2e.
+# and e2e.  Nova's functional harness runs in a process of its own, as Nova
+# runs its functional tests: after tests/unit/test_gnocchi_resources.py in
+# the same process (it imports Ceilometer and the real libvirt), one of its
+# snapshot tests fails.
 test: deps rabbitmq postgresql lint
-	$(PYTEST)
+	$(PYTEST) tests/functional/nova
+	$(PYTEST) --ignore=tests/functional/nova
 
 # Only the tests that boot real virtual machines under TCG.
 e2e: deps
