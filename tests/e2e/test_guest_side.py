@@ -46,7 +46,7 @@ from nova.virt.libvirt import config as vconfig
 from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga.qga import policy
 from tests.fixtures import vm as vm_fixtures
-from tests.unit.nova_qga import nova_domains
+from tests.fixtures import nova_domain as nova_domains
 from tests.fixtures import build_debian_image
 from tools import gen_guest_files
 from tests.fixtures.agents import qga_standin
