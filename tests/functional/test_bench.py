@@ -54,7 +54,8 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
     assert rows[1]['notifications'] == -(-rows[1]['samples'] // 50)
     assert rows[1]['bytes'] > rows[0]['bytes']
     assert {m['measure'] for m in result['micro']} == {
-        'guest-ping median (ms)', 'sign one sample (us)'}
+        'guest-ping median (ms)', 'sign one sample (us)',
+        'heartbeat CPU per guest (ms), 20 guests'}
 
 
 def test_top_entries_reads_py_spy_raw_output(tmp_path):
