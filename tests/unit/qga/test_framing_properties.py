@@ -76,13 +76,16 @@ class ScriptedAgent:
     :param on_sync: sync id -> bytes to send for a ``guest-sync-delimited``
     :param on_command: request dict -> bytes to send for any other request
     :param close_after: close the connection after this many answers
+    :param delay: request dict -> seconds to wait before answering it
     """
 
-    def __init__(self, on_sync, on_command, pieces, close_after=None):
+    def __init__(self, on_sync, on_command, pieces, close_after=None,
+                 delay=None):
         self.on_sync = on_sync
         self.on_command = on_command
         self.pieces = pieces
         self.close_after = close_after
+        self.delay = delay
         self.requests = []
 
     async def handle(self, reader, writer):
@@ -98,6 +101,8 @@ class ScriptedAgent:
                     line, buf = buf.split(b'\n', 1)
                     request = json.loads(line.lstrip(b'\xff'))
                     self.requests.append(request)
+                    if self.delay is not None:
+                        await asyncio.sleep(self.delay(request))
                     if request['execute'] == 'guest-sync-delimited':
                         data = self.on_sync(request['arguments']['id'])
                     else:
@@ -301,34 +306,11 @@ def test_a_late_reply_never_shifts_the_order_framing():
         state['n'] += 1
         return json.dumps({'return': request['execute']}).encode() + b'\n'
 
-    class LateAgent(ScriptedAgent):
-        async def handle(self, reader, writer):
-            buf = b''
-            try:
-                while True:
-                    chunk = await reader.read(4096)
-                    if not chunk:
-                        break
-                    buf += chunk
-                    while b'\n' in buf:
-                        line, buf = buf.split(b'\n', 1)
-                        request = json.loads(line.lstrip(b'\xff'))
-                        self.requests.append(request)
-                        if request['execute'] == 'guest-sync-delimited':
-                            data = sync_reply(request['arguments']['id'])
-                        else:
-                            if request['execute'] == 'guest-get-fsinfo':
-                                await asyncio.sleep(SHORT * 3)  # late
-                            data = on_command(request)
-                        writer.write(data)
-                        await writer.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                writer.close()
-
     async def run():
-        agent = LateAgent(None, None, [])
+        agent = ScriptedAgent(
+            sync_reply, on_command, [],
+            delay=lambda r: SHORT * 3 if r['execute'] == 'guest-get-fsinfo'
+            else 0)  # its reply comes late
         with tempfile.TemporaryDirectory(prefix='qgaprop') as tmp:
             path = os.path.join(tmp, 'agent.sock')
             server = await asyncio.start_unix_server(agent.handle, path)
