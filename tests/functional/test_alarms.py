@@ -44,7 +44,7 @@ import oslo_messaging
 import pytest
 
 from tests.fixtures.aodh import alarming  # noqa: F401
-from tests.fixtures.aodh import queue_consumers
+from tests.fixtures.rabbit import queue_consumers
 from tests.fixtures import processes as processes_mod
 from tests.fixtures.libvirt_test_driver import write_node_file
 from tests.fixtures import nova_domain

@@ -24,7 +24,7 @@ from oslo_messaging.notify import _impl_test
 import pytest
 
 from ceilometer_qga.pollsters import polling_cycle
-from tests.fixtures.aodh import queue_consumers
+from tests.fixtures.rabbit import queue_consumers
 from tests.fixtures import processes as processes_mod
 from tests.fixtures import rabbit
 from tests.fixtures import nova_domain

@@ -46,6 +46,7 @@ import oslo_messaging
 import pytest
 
 from tests.fixtures import processes as processes_mod
+from tests.fixtures import rabbit
 
 pytestmark = pytest.mark.functional
 
@@ -69,17 +70,6 @@ def amqp_url(rabbit_url: str) -> str:
     """kombu's URL of the broker oslo.messaging calls ``rabbit://...``."""
     parts = urllib.parse.urlsplit(rabbit_url)
     return 'amqp://%s/%s' % (parts.netloc, parts.path.lstrip('/') or '/')
-
-
-def consumers(url: str, queue: str) -> int:
-    """Consumers on ``queue`` now; 0 if it does not exist yet."""
-    with kombu.Connection(url, connect_timeout=2) as conn:
-        try:
-            _name, _messages, count = conn.default_channel.queue_declare(
-                queue=queue, passive=True)
-        except conn.channel_errors:
-            return 0
-        return count
 
 
 def delete_queues(url: str, queues: list[str]) -> None:
@@ -228,8 +218,8 @@ def test_notification_agent_receives_every_field(bus, qga_fleet, processes,
         # A notification sent before its queue is bound is dropped by the
         # exchange: wait until both listeners consume.
         processes_mod.wait_until(
-            lambda: (consumers(bus['amqp'], bus['topic'] + '.sample') >= 1
-                     and consumers(bus['amqp'], bus['pool']) >= 1),
+            lambda: (rabbit.queue_consumers(bus['amqp'], bus['topic'] + '.sample') >= 1
+                     and rabbit.queue_consumers(bus['amqp'], bus['pool']) >= 1),
             20, 'listeners on %s' % bus['topic'])
 
         guests = [(UUIDS[i], g.socket) for i, g in enumerate(qga_fleet)]
