@@ -23,6 +23,11 @@ URL: ``notifier://[?topic=T][&batch_size=N][&retry=R][&hold_off=S]``
 * ``hold_off``: seconds after a failed delivery during which publish()
   only buffers, default 30.
 
+Delivery is at-least-once, as for Ceilometer's own agent: a batch whose
+publisher confirm is lost with its connection (the broker may have taken
+it) counts as not delivered and is sent again whole, with the same
+``message_id`` per sample, by which a consumer can drop the copy.
+
 The bus is ``[oslo_messaging_notifications] transport_url``, else
 ``[DEFAULT] transport_url``, as for every OpenStack service.
 
