@@ -48,6 +48,15 @@ from real qemu-ga 7.2) and N = 100 real qemu-ga processes
     driver; 3 measured polling cycles after one warm-up.  A cycle ends when
     Ceilometer has logged ``Finished polling pollster`` for each of our
     pollsters; CPU is that of the agent's whole process tree.
+``Ceilometer floor``
+    Right after it, on the same fleet, node and configuration: the same
+    agent with :mod:`tests.bench.floor_pollster` instead of ours, one
+    pollster per meter of ours yielding as many samples of the same size
+    per cycle as ours did in a ``qga-polling --once`` sweep of the fleet,
+    without asking any agent.  That is Ceilometer's own per-sample cost
+    (building, signing, handing to the notifier), which no pollster avoids;
+    the table's line under the ratios splits the plugin row into this floor
+    and what our pollsters add.
 ``sequential`` / ``threads``
     :mod:`tests.bench.bench_baselines` on the same fleet and configuration, as a
     process of its own: the same commands and samples, blocking sockets,
@@ -105,11 +114,14 @@ MAX_CONCURRENT = 1000
 #: samples per notification of the notifier:// publisher (its default)
 NOTIFIER_BATCH = 50
 SECRET = 'bench-secret'
+#: the rows of our pollsters inside ceilometer-polling, and of the floor
+PLUGIN = 'ours in ceilometer-polling'
+FLOOR = 'Ceilometer floor'
 #: the service's per-sweep lines (ceilometer_qga/poller.py, runner.py)
 POLL_LINE = re.compile(r'Sweep: (\d+) guests, (\d+) up, (\d+) samples in '
                        r'([\d.]+) s')
 #: Ceilometer's line after each pollster (ceilometer/polling/manager.py)
-FINISHED_LINE = re.compile(r'Finished polling pollster (guest\.\S+)')
+FINISHED_LINE = re.compile(r'Finished polling pollster (\S+)')
 PUBLISHED_LINE = re.compile(r'Sweep published: (\d+) samples to \d+ '
                             r'publisher\(s\) in ([\d.]+) s')
 
@@ -530,18 +542,38 @@ def _plugin_node(workdir: str, sockets: list[str]) -> str:
 
 
 def run_ceilometer_polling(workdir: str, sockets: list[str], cycles: int,
-                           interval: int) -> dict[str, Any]:
-    """Our pollsters in the real ``ceilometer-polling``; see the module."""
+                           interval: int,
+                           floor_plan: dict[str, Any] | None = None
+                           ) -> dict[str, Any]:
+    """Our pollsters in the real ``ceilometer-polling``; see the module.
+
+    With ``floor_plan`` (:func:`floor_pollster.plan_from_samples`), the
+    floor pollsters instead of ours, on the same node and configuration.
+    """
     import importlib.metadata
-    ours = {ep.name for ep in importlib.metadata.entry_points(
-        group='ceilometer.poll.compute') if ep.name.startswith('guest.')}
     os.makedirs(workdir, exist_ok=True)
+    env = dict(os.environ)
+    if floor_plan is None:
+        ours = {ep.name for ep in importlib.metadata.entry_points(
+            group='ceilometer.poll.compute') if ep.name.startswith('guest.')}
+        meters = 'guest.*'
+    else:
+        from tests.bench import floor_pollster
+        site = os.path.join(workdir, 'site')
+        ours = set(floor_pollster.write_distribution(site))
+        plan = os.path.join(workdir, 'floor.json')
+        with open(plan, 'w') as f:
+            json.dump(floor_plan, f)
+        env[floor_pollster.ENV] = plan
+        env['PYTHONPATH'] = os.pathsep.join(
+            [site, processes.ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
+        meters = floor_pollster.PREFIX + '*'
     uri = _plugin_node(workdir, sockets)
     os.makedirs(os.path.join(workdir, 'pollsters.d'), exist_ok=True)
     polling_yaml = os.path.join(workdir, 'polling.yaml')
     with open(polling_yaml, 'w') as f:
         f.write('sources:\n  - name: guest_agent\n    interval: %d\n'
-                '    meters:\n      - "guest.*"\n' % interval)
+                '    meters:\n      - "%s"\n' % (interval, meters))
     log_file = os.path.join(workdir, 'ceilometer-polling.log')
     conf = os.path.join(workdir, 'ceilometer.conf')
     with open(conf, 'w') as f:
@@ -570,7 +602,7 @@ uri = {uri}
         [os.path.join(BIN_DIR, 'ceilometer-polling'), '--config-file', conf,
          '--polling-namespaces', 'compute'],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     marks: list[tuple[float, float]] = []  # (cpu, monotonic) per cycle
     try:
         deadline = time.monotonic() + (cycles + 1) * (interval + 60) + 60
@@ -584,7 +616,8 @@ uri = {uri}
                     text = log.read()
             except FileNotFoundError:
                 text = ''
-            done = len(FINISHED_LINE.findall(text)) // max(len(ours), 1)
+            done = len([name for name in FINISHED_LINE.findall(text)
+                        if name in ours]) // max(len(ours), 1)
             if done > len(marks):
                 marks.append((_tree_cpu_seconds(proc.pid), time.monotonic()))
             else:
@@ -604,11 +637,27 @@ uri = {uri}
         / (measured * len(sockets)),
         'peak_rss': peak_rss,
         'rss_growth': 0,
-        'samples': int(polls[-1][2]) if polls else 0,
+        'samples': (int(polls[-1][2]) if polls else
+                    sum(m['count'] for m in (floor_plan or {}).values())),
         'up': int(polls[-1][1]) if polls else None,
         'bytes': 0,
         'notifications': None,
     }
+
+
+def _floor_plan(workdir: str, sockets: list[str],
+                interval: int) -> dict[str, Any]:
+    """What our pollsters produce per meter in one cycle on this fleet:
+    one ``qga-polling --once`` sweep with the file publisher."""
+    from tests.bench import floor_pollster
+    os.makedirs(workdir, exist_ok=True)
+    config = os.path.join(workdir, 'once.conf')
+    output = os.path.join(workdir, 'once.jsonl')
+    write_config(config, sockets, interval, output)
+    subprocess.run([os.path.join(BIN_DIR, 'qga-polling'), '--config-file',
+                    config, '--once'], check=True, timeout=300,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return floor_pollster.plan_from_samples(output)
 
 
 def run_baseline(mode: str, config: str, output: str, sweeps: int,
@@ -673,10 +722,15 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                     workdir, fleet.sockets, interval, count,
                     min(sweeps, 5))))
             if plugin:
-                runs.append(('ours in ceilometer-polling',
+                runs.append((PLUGIN,
                              lambda: run_ceilometer_polling(
                                  os.path.join(workdir, 'c'), fleet.sockets,
                                  min(sweeps, 3), interval)))
+                runs.append((FLOOR, lambda: run_ceilometer_polling(
+                    os.path.join(workdir, 'floor'), fleet.sockets,
+                    min(sweeps, 3), interval, floor_plan=_floor_plan(
+                        os.path.join(workdir, 'once'), fleet.sockets,
+                        interval))))
             if reference and not profile:
                 runs.append(('ours + /metrics', lambda: _exporter_run(
                     workdir, fleet.sockets, interval, count,
@@ -954,7 +1008,8 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
         poll = '-' if r['poll_wall'] is None else '%.3f' % r['poll_wall']
         print('%-22s %-20s %6d %5s %8.3f %8s %8.3f %7.1f %6.1f %8d %7.0f '
               '%6d %9d' % (
-                  r['fleet'], r['poller'], r['sweeps'], r['up'], r['wall'],
+                  r['fleet'], r['poller'], r['sweeps'],
+                  '-' if r['up'] is None else r['up'], r['wall'],
                   poll, r['cpu_ms_per_guest'], r['peak_rss'] / 2 ** 20,
                   r['rss_growth'] / 2 ** 20, r['samples'],
                   r['samples_per_s'], r['notifications'], r['bytes']))
@@ -967,13 +1022,14 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
     for fleet, polls in by_fleet.items():
         ours = polls.get('ours (qga-polling)')
         for name, r in polls.items():
-            if ours is None or name.startswith('ours') or 'error' in r:
+            if (ours is None or name.startswith('ours') or 'error' in r
+                    or name == FLOOR):
                 continue
             print('%-22s %-22s %10s %10s %10s' % (
                 fleet, name, _ratio(r['wall'], ours['wall']),
                 _ratio(r['cpu_ms_per_guest'], ours['cpu_ms_per_guest']),
                 _ratio(r['peak_rss'], ours['peak_rss'])))
-    for line in shortfalls(rows) + targets(rows):
+    for line in shortfalls(rows) + floor_lines(rows) + targets(rows):
         print(line)
     if micro:
         print()
@@ -1000,6 +1056,22 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
           'ratio above 1: ours is better.' % NOTIFIER_BATCH)
 
 
+def floor_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Plugin mode split: Ceilometer's own per-sample floor and ours above it."""
+    out = []
+    by = {(r['fleet'], r['poller']): r for r in rows if 'error' not in r}
+    for (fleet, poller), floor in by.items():
+        plugin = by.get((fleet, PLUGIN))
+        if poller != FLOOR or plugin is None:
+            continue
+        out.append('%s: %s %.3f ms CPU/guest = Ceilometer floor %.3f (same '
+                   'samples, no agent) + our pollsters %.3f' % (
+                       fleet, PLUGIN, plugin['cpu_ms_per_guest'],
+                       floor['cpu_ms_per_guest'],
+                       plugin['cpu_ms_per_guest'] - floor['cpu_ms_per_guest']))
+    return out
+
+
 def shortfalls(rows: list[dict[str, Any]]) -> list[str]:
     """Warnings for fleets where ours published fewer samples than a
     baseline did from the same fleet: its figures would flatter it (the
@@ -1012,7 +1084,7 @@ def shortfalls(rows: list[dict[str, Any]]) -> list[str]:
     for fleet, polls in by_fleet.items():
         ours = polls.get('ours (qga-polling)')
         for name, r in polls.items():
-            if ours and not name.startswith('ours') and (
+            if ours and not name.startswith('ours') and name != FLOOR and (
                     ours['samples'] < r['samples']):
                 out.append('WARNING: %s: ours published %d samples per '
                            'sweep, the %s %d' % (fleet, ours['samples'],
@@ -1029,8 +1101,7 @@ TARGETS = [('1000 fake, 50 silent', 'wall', 4.0, 's'),
 TARGETS_BY_ROW = [
     ('1000 fake, 50 silent', 'cpu_ms_per_guest', 0.8, 'ms/guest',
      'ours, notifier://'),
-    ('1000 fake, 50 silent', 'cpu_ms_per_guest', 1.0, 'ms/guest',
-     'ours in ceilometer-polling')]
+    ('1000 fake, 50 silent', 'cpu_ms_per_guest', 1.0, 'ms/guest', PLUGIN)]
 
 
 def exporter_targets(rows: list[dict[str, Any]]) -> list[str]:

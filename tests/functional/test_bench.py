@@ -3,9 +3,10 @@
 Real parts: ``tests/bench/bench.py --smoke`` runs the fake fleet process, the
 installed ``qga-polling`` console script as a service (with ``file://``,
 then with ``notifier://`` to a vhost of its own on the real RabbitMQ), the
-real ``ceilometer-polling`` with our pollsters,
-both baseline processes and one real qemu-ga stand-in (the micro rows).  Nothing here
-checks a speed: only that every measurement is there and consistent.
+real ``ceilometer-polling`` with our pollsters and then with the floor
+pollsters (``tests/bench/floor_pollster.py``), both baseline processes
+and one real qemu-ga stand-in (the micro rows).  Nothing here checks a
+speed: only that every measurement is there and consistent.
 """
 
 import json
@@ -34,13 +35,18 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
     rows = result['rows']
     assert [r['poller'] for r in rows] == [
         'ours (qga-polling)', 'ours in ceilometer-polling',
-        'ours, notifier://', 'sequential baseline', 'threads baseline']
+        'Ceilometer floor', 'ours, notifier://', 'sequential baseline', 'threads baseline']
     # Our pollsters in the real ceilometer-polling: the same samples per
     # cycle (nothing is published to count bytes: Ceilometer's noop driver).
     plugin = rows.pop(1)
     assert plugin['sweeps'] >= 1 and plugin['cpu_ms_per_guest'] > 0
     assert plugin['up'] == 5 and plugin['samples'] == rows[0]['samples']
     assert plugin['peak_rss'] > 10 * 2 ** 20
+    # The floor: as many samples per cycle from pollsters that ask nothing.
+    floor = rows.pop(1)
+    assert floor['sweeps'] >= 1 and floor['cpu_ms_per_guest'] > 0
+    assert floor['samples'] == plugin['samples'] and floor['up'] is None
+    assert '= Ceilometer floor' in proc.stdout
     for row in rows:
         assert row['fleet'] in proc.stdout
         assert row['sweeps'] >= 1 and row['wall'] > 0
