@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 LINT_PATHS := ceilometer_qga nova_qga tests tools devstack setup.py qga_monitor_build.py
 
-.PHONY: deps rabbitmq postgresql demo test e2e guest-e2e bench soak fuzz genconfig lint clean distclean
+.PHONY: deps rabbitmq postgresql demo test e2e guest-e2e bench soak fuzz genconfig docs lint clean distclean
 
 deps:
 	@bash tools/install_deps.sh
@@ -63,6 +63,12 @@ genconfig: deps
 	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/qga-polling.conf
 	$(VENV)/bin/oslo-config-generator --config-file etc/oslo-config-generator/nova-qga.conf
 
+# The documentation and the release notes, as tox -e docs and -e
+# releasenotes build them (warnings are errors).
+docs: deps
+	$(VENV)/bin/sphinx-build -W -b html doc/source doc/build/html
+	$(VENV)/bin/sphinx-build -W -b html releasenotes/source releasenotes/build/html
+
 # reno only when there are notes: `reno lint` fails on an empty tree.
 lint: deps
 	@if compgen -G 'releasenotes/notes/*.yaml' >/dev/null; then \
@@ -75,7 +81,7 @@ lint: deps
 		tests/devstack/functions.sh tests/devstack/ceilometer-plugin.sh
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis doc/build releasenotes/build
 	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -60,8 +60,8 @@ class Guest:
         """True for a guest created the old way: no guest-agent channel.
 
         Neither the standard channel nor the dedicated monitor channel
-        (``[qga_polling] monitor_channel_name``): the 2013 plan keeps such
-        guests on the monitoring injected into them, so the poller leaves
+        (``[qga_polling] monitor_channel_name``): such guests keep the
+        monitoring injected into them, so the poller leaves
         them alone and raises no ``guest.agent.up=0`` for them.  A guest
         with a channel whose agent does not answer is not legacy.
         """

@@ -254,11 +254,10 @@ class ConnectionProvider:
     """Worker threads, each with a lazily opened read-write connection.
 
     A ``virConnect`` is safe to use from several threads at once, but not
-    independent: measured with libvirt 9.0 (tests/e2e/test_probe_vm.py),
-    while one thread's ``qemuAgentCommand`` waited on a hung agent, calls of
-    other threads on the same connection (``XMLDesc``, agent commands to
-    healthy domains) stalled until it returned in about half the tries, and
-    never on another connection.  One connection per thread keeps a hung
+    independent: while one thread's ``qemuAgentCommand`` waits on a hung
+    agent, calls of other threads on the same connection (``XMLDesc``,
+    agent commands to healthy domains) can stall until it returns; calls
+    on another connection do not.  One connection per thread keeps a hung
     guest from timing out the others.
 
     The reconnect rule is :class:`Connection`'s: the threads' connections

@@ -9,9 +9,7 @@ collector will read instead -- all read off the sweep's plan
 (:meth:`~ceilometer_qga.qga.transport.Transport.execute_batch`, pipelined
 on the socket transport), and the opened files are read and closed
 together (:func:`~ceilometer_qga.qga.guest_file.read_opened`).  On qemu-ga
-7.2 that is 4 writes per guest per sweep instead of 14 round trips, which
-``make bench`` measured at about a fifth of the poller's CPU at 1,000
-guests.
+7.2 that is 4 writes per guest per sweep instead of 14 round trips.
 
 The collectors then run as before, through the engine, and take these
 results -- value or error -- as if they had sent the commands themselves

@@ -74,7 +74,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     rm -f "$STAMP"
 fi
 
-want=$(cat requirements.txt test-requirements.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt test-requirements.txt doc/requirements.txt \
+    | sha256sum | cut -d' ' -f1)
 have=$(cat "$STAMP" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
     echo "install_deps: pip install -r requirements.txt -r test-requirements.txt" \

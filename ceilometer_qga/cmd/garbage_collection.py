@@ -5,9 +5,8 @@ lists, that live until the publishers have them and are then freed by
 reference counting: none of them is in a cycle.  With CPython's default
 thresholds (700, 10, 10) those allocations set off a young collection every
 700 containers and a full one, scanning every live object, several times
-per sweep; ``make bench`` measured the collector at about 14% of the
-poller's CPU on 1,000 guests (1.42 ms per guest per sweep with the
-defaults, 1.23 ms with these).
+per sweep: a measurable share of the poller's CPU, spent finding no
+garbage.
 
 So ``qga-polling`` freezes what start-up made (modules, configuration,
 plugins: never garbage, never scanned again) and raises the young

@@ -6,9 +6,9 @@ write-sectors, ...}}``.  Sectors are the kernel's fixed 512-byte units
 whatever the device's real sector size, so bytes = sectors * 512.
 
 Older agents (5.2 and the rest before 7.1) lack the command; then the
-engine reads ``/proc/diskstats`` itself, as the 2013 script did and as
-qemu-ga does (``guest_get_diskstats`` in ``qga/commands-linux.c``): per
-line ``major minor name`` and the counters, of which reads completed,
+engine reads ``/proc/diskstats`` itself, as qemu-ga does
+(``guest_get_diskstats`` in ``qga/commands-linux.c``): per line ``major
+minor name`` and the counters, of which reads completed,
 sectors read, writes completed and sectors written are the 1st, 3rd, 5th
 and 7th.  Kernels before 2.6.25 wrote only four counters for partitions
 (reads, sectors read, writes, sectors written), which qemu-ga reads too.

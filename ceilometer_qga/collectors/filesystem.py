@@ -22,8 +22,8 @@ What the agent reports (qemu ``qga/commands-posix.c``, ``commands-win32.c``):
   top mount for both, so the last entry (the visible one) is kept.
 
 Fallback for agents whose fsinfo carries no sizes at all (older than 3.0,
-e.g. CentOS 7's 2.12): guests of that era may run the 2013 study's patched
-agent, which adds ``guest-get-statvfs`` (``{"path": str}`` -> ``f_bsize,
+e.g. CentOS 7's 2.12): some such guests run a patched agent that adds
+``guest-get-statvfs`` (``{"path": str}`` -> ``f_bsize,
 f_frsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail, f_fsid,
 f_flag, f_namemax``).  The engine then reads ``/proc/mounts`` and asks
 ``statvfs`` of every mountpoint qemu-ga itself would list (a device path

@@ -40,8 +40,8 @@ still wins.  A warning is logged if the exchange in use is not
 ``ceilometer``, because Ceilometer's notification agent does not listen on
 an exchange it was not told about.
 
-How long a failed delivery attempt takes with the rabbit driver (measured
-with oslo.messaging 18.3 and RabbitMQ 3.10): when the broker refuses
+How long a failed delivery attempt takes with the rabbit driver: when the
+broker refuses
 connections, about ``kombu_reconnect_delay`` (default 1 s) plus ``retry``
 x ``rabbit_retry_interval`` (default 1 s).  When the connection stays open
 but nothing answers (a hung broker, a black-holed network), the publisher

@@ -132,9 +132,9 @@ class PublishWorker:
                 LOG.exception('Publisher %s failed',
                               self.publisher.describe())
             finally:
-                # Not kept while waiting for the next sweep: a sweep of
-                # 1,000 guests is some 30 MiB of samples, and holding it
-                # kept two sweeps in memory at once.
+                # Not kept while waiting for the next sweep: a sweep's
+                # samples are large, and holding them would keep two
+                # sweeps in memory at once.
                 batch = []
                 with self._cond:
                     self._busy = False

@@ -9,11 +9,10 @@ here is refused in the client, whatever the caller asked for.
 in :data:`READABLE_FILES`, and only in mode ``r``.  ``guest-file-read`` and
 ``guest-file-close`` act on a handle and cannot widen that.
 
-``guest-get-statvfs`` is not in upstream qemu-ga: it is the command of the
-patched agents of the 2013 study (``{"path": str}`` -> the ``statvfs(3)``
-fields), which guests with agents older than 3.0 (no sizes in
-``guest-get-fsinfo``) may run.  It only reads; its one argument must be an
-absolute path.
+``guest-get-statvfs`` is not in upstream qemu-ga: it is the command of a
+patched agent (``{"path": str}`` -> the ``statvfs(3)`` fields) that some
+guests with agents older than 3.0 (no sizes in ``guest-get-fsinfo``) run.
+It only reads; its one argument must be an absolute path.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The real ``ceilometer-polling`` runs our pollsters against a real VM.
 
-Installed as the README says: a fresh environment with Ceilometer 27 (its
-wheel from PyPI), then ``pip install qga-monitor`` into it with its
+Installed as ``doc/source/admin/deployment.rst`` says: a fresh environment
+with Ceilometer 27 (its wheel from PyPI), then ``pip install qga-monitor`` into it with its
 requirements resolved, libvirt-python among them
 (``tests/fixtures/install_envs.py``: the requirements themselves are the
 test venv's, which pip sees as installed).  Then Ceilometer's own console
@@ -143,7 +143,8 @@ guest_budget = 10
 def test_real_ceilometer_polling_publishes_our_meters(ceilometer_env, guest, libvirtd,
                                                       bus, tmp_path, e2e_timings):
     env = ceilometer_env
-    # Installed the README's way: our requirements, libvirt-python too.
+    # Installed the operator guide's way: our requirements, libvirt-python
+    # too.
     requires = subprocess.run(
         [env.python, '-I', '-c', 'import importlib.metadata as m; '
          'print("\\n".join(m.requires("qga-monitor")))'],

@@ -14,7 +14,7 @@ Two guests, booted together (one boot per route):
   vendor data provider serves from ``guest/cloud-init/vendor_data.json``
   (``[api] vendordata_jsonfile_path``); cloud-init installs the agent;
 * ``element``: the image the diskimage-builder element was applied to
-  (``disk-image-create`` itself is not run: see doc/guest-agent.rst).
+  (``disk-image-create`` itself is not run: see doc/source/guest-agent.rst).
 
 The test reaches into the guest only through the standard channel
 (``guest-exec`` through libvirt, as a test, never as the poller) to restart

@@ -319,7 +319,8 @@ def test_every_catalogue_meter_reaches_gnocchi(telemetry, deployment):  # noqa: 
         assert min(volumes) - 1e-6 <= rows[-1][2] <= max(volumes) + 1e-6, meter
         measures_seen += len(rows)
     resources = {rid for rid, _m in by_series}
-    # The counts the README and the closing note quote (pytest -s shows them).
+    # The counts doc/source/admin/deployment.rst and the closing note quote
+    # (pytest -s shows them).
     print('\n%s: %s' % (deployment.mode, {
         'meters': len(sent_meters), 'resources': len(resources),
         'metrics': len(by_series), 'measures_sent': len(deployment.sent),

@@ -12,8 +12,9 @@ Versions that cannot run here (2.12, 4.2, 8.2, 9.2, 10.0, virtio-win) are
 recorded agents (``tests/fixtures/agents/*.json``, each with its
 ``source``), replayed by the fake agent (``tests/fixtures/agents/fake_agent.py
 --recording``) to the same ``qga-polling --once``: the real engine decides
-native or fallback from what each one offers.  The README's table is
-checked against what every version really gave.
+native or fallback from what each one offers.  The table of
+``doc/source/admin/guest-versions.rst`` is checked against what every
+version really gave.
 """
 
 import collections
@@ -35,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 AGENTS = os.path.join(ROOT, 'tests', 'fixtures', 'agents')
 UUID_REC = '99999999-9999-4999-8999-999999999999'
-#: README column of each recording
+#: the table's column of each recording
 RECORDINGS = {
     '2.5': 'qemu-ga-2.5.json',
     '2.12': 'qemu-ga-2.12.json',
@@ -46,7 +47,7 @@ RECORDINGS = {
     '10.0': 'qemu-ga-10.0.json',
     'virtio-win': 'virtio-win.json',
 }
-#: README rows: meter name prefix
+#: the table's rows: meter name prefix
 GROUPS = ('agent', 'filesystem', 'memory', 'cpu', 'load', 'disk',
           'network', 'users', 'vcpus')
 UUID_72 = '72727272-7272-4272-8272-727272727272'
@@ -100,9 +101,10 @@ def matrix_column(samples, instance_id):
     return column, len(meters)
 
 
-def readme_matrix():
-    """The version table of README.rst: {version: ({group: cell}, meters)}."""
-    with open(os.path.join(ROOT, 'README.rst')) as f:
+def doc_matrix():
+    """The version table of the guide: {version: ({group: cell}, meters)}."""
+    with open(os.path.join(ROOT, 'doc', 'source', 'admin',
+                           'guest-versions.rst')) as f:
         text = f.read()
     table = text.split('.. version-matrix-start')[1].split(
         '.. version-matrix-end')[0]
@@ -155,18 +157,18 @@ def test_qemu_ga_52_gives_every_meter_72_gives(short_tmpdir, qemu_ga_52):
         uuid = s['resource_metadata']['instance_id']
         ids[uuid].add(s['resource_id'][len(uuid):])
     assert ids[UUID_52] == ids[UUID_72]
-    readme = readme_matrix()
+    documented = doc_matrix()
     for version, uuid in (('5.2', UUID_52), ('7.2', UUID_72)):
-        assert matrix_column(samples, uuid) == readme[version], version
+        assert matrix_column(samples, uuid) == documented[version], version
 
 
 @pytest.mark.parametrize('version', sorted(RECORDINGS))
-def test_recorded_agent_gives_what_the_readme_says(
+def test_recorded_agent_gives_what_the_guide_says(
         short_tmpdir, fake_agent, version):
     agent = fake_agent('ok', name='rec', verbose=True,
                        recording=os.path.join(AGENTS, RECORDINGS[version]))
     samples = _poll_once(short_tmpdir, [(UUID_REC, agent.socket)])
-    assert matrix_column(samples, UUID_REC) == readme_matrix()[version]
+    assert matrix_column(samples, UUID_REC) == doc_matrix()[version]
     requests = re.findall(r'request (\S+) (.*)', agent.log_text())
     opened = [json.loads(args)['path'] for command, args in requests
               if command == 'guest-file-open']
@@ -197,7 +199,7 @@ def test_recorded_72_answers_in_every_framing_give_every_meter(
     """Real qemu-ga 7.2 answers (the 8.2 recording: 7.2's command set and
     capture), framed as ``agent_version`` frames them (ids refused up to
     2.11 and in 3.0-3.1, ignored in 2.12, echoed from 4.0): the agent is up
-    and gives every meter the README promises for that command set, in
+    and gives every meter the guide promises for that command set, in
     every framing.  Before the framing was learnt, every framing but 4.0's
     gave ``agent_state`` timeout and one meter."""
     agent = fake_agent('ok', name='framing', agent_version=agent_version,
@@ -207,7 +209,7 @@ def test_recorded_72_answers_in_every_framing_give_every_meter(
     assert up['counter_volume'] == 1, up['resource_metadata']
     assert up['resource_metadata']['agent_state'] == 'ok'
     assert up['resource_metadata']['agent_version'] == agent_version
-    assert matrix_column(samples, UUID_REC) == readme_matrix()['8.2']
+    assert matrix_column(samples, UUID_REC) == doc_matrix()['8.2']
 
 
 def test_patched_statvfs_gives_the_sizes_a_modern_fsinfo_gives(

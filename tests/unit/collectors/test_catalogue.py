@@ -5,7 +5,7 @@ from stevedore import extension
 from ceilometer_qga.collectors import base
 from tests.unit.collectors import support
 
-#: the meter catalogue (doc/architecture.rst), minus guest.agent.* (the engine's own meters)
+#: the meter catalogue (doc/source/architecture.rst), minus guest.agent.* (the engine's own meters)
 CATALOGUE = {
     'guest.filesystem.used': ('gauge', 'B', 'filesystem'),
     'guest.filesystem.total': ('gauge', 'B', 'filesystem'),

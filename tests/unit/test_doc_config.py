@@ -1,10 +1,11 @@
-"""The configuration README.rst shows is what the code does.
+"""The configuration the operator guide shows is what the code does.
 
-Operators copy the standalone block into ``/etc/qga-monitor/
-qga-polling.conf``; oslo.config has no inline comments (a ``# ...`` after
-a value is part of the value), so every value is checked as qga-polling
-reads it.  The table of what is polled how often is checked against what
-the collectors declare.
+Operators copy the standalone block of ``doc/source/admin/deployment.rst``
+into ``/etc/qga-monitor/qga-polling.conf``; oslo.config has no inline
+comments (a ``# ...`` after a value is part of the value), so every value
+is checked as qga-polling reads it.  The table of what is polled how often
+(``doc/source/admin/configuration.rst``) is checked against what the
+collectors declare.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import pipeline as pipeline_mod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ADMIN = os.path.join(ROOT, 'doc', 'source', 'admin')
 
 
-def readme_block(marker: str) -> str:
-    """The literal block that follows the README line ending in ``marker``."""
-    with open(os.path.join(ROOT, 'README.rst')) as f:
+def doc_block(page: str, marker: str) -> str:
+    """The literal block that follows the line of ``page`` ending in ``marker``."""
+    with open(os.path.join(ADMIN, page)) as f:
         lines = f.read().split('\n')
     start = next(i for i, line in enumerate(lines) if line.endswith(marker)) + 1
     block = []
@@ -36,7 +38,8 @@ def readme_block(marker: str) -> str:
 
 
 def test_standalone_config_reads_as_printed(tmp_path):
-    text = readme_block('``/etc/qga-monitor/qga-polling.conf``::')
+    text = doc_block('deployment.rst',
+                     '``/etc/qga-monitor/qga-polling.conf``::')
     assert '[qga_polling]' in text
     path = tmp_path / 'qga-polling.conf'
     path.write_text(text)
@@ -57,8 +60,8 @@ def test_standalone_config_reads_as_printed(tmp_path):
 
 
 def test_what_is_polled_how_often_is_what_the_collectors_declare():
-    """The README's table: every collector, its command, its interval."""
-    with open(os.path.join(ROOT, 'README.rst')) as f:
+    """The guide's table: every collector, its command, its interval."""
+    with open(os.path.join(ADMIN, 'configuration.rst')) as f:
         table = f.read().split('.. collector-intervals-start')[1].split(
             '.. collector-intervals-end')[0]
     rows = {}
