@@ -1,23 +1,28 @@
 """Configuration options of the qga poller (``qga-polling.conf``).
 
-Every option of ``ceilometer_qga`` is declared here and listed by
-:func:`list_opts` for ``oslo-config-generator`` (namespace ``ceilometer_qga``).
-Names that Ceilometer also has (``[publisher] telemetry_secret``) keep
-Ceilometer's spelling and default so that one file can serve both.
+The poller's own options are declared here; each plugin declares its own
+(``CONFIG_OPTS``, in group ``[<name>_<kind>]``: ``[libvirt_discovery]``,
+``[static_discovery]``, ``[disk_collector]``...; see
+:mod:`ceilometer_qga.plugins`), and the sweep observers theirs.
+:func:`list_opts` lists them all for ``oslo-config-generator`` (namespace
+``ceilometer_qga``) and for the start-up check, and :func:`register_opts`
+registers them all, so that every installed plugin's options are checked
+and documented whether or not it is chosen.  Names that Ceilometer also has
+(``[publisher] telemetry_secret``) keep Ceilometer's spelling and default
+so that one file can serve both.
 """
 
 from __future__ import annotations
 
-import itertools
 import socket
 
 from oslo_config import cfg
 
+from ceilometer_qga import plugins
+
 POLLING_GROUP = 'qga_polling'
-STATIC_GROUP = 'static_discovery'
-LIBVIRT_GROUP = 'libvirt_discovery'
+LIBVIRT_TRANSPORT_GROUP = 'libvirt_transport'
 PUBLISHER_GROUP = 'publisher'
-EVENTS_GROUP = 'guest_agent_events'
 
 polling_opts = [
     cfg.StrOpt('discovery',
@@ -130,14 +135,6 @@ polling_opts = [
                default='org.openstack.monitor.0',
                help='Target name of the dedicated monitor channel (must '
                     'match [qga] monitor_channel_name in nova.conf).'),
-    cfg.StrOpt('disk_exclude',
-               default=r'^(loop|ram|zram|fd|sr)\d*$',
-               help='Regular expression: guest block devices whose name '
-                    'matches are not reported.'),
-    cfg.StrOpt('interface_exclude',
-               default=r'^lo$',
-               help='Regular expression: guest network interfaces whose '
-                    'name matches are not reported.'),
     cfg.IntOpt('max_items',
                default=64, min=1,
                help='Most filesystems, disks or interfaces reported per '
@@ -157,47 +154,16 @@ polling_opts = [
                       'sweep and the publishers to finish.'),
 ]
 
-static_opts = [
-    cfg.ListOpt('guests',
-                default=[],
-                help='Guests to poll with the static discovery, as '
-                     'INSTANCE_UUID=SOCKET_PATH items.'),
-    # Without Nova's metadata, what the samples of the static guests say
-    # about owner and flavor comes from here.  Ceilometer's Gnocchi
-    # publisher writes each sample's project_id over the resource's, and
-    # Gnocchi's instance type requires a flavor.
-    cfg.StrOpt('project_id',
-               help='Project (tenant) id that the samples of every static '
-                    'guest carry. Ceilometer\'s Gnocchi publisher sets it on '
-                    'the resources: unset, the samples carry no project and '
-                    'Gnocchi\'s resources get none (admin-only), even where '
-                    'Nova had set one.'),
-    cfg.StrOpt('user_id',
-               help='User id that the samples of every static guest carry '
-                    '(the user of the resources they create).'),
-    cfg.StrOpt('flavor_id',
-               default='unknown',
-               help='Flavor id in the metadata of every static guest\'s '
-                    'samples: Gnocchi\'s instance resource type requires '
-                    'one, and rejects the instance-level samples of a new '
-                    'instance without it.'),
-    cfg.StrOpt('flavor_name',
-               default='unknown',
-               help='Flavor name (Ceilometer\'s instance_type) in the '
-                    'metadata of every static guest\'s samples; required '
-                    'by Gnocchi\'s instance resource type too.'),
-]
-
-libvirt_opts = [
-    cfg.StrOpt('uri',
-               default='qemu:///system',
-               help='libvirt connection URI. Agent commands need a '
-                    'read-write connection.'),
+libvirt_transport_opts = [
     cfg.IntOpt('max_threads',
                default=4, min=1,
-               help='Threads for blocking libvirt calls, each with its own '
-                    'libvirt connection (so that a call stuck on a hung guest '
-                    'agent holds up no other guest).'),
+               deprecated_opts=[cfg.DeprecatedOpt(
+                   'max_threads', group='libvirt_discovery')],
+               help='Threads for the libvirt transport\'s blocking calls, '
+                    'each with its own libvirt connection (so that a call '
+                    'stuck on a hung guest agent holds up no other guest). '
+                    'The connection URI is the one each guest was '
+                    'discovered on ([libvirt_discovery] uri).'),
 ]
 
 default_opts = [
@@ -219,96 +185,44 @@ publisher_opts = [
                     'Ceilometer\'s.'),
 ]
 
-events_opts = [
-    cfg.BoolOpt('enabled',
-                default=False,
-                help='Send one notification on the bus (event type '
-                     'guest_agent.state.change, exchange "ceilometer") each '
-                     'time a guest\'s agent state changes, for Ceilometer\'s '
-                     'notification agent to turn into an event and Aodh\'s '
-                     'event alarms to act on (etc/ceilometer/'
-                     'event_definitions.yaml). The states present at the '
-                     'first sweep are sent once. The bus is '
-                     '[oslo_messaging_notifications] transport_url, else '
-                     '[DEFAULT] transport_url.'),
-    cfg.ListOpt('topics',
-                default=[],
-                help='Topics the state changes are sent to; empty: '
-                     '[oslo_messaging_notifications] topics ("notifications", '
-                     'where Ceilometer\'s notification agent listens).'),
-    cfg.FloatOpt('damping_interval',
-                 default=30.0, min=0.0,
-                 help='Least seconds between two state-change events of one '
-                      'guest. The first change is sent at once; changes '
-                      'within the interval are merged into one event with '
-                      'the state the guest is in when it has passed (none if '
-                      'it is back in the state last sent), so a flapping '
-                      'agent costs one event per interval.'),
-    cfg.FloatOpt('startup_grace',
-                 default=120.0, min=0.0,
-                 help='Seconds a guest that appears while the poller runs '
-                      '(booted, migrated or resumed here) may go without an '
-                      'answering agent before "down" is sent: the agent '
-                      'starts after the guest\'s kernel. Guests present at '
-                      'the poller\'s first sweep get no grace.'),
-    cfg.BoolOpt('libvirt_events',
-                default=True,
-                help='With [qga_polling] discovery = libvirt, listen for '
-                     'libvirt\'s agent lifecycle events (the guest opened or '
-                     'closed the standard agent channel) and domain events '
-                     '(paused, shut down, migrated) and send the state '
-                     'change at once instead of at the next heartbeat or '
-                     'sweep.'),
-    cfg.FloatOpt('disconnect_hold',
-                 default=1.0, min=0.0,
-                 help='Seconds a "down" from libvirt\'s agent-disconnected '
-                      'event waits for a domain event (paused, shut down, '
-                      'migrated) that explains it; if one comes, no "down" '
-                      'is sent. A guest shut down from inside closes the '
-                      'channel before its domain stops: raise this to the '
-                      'time your guests take from stopping the agent to '
-                      'powering off to keep such shutdowns from ever '
-                      'reading "down", at the cost of slower detection of '
-                      'killed agents.'),
-    cfg.StrOpt('state_file',
-               help='File keeping the state last sent for each guest, so '
-                    'that a restarted poller sends only the states that '
-                    'changed meanwhile instead of one event per guest. '
-                    'Unset: every guest\'s state is sent once after a '
-                    'start.'),
-]
-
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every option of the poller on ``conf``."""
     if 'host' not in conf:
         # Nova and Ceilometer register the same option on their own conf.
         conf.register_opts(default_opts)
-    conf.register_opts(polling_opts, group=POLLING_GROUP)
-    conf.register_opts(static_opts, group=STATIC_GROUP)
-    conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
-    conf.register_opts(publisher_opts, group=PUBLISHER_GROUP)
-    conf.register_opts(events_opts, group=EVENTS_GROUP)
-    for group, opts in _observer_opts():
-        conf.register_opts(opts, group=group)
+    for group, opts in list_opts():
+        if group != 'DEFAULT':
+            conf.register_opts(opts, group=group)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Options for ``oslo-config-generator --namespace ceilometer_qga``."""
     return [
         ('DEFAULT', default_opts),
-        (POLLING_GROUP, list(itertools.chain(polling_opts))),
-        (STATIC_GROUP, static_opts),
-        (LIBVIRT_GROUP, libvirt_opts),
+        (POLLING_GROUP, list(polling_opts)),
+        (LIBVIRT_TRANSPORT_GROUP, libvirt_transport_opts),
         (PUBLISHER_GROUP, publisher_opts),
-        (EVENTS_GROUP, events_opts),
-    ] + _observer_opts()
+    ] + _plugin_opts() + _observer_opts()
+
+
+def _plugin_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The ``CONFIG_OPTS`` of every installed plugin, in its own group."""
+    from ceilometer_qga import collectors
+    from ceilometer_qga import discovery
+    from ceilometer_qga import publishers
+    return [item
+            for namespace, suffix in (
+                (discovery.NAMESPACE, discovery.GROUP_SUFFIX),
+                (collectors.NAMESPACE, collectors.GROUP_SUFFIX),
+                (publishers.NAMESPACE, publishers.GROUP_SUFFIX))
+            for item in plugins.installed_opts(namespace, suffix)]
 
 
 def _observer_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """The options of the sweep observers that own their group."""
-    from ceilometer_qga.observers import prometheus
-    return prometheus.list_opts()
+    """The ``CONFIG_OPTS`` of every installed sweep observer."""
+    from ceilometer_qga import observers
+    return plugins.installed_opts(observers.NAMESPACE, None)
 
 
 def option(group: str, name: str) -> cfg.Opt:

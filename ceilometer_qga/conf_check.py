@@ -35,8 +35,18 @@ class ConfigError(ValueError):
 
 
 def label(group: str, opt: cfg.Opt) -> str:
-    """``[group] name``, as an operator finds it in the file."""
-    return '[%s] %s' % (group, opt.name)
+    """``[group] name``, as an operator finds it in the file.
+
+    An option that moved also names where it was, which is still read
+    (``[libvirt_transport] max_threads (formerly [libvirt_discovery]
+    max_threads)``): the file may use either.
+    """
+    text = '[%s] %s' % (group, opt.name)
+    old = ['[%s] %s' % (d.group or group, d.name or opt.name)
+           for d in opt.deprecated_opts]
+    if old:
+        text += ' (formerly %s)' % ', '.join(old)
+    return text
 
 
 def accepted(opt: cfg.Opt) -> str:

@@ -43,6 +43,11 @@ class Guest:
     :ivar instance_id: Nova instance uuid (the libvirt domain uuid)
     :ivar name: libvirt domain name (``instance-0000000a``) or a label
     :ivar display_name: the server name the user chose
+    :ivar libvirt_uri: the libvirt connection URI of the hypervisor that
+        runs the domain, as the discovery that found it connects there;
+        None when the guest was not found through libvirt.  The libvirt
+        transport talks to the agent through this hypervisor, so it needs
+        no option of its own that would have to match discovery's.
     :ivar metadata: further Ceilometer-style instance metadata (flavor,
         image_ref, host...) copied into every sample's resource_metadata
     """
@@ -53,6 +58,7 @@ class Guest:
     project_id: str | None = None
     user_id: str | None = None
     channels: tuple[Channel, ...] = ()
+    libvirt_uri: str | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict,
                                                  hash=False, compare=False)
 

@@ -26,7 +26,7 @@ goes on in its thread and cannot be interrupted.  So
 :meth:`ConnectionProvider.submit` refuses new work (:class:`PoolExhausted`)
 as soon as every thread is taken, instead of queueing it behind hung calls:
 the caller reports a timeout and moves on, and a stuck hypervisor costs at
-most ``[libvirt_discovery] max_threads`` threads.
+most ``[libvirt_transport] max_threads`` threads.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from types import ModuleType
 from typing import Any
 from typing import TypeVar
 
-from oslo_config import cfg
 from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
@@ -266,17 +265,15 @@ class ConnectionProvider:
     opens a new one (each thread closes its own stale one, never one
     another thread may be using).
 
-    :param conf: the poller's configuration (``[libvirt_discovery] uri``
-        and ``max_threads``)
-    :param uri: overrides ``[libvirt_discovery] uri``
-    :param max_threads: overrides ``[libvirt_discovery] max_threads``
+    :param uri: the libvirt URI: the one the guests were discovered on
+        (:attr:`~ceilometer_qga.guest.Guest.libvirt_uri`)
+    :param max_threads: ``[libvirt_transport] max_threads``
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, uri: str | None = None,
-                 max_threads: int | None = None) -> None:
+    def __init__(self, uri: str, max_threads: int) -> None:
         self.libvirt = import_libvirt()
-        self.uri = uri or conf.libvirt_discovery.uri
-        self.max_threads = max_threads or conf.libvirt_discovery.max_threads
+        self.uri = uri
+        self.max_threads = max_threads
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.max_threads, thread_name_prefix='qga-libvirt')
         self._conn_lock = threading.Lock()

@@ -17,6 +17,17 @@ caller names the option the names came from, and gets
   and the plugin named -- except an error that already is of that class
   (a plugin refusing its own configuration names its own option), which
   comes through unchanged.
+
+Options follow os-vif's plugin contract (``os_vif/plugin.py``): a plugin
+class declares its options in a ``CONFIG_OPTS`` class attribute, the loader
+registers them in the plugin's own group, ``<name>_<kind>``
+(``[libvirt_discovery]``, ``[disk_collector]``), and hands the plugin that
+group (:func:`register`).  A plugin reads its own group and the poller's
+shared options (``[qga_polling]``, ``[DEFAULT] host``), never another
+plugin's group, so that plugins can be added or swapped without one
+depending on how another is configured.  :func:`installed_opts` gives the
+groups of every installed plugin, for ``oslo-config-generator`` and the
+start-up check.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from oslo_config import cfg
+from stevedore import extension
 from stevedore import named
 
 
@@ -41,9 +54,48 @@ def unknown_message(option: str, unknown: Sequence[str], kind: str,
         ', '.join(known_names(namespace)) or '(none)')
 
 
+def group_name(name: str, group_suffix: str | None) -> str:
+    """The option group of plugin ``name``: ``<name>_<group_suffix>``.
+
+    Without a suffix, the name itself: a kind whose plugins no option
+    names (the sweep observers) names its entry points after their groups.
+    """
+    return name if group_suffix is None else '%s_%s' % (name, group_suffix)
+
+
+def register(conf: cfg.ConfigOpts, group: str,
+             opts: Sequence[cfg.Opt]) -> Any:
+    """Register ``opts`` in ``group`` of ``conf``; return that group.
+
+    As os-vif's ``PluginBase.load``: a plugin without options gets an
+    empty group of its own, so every plugin reads ``opts.<name>`` the same
+    way.  Registering the same options again changes nothing.
+    """
+    if not opts:
+        return cfg.ConfigOpts.GroupAttr(cfg.ConfigOpts(), cfg.OptGroup(group))
+    conf.register_opts(list(opts), group=group)
+    return conf[group]
+
+
+def installed_opts(namespace: str, group_suffix: str | None
+                   ) -> list[tuple[str, list[cfg.Opt]]]:
+    """``(group, CONFIG_OPTS)`` of every installed plugin that has options.
+
+    Sorted by group; a plugin that cannot be imported is left out (the
+    loader reports it when it is chosen).
+    """
+    manager = extension.ExtensionManager(namespace, invoke_on_load=False)
+    return sorted((group_name(ext.name, group_suffix),
+                   list(ext.plugin.CONFIG_OPTS))
+                  for ext in manager
+                  if getattr(ext.plugin, 'CONFIG_OPTS', None))
+
+
 def load(namespace: str, names: Sequence[str], option: str, kind: str,
          args: tuple[Any, ...] = (), invoke: bool = True,
-         error: type[Exception] = ValueError) -> list[tuple[str, Any]]:
+         error: type[Exception] = ValueError,
+         conf: cfg.ConfigOpts | None = None,
+         group_suffix: str | None = None) -> list[tuple[str, Any]]:
     """``(name, plugin)`` for each of ``names``, in their order.
 
     :param namespace: the entry-point group
@@ -55,6 +107,10 @@ def load(namespace: str, names: Sequence[str], option: str, kind: str,
     :param invoke: build each plugin (``plugin(*args)``); otherwise return
         the classes
     :param error: the exception class raised (it takes one message)
+    :param conf: with ``group_suffix``, where each plugin's
+        ``CONFIG_OPTS`` are registered, in group ``<name>_<group_suffix>``;
+        that group is then passed to the constructor after ``args``
+    :param group_suffix: see ``conf``
     :raises error: see the module docstring
     """
     names = list(names)
@@ -72,7 +128,19 @@ def load(namespace: str, names: Sequence[str], option: str, kind: str,
             option, kind, entry_point.name, entry_point.value, exc)) from exc
 
     manager = named.NamedExtensionManager(
-        namespace, names, invoke_on_load=invoke, invoke_args=args,
-        name_order=True, on_load_failure_callback=failed,
+        namespace, names, invoke_on_load=False, name_order=True,
+        on_load_failure_callback=failed,
         on_missing_entrypoints_callback=missing)
-    return [(ext.name, ext.obj if invoke else ext.plugin) for ext in manager]
+    if not invoke:
+        return [(ext.name, ext.plugin) for ext in manager]
+    built = []
+    for ext in manager:
+        own: tuple[Any, ...] = ()
+        try:
+            if group_suffix is not None and conf is not None:
+                own = (register(conf, group_name(ext.name, group_suffix),
+                                getattr(ext.plugin, 'CONFIG_OPTS', ())),)
+            built.append((ext.name, ext.plugin(*args, *own)))
+        except Exception as exc:
+            failed(manager, ext.entry_point, exc)
+    return built

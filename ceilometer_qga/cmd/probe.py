@@ -201,8 +201,9 @@ def resolve(conf: cfg.ConfigOpts, key: str) -> Guest:
     if len(found) == 1:
         return found[0]
     where = '%s discovery' % conf.qga_polling.discovery
-    if conf.qga_polling.discovery == 'libvirt':
-        where += ' of %s' % conf.libvirt_discovery.uri
+    uri = discovery_mod.libvirt_uri(conf)
+    if uri:
+        where += ' of %s' % uri
     if not found:
         raise UsageError('no instance %r among the %d guests found by %s '
                          '(give an instance uuid, a display name or a '

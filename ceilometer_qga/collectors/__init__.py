@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors.base import Collector
 from ceilometer_qga import plugins
 
 NAMESPACE = 'ceilometer_qga.collectors'
+GROUP_SUFFIX = base.GROUP_SUFFIX
 
 
 def load_collectors(conf: cfg.ConfigOpts,
@@ -22,7 +24,8 @@ def load_collectors(conf: cfg.ConfigOpts,
     """
     wanted = list(conf.qga_polling.collectors if names is None else names)
     loaded = plugins.load(NAMESPACE, wanted, '[qga_polling] collectors',
-                          'collector', args=(conf,))
+                          'collector', args=(conf,), conf=conf,
+                          group_suffix=GROUP_SUFFIX)
     for name, collector in loaded:
         collector.name = name
     return [collector for _name, collector in loaded]

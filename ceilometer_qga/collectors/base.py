@@ -48,6 +48,11 @@ from typing import Any, ClassVar
 
 from oslo_config import cfg
 
+from ceilometer_qga import plugins
+
+#: a collector's option group is ``<name>_collector``
+GROUP_SUFFIX = 'collector'
+
 GAUGE = 'gauge'
 CUMULATIVE = 'cumulative'
 DELTA = 'delta'
@@ -112,7 +117,16 @@ class Collector(abc.ABC):
     #: collector_intervals`` says otherwise; 0: every sweep
     interval: ClassVar[float] = 0
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    #: this collector's own options, in group ``[<name>_collector]``
+    #: (registered by :func:`~ceilometer_qga.collectors.load_collectors`)
+    CONFIG_OPTS: ClassVar[list[cfg.Opt]] = []
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any = None) -> None:
+        """:param conf: the poller's configuration (``[qga_polling]``)
+        :param opts: this collector's own group (its :attr:`CONFIG_OPTS`);
+            None (a collector built directly) registers that group as
+            the loader would
+        """
         self.conf = conf
         #: the collector's one name: its entry point's (set by
         #: :func:`~ceilometer_qga.collectors.load_collectors`); outcomes,
@@ -120,6 +134,12 @@ class Collector(abc.ABC):
         #: directly, the class name without ``Collector``, lower case --
         #: the rule the entry points of setup.cfg follow.
         self.name = type(self).__name__.removesuffix('Collector').lower()
+        if opts is None:
+            opts = plugins.register(
+                conf, plugins.group_name(self.name, GROUP_SUFFIX),
+                self.CONFIG_OPTS)
+        #: this collector's group
+        self.opts = opts
 
     @abc.abstractmethod
     def parse(self, reply: Any) -> ParseResult:

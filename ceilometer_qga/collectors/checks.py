@@ -14,8 +14,6 @@ import math
 import re
 from typing import Any, Iterable, TypeVar
 
-from oslo_config import cfg
-
 from ceilometer_qga.collectors import base
 # Re-exported: the collectors' checks and the text helpers in one name.
 from ceilometer_qga.untrusted import clean_text  # noqa: F401
@@ -130,23 +128,23 @@ def cap(items: list[T], limit: int, what: str,
     return items[:limit]
 
 
-def exclusion(conf: cfg.ConfigOpts, option: str) -> re.Pattern[str] | None:
-    """Compile the ``[qga_polling]`` exclusion regex named ``option``.
+def exclusion(pattern: str | None, option: str) -> re.Pattern[str] | None:
+    """Compile an exclusion regex, the value of ``option``.
 
     An empty pattern means "exclude nothing" (an empty regex would match,
     and so exclude, every name).
 
+    :param option: ``[group] name``, for the error
     :raises ValueError: the pattern is not a valid regular expression, so the
         collector refuses to load instead of silently reporting everything
     """
-    pattern = getattr(conf.qga_polling, option)
     if not pattern:
         return None
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise ValueError('[qga_polling] %s = %r is not a valid regular '
-                         'expression: %s' % (option, pattern, exc)) from exc
+        raise ValueError('%s = %r is not a valid regular expression: %s'
+                         % (option, pattern, exc)) from exc
 
 
 def is_excluded(pattern: re.Pattern[str] | None, item: str) -> bool:

@@ -5,8 +5,8 @@ list of devices, each with a name and an object of counters, and their
 ``/proc`` fallbacks (``/proc/diskstats``, ``/proc/net/dev``) are turned into
 the same list by :func:`proc_table`.  A
 :class:`DeviceCounterCollector` subclass only declares which member holds
-the counters, which counters become which meters, which option excludes
-devices, and the per-device metadata; the checks (names, duplicates,
+the counters, which counters become which meters, the default of its
+``exclude`` option (in its own group) and the per-device metadata; the checks (names, duplicates,
 exclusion before the ``max_items`` cap, one bad counter dropping only its
 meter) are written once, here.
 """
@@ -19,6 +19,20 @@ from oslo_config import cfg
 
 from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors import checks
+from ceilometer_qga import plugins
+
+
+def exclude_opt(default: str, deprecated_name: str, what: str) -> cfg.Opt:
+    """The ``exclude`` option of a device collector's own group.
+
+    It was ``[qga_polling] <deprecated_name>``, which is still read.
+    """
+    return cfg.StrOpt(
+        'exclude', default=default,
+        deprecated_opts=[cfg.DeprecatedOpt(deprecated_name,
+                                           group='qga_polling')],
+        help='Regular expression: guest %s whose name matches are not '
+             'reported. Empty: report every one.' % what)
 
 
 class DeviceCounterCollector(base.Collector):
@@ -31,8 +45,6 @@ class DeviceCounterCollector(base.Collector):
     #: True: entries without that member are skipped quietly (old agents,
     #: interfaces without an address); False: reported as dropped
     stats_optional: ClassVar[bool] = False
-    #: ``[qga_polling]`` option with the regular expression of excluded names
-    exclude_option: ClassVar[str]
     #: the meters' scope
     scope: ClassVar[str]
     #: (meter, counter key, multiplier, unit)
@@ -45,9 +57,11 @@ class DeviceCounterCollector(base.Collector):
                 base.Meter(meter, base.CUMULATIVE, unit, cls.scope)
                 for meter, _key, _mult, unit in cls.counters)
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
-        self._exclude = checks.exclusion(conf, self.exclude_option)
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any = None) -> None:
+        super().__init__(conf, opts)
+        self._exclude = checks.exclusion(
+            self.opts.exclude, '[%s] exclude' % plugins.group_name(
+                self.name, base.GROUP_SUFFIX))
 
     def metadata(self, name: str, entry: dict[str, Any]) -> dict[str, Any]:
         """Resource metadata of one device (override to add to it)."""

@@ -13,7 +13,7 @@ sectors read, writes completed and sectors written are the 1st, 3rd, 5th
 and 7th.  Kernels before 2.6.25 wrote only four counters for partitions
 (reads, sectors read, writes, sectors written), which qemu-ga reads too.
 
-Devices whose name matches ``[qga_polling] disk_exclude`` (by default loop,
+Devices whose name matches ``[disk_collector] exclude`` (by default loop,
 ram, zram, floppy and CD-ROM devices) are left out before the
 ``max_items`` cap is applied.
 """
@@ -43,7 +43,8 @@ class DiskCollector(device_counters.DeviceCounterCollector):
     interval = 0
     device = 'disk'
     stats_member = 'stats'
-    exclude_option = 'disk_exclude'
+    CONFIG_OPTS = [device_counters.exclude_opt(
+        r'^(loop|ram|zram|fd|sr)\d*$', 'disk_exclude', 'block devices')]
     scope = 'disk'
     counters = (
         ('guest.disk.read.bytes', 'read-sectors', SECTOR, 'B'),

@@ -8,7 +8,7 @@ agent reads them only for an interface that has at least one IP address
 interfaces, and those of agents older than 2.11, are skipped quietly.
 ``rx`` is incoming and ``tx`` outgoing, seen from inside the guest.
 
-Interfaces whose name matches ``[qga_polling] interface_exclude`` (by
+Interfaces whose name matches ``[network_collector] exclude`` (by
 default ``lo``) are left out before the ``max_items`` cap is applied.
 
 When no interface at all carries statistics (an agent older than 2.11), the
@@ -47,7 +47,8 @@ class NetworkCollector(device_counters.DeviceCounterCollector):
     device = 'interface'
     stats_member = 'statistics'
     stats_optional = True
-    exclude_option = 'interface_exclude'
+    CONFIG_OPTS = [device_counters.exclude_opt(
+        r'^lo$', 'interface_exclude', 'network interfaces')]
     scope = 'interface'
     counters = (
         ('guest.network.incoming.bytes', 'rx-bytes', 1, 'B'),

@@ -17,6 +17,10 @@ from ceilometer_qga.discovery.base import Discovery
 from ceilometer_qga import plugins
 
 NAMESPACE = 'ceilometer_qga.discovery'
+#: a discovery plugin's option group is ``<name>_discovery``
+GROUP_SUFFIX = 'discovery'
+OPTION = '[qga_polling] discovery'
+KIND = 'discovery plugin'
 
 
 class DiscoveryError(Exception):
@@ -34,9 +38,24 @@ def load_discovery(conf: cfg.ConfigOpts) -> Discovery:
         configuration (the message names the option).
     """
     [(_name, plugin)] = plugins.load(
-        NAMESPACE, [conf.qga_polling.discovery], '[qga_polling] discovery',
-        'discovery plugin', args=(conf,))
+        NAMESPACE, [conf.qga_polling.discovery], OPTION, KIND, args=(conf,),
+        conf=conf, group_suffix=GROUP_SUFFIX)
     return plugin
+
+
+def libvirt_uri(conf: cfg.ConfigOpts) -> str | None:
+    """The libvirt URI the configured discovery lists domains on, or None.
+
+    Asked of the plugin class (:meth:`Discovery.libvirt_uri`) with its own
+    group, without building it: no connection is opened.
+
+    :raises ValueError: no plugin has that name (the message names the
+        option)
+    """
+    [(name, cls)] = plugins.load(NAMESPACE, [conf.qga_polling.discovery],
+                                 OPTION, KIND, invoke=False)
+    return cls.libvirt_uri(plugins.register(
+        conf, plugins.group_name(name, GROUP_SUFFIX), cls.CONFIG_OPTS))
 
 
 def host_name(conf: cfg.ConfigOpts) -> str:

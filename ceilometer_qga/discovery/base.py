@@ -15,11 +15,20 @@ Contract:
 * It may block (libvirt calls); the poller calls it from a worker thread.
 * A guest that disappears while being inspected is skipped, not an error.
 * Configuration errors raise ``ValueError`` naming the option.
+* Its options are its ``CONFIG_OPTS``, registered by the loader in group
+  ``[<name>_discovery]`` and handed to the constructor (os-vif's plugin
+  contract, see :mod:`ceilometer_qga.plugins`).
+* A guest reachable through libvirt carries the connection URI in
+  :attr:`~ceilometer_qga.guest.Guest.libvirt_uri`: the libvirt transport
+  and the libvirt event listener use the hypervisor the guest was found on,
+  and read no discovery option.
 """
 
 from __future__ import annotations
 
 import abc
+
+from typing import Any
 
 from oslo_config import cfg
 
@@ -27,10 +36,29 @@ from ceilometer_qga.guest import Guest
 
 
 class Discovery(abc.ABC):
-    """Base class of every discovery plugin."""
+    """Base class of every discovery plugin.
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    :param conf: the poller's configuration (``[qga_polling]``,
+        ``[DEFAULT] host``)
+    :param opts: this plugin's own group (its :attr:`CONFIG_OPTS`)
+    """
+
+    #: this plugin's options, in its own group ``[<name>_discovery]``
+    CONFIG_OPTS: list[cfg.Opt] = []
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
         self.conf = conf
+        self.opts = opts
+
+    @classmethod
+    def libvirt_uri(cls, opts: Any) -> str | None:
+        """The libvirt URI this plugin lists domains on, given its group.
+
+        None (the default) for a plugin that does not use libvirt.  For
+        whoever needs the hypervisor before any guest is found: the
+        libvirt event listener.
+        """
+        return None
 
     @abc.abstractmethod
     def discover(self) -> list[Guest]:

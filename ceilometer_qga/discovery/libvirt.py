@@ -21,6 +21,11 @@ The connection, its reconnect rule and the state tables are
 :mod:`ceilometer_qga.libvirt_host`'s.  libvirt-python is imported when the
 plugin is built, and its absence is reported against ``[qga_polling]
 discovery``.
+
+Each guest carries the URI in :attr:`~ceilometer_qga.guest.Guest.libvirt_uri`:
+the libvirt transport asks the agent through the hypervisor that listed the
+domain, so ``[libvirt_discovery] uri`` is the one place the hypervisor is
+named.
 """
 
 from __future__ import annotations
@@ -41,6 +46,18 @@ from ceilometer_qga import libvirt_xml
 
 LOG = logging.getLogger(__name__)
 
+#: this plugin's group (``<name>_discovery``, see ceilometer_qga.plugins)
+GROUP = 'libvirt_discovery'
+
+OPTS = [
+    cfg.StrOpt('uri',
+               default='qemu:///system',
+               help='libvirt connection URI of the hypervisor whose domains '
+                    'are polled. The guest agents are reached through the '
+                    'same URI (with [qga_polling] transport = libvirt or '
+                    'auto), which needs a read-write connection.'),
+]
+
 
 def host_id(project_id: str | None, host: str) -> str:
     """Nova's ``hostId``: sha224(project_id + host), as Ceilometer sets it."""
@@ -49,7 +66,7 @@ def host_id(project_id: str | None, host: str) -> str:
 
 
 class LibvirtDiscovery(base.Discovery):
-    """Active Nova domains on ``[libvirt_discovery] uri``.
+    """Active Nova domains on ``[libvirt_discovery] uri``, with that URI.
 
     The read-only connection is opened on the first :meth:`discover`, and
     opened again when it died (``isAlive`` false, or a call failing with a
@@ -57,11 +74,13 @@ class LibvirtDiscovery(base.Discovery):
     serialised by a lock: :meth:`discover` runs in worker threads.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
+    CONFIG_OPTS = OPTS
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
+        super().__init__(conf, opts)
         self._libvirt = libvirt_host.import_libvirt(
             '[qga_polling] discovery = libvirt')
-        self._uri = conf.libvirt_discovery.uri
+        self._uri = opts.uri
         self._host = discovery.host_name(conf)
         self._connection = libvirt_host.Connection(
             self._libvirt, self._uri, read_only=True,
@@ -69,6 +88,11 @@ class LibvirtDiscovery(base.Discovery):
         self._lock = threading.Lock()
 
     # -- connection ----------------------------------------------------
+
+    @classmethod
+    def libvirt_uri(cls, opts: Any) -> str | None:
+        """``[libvirt_discovery] uri``."""
+        return opts.uri
 
     def _open_connection(self) -> Any:
         """Open the read-only connection (tests wrap it to inject faults)."""
@@ -182,4 +206,5 @@ class LibvirtDiscovery(base.Discovery):
                      project_id=instance.project_id,
                      user_id=instance.user_id,
                      channels=libvirt_xml.parse_channels(root),
+                     libvirt_uri=self._uri,
                      metadata=metadata)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from typing import Any
 import uuid
 
 from oslo_config import cfg
@@ -24,7 +25,40 @@ from ceilometer_qga.guest import Guest
 
 LOG = logging.getLogger(__name__)
 
-OPTION = '[static_discovery] guests'
+#: this plugin's group (``<name>_discovery``, see ceilometer_qga.plugins)
+GROUP = 'static_discovery'
+OPTION = '[%s] guests' % GROUP
+
+OPTS = [
+    cfg.ListOpt('guests',
+                default=[],
+                help='Guests to poll with the static discovery, as '
+                     'INSTANCE_UUID=SOCKET_PATH items.'),
+    # Without Nova's metadata, what the samples of the static guests say
+    # about owner and flavor comes from here.  Ceilometer's Gnocchi
+    # publisher writes each sample's project_id over the resource's, and
+    # Gnocchi's instance type requires a flavor.
+    cfg.StrOpt('project_id',
+               help='Project (tenant) id that the samples of every static '
+                    'guest carry. Ceilometer\'s Gnocchi publisher sets it on '
+                    'the resources: unset, the samples carry no project and '
+                    'Gnocchi\'s resources get none (admin-only), even where '
+                    'Nova had set one.'),
+    cfg.StrOpt('user_id',
+               help='User id that the samples of every static guest carry '
+                    '(the user of the resources they create).'),
+    cfg.StrOpt('flavor_id',
+               default='unknown',
+               help='Flavor id in the metadata of every static guest\'s '
+                    'samples: Gnocchi\'s instance resource type requires '
+                    'one, and rejects the instance-level samples of a new '
+                    'instance without it.'),
+    cfg.StrOpt('flavor_name',
+               default='unknown',
+               help='Flavor name (Ceilometer\'s instance_type) in the '
+                    'metadata of every static guest\'s samples; required '
+                    'by Gnocchi\'s instance resource type too.'),
+]
 
 # sun_path is 108 bytes on Linux, one of them the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -98,12 +132,13 @@ class StaticDiscovery(base.Discovery):
     the power state is unknown, the poller just tries.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
-        pairs = parse_guests(conf.static_discovery.guests)
+    CONFIG_OPTS = OPTS
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
+        super().__init__(conf, opts)
+        pairs = parse_guests(opts.guests)
         host = discovery.host_name(conf)
         channel_name = conf.qga_polling.monitor_channel_name
-        opts = conf.static_discovery
         if pairs and not opts.project_id and any(
                 url.startswith('notifier:') for url in conf.qga_polling.publishers):
             LOG.warning('[static_discovery] project_id is not set: the samples of '

@@ -9,6 +9,13 @@ installed one is built with the configuration and decides itself whether
 it is on (:meth:`SweepObserver.enabled`), so enabling one is a setting of
 its own group, not a list to keep in step.
 
+Options follow the plugin contract of :mod:`ceilometer_qga.plugins`
+(``CONFIG_OPTS``, registered by the loader, the group handed to
+:meth:`SweepObserver.enabled` and the constructor), except for the group's
+name: no option names an observer, so its entry point is named after its
+group (``prometheus_exporter``, ``guest_agent_events``), the sections
+operators set.
+
 Contract: :meth:`SweepObserver.sweep_done` is called on the event loop
 after every sweep, with the :class:`~ceilometer_qga.poller.SweepResult`
 whose samples are also queued for the publishers (no second poll).  It
@@ -25,21 +32,31 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from stevedore import extension
 
+from ceilometer_qga import plugins
+
 LOG = logging.getLogger(__name__)
 
 NAMESPACE = 'ceilometer_qga.observers'
 
 
 class SweepObserver(abc.ABC):
-    """Base class of an observer (see the module docstring)."""
+    """Base class of an observer (see the module docstring).
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    :param conf: the poller's configuration (``[qga_polling]``...)
+    :param opts: this observer's own group (its :attr:`CONFIG_OPTS`)
+    """
+
+    #: this observer's options, in the group its entry point is named after
+    CONFIG_OPTS: list[cfg.Opt] = []
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
         self.conf = conf
+        self.opts = opts
 
     @classmethod
     @abc.abstractmethod
-    def enabled(cls, conf: cfg.ConfigOpts) -> bool:
-        """Whether ``conf`` turns this observer on."""
+    def enabled(cls, opts: Any) -> bool:
+        """Whether its own group ``opts`` turns this observer on."""
 
     @abc.abstractmethod
     def sweep_done(self, result: Any) -> None:
@@ -63,8 +80,10 @@ def load_observers(conf: cfg.ConfigOpts) -> list[SweepObserver]:
     manager = extension.ExtensionManager(NAMESPACE, invoke_on_load=False)
     observers = []
     for ext in sorted(manager, key=lambda e: e.name):
-        if ext.plugin.enabled(conf):
-            observers.append(ext.plugin(conf))
+        opts = plugins.register(conf, plugins.group_name(ext.name, None),
+                                ext.plugin.CONFIG_OPTS)
+        if ext.plugin.enabled(opts):
+            observers.append(ext.plugin(conf, opts))
     return observers
 
 

@@ -42,7 +42,7 @@ from oslo_log import log as logging
 import oslo_messaging
 from oslo_utils import timeutils
 
-from ceilometer_qga import conf as conf_mod
+from ceilometer_qga import discovery
 from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga import heartbeat as heartbeat_mod
 from ceilometer_qga import libvirt_events as libvirt_events_mod
@@ -61,23 +61,81 @@ QUEUE_SIZE = 10000
 RETRY = 3
 
 
-def _ensure_opts(conf: cfg.ConfigOpts) -> None:
-    if conf_mod.EVENTS_GROUP not in conf:
-        conf.register_opts(conf_mod.events_opts, group=conf_mod.EVENTS_GROUP)
+#: this observer's group, and its entry point's name
+GROUP = 'guest_agent_events'
+
+OPTS = [
+    cfg.BoolOpt('enabled',
+                default=False,
+                help='Send one notification on the bus (event type '
+                     'guest_agent.state.change, exchange "ceilometer") each '
+                     'time a guest\'s agent state changes, for Ceilometer\'s '
+                     'notification agent to turn into an event and Aodh\'s '
+                     'event alarms to act on (etc/ceilometer/'
+                     'event_definitions.yaml). The states present at the '
+                     'first sweep are sent once. The bus is '
+                     '[oslo_messaging_notifications] transport_url, else '
+                     '[DEFAULT] transport_url.'),
+    cfg.ListOpt('topics',
+                default=[],
+                help='Topics the state changes are sent to; empty: '
+                     '[oslo_messaging_notifications] topics ("notifications", '
+                     'where Ceilometer\'s notification agent listens).'),
+    cfg.FloatOpt('damping_interval',
+                 default=30.0, min=0.0,
+                 help='Least seconds between two state-change events of one '
+                      'guest. The first change is sent at once; changes '
+                      'within the interval are merged into one event with '
+                      'the state the guest is in when it has passed (none if '
+                      'it is back in the state last sent), so a flapping '
+                      'agent costs one event per interval.'),
+    cfg.FloatOpt('startup_grace',
+                 default=120.0, min=0.0,
+                 help='Seconds a guest that appears while the poller runs '
+                      '(booted, migrated or resumed here) may go without an '
+                      'answering agent before "down" is sent: the agent '
+                      'starts after the guest\'s kernel. Guests present at '
+                      'the poller\'s first sweep get no grace.'),
+    cfg.BoolOpt('libvirt_events',
+                default=True,
+                help='When the discovery lists libvirt domains ([qga_polling] '
+                     'discovery = libvirt), listen on the same hypervisor for '
+                     'libvirt\'s agent lifecycle events (the guest opened or '
+                     'closed the standard agent channel) and domain events '
+                     '(paused, shut down, migrated) and send the state '
+                     'change at once instead of at the next heartbeat or '
+                     'sweep.'),
+    cfg.FloatOpt('disconnect_hold',
+                 default=1.0, min=0.0,
+                 help='Seconds a "down" from libvirt\'s agent-disconnected '
+                      'event waits for a domain event (paused, shut down, '
+                      'migrated) that explains it; if one comes, no "down" '
+                      'is sent. A guest shut down from inside closes the '
+                      'channel before its domain stops: raise this to the '
+                      'time your guests take from stopping the agent to '
+                      'powering off to keep such shutdowns from ever '
+                      'reading "down", at the cost of slower detection of '
+                      'killed agents.'),
+    cfg.StrOpt('state_file',
+               help='File keeping the state last sent for each guest, so '
+                    'that a restarted poller sends only the states that '
+                    'changed meanwhile instead of one event per guest. '
+                    'Unset: every guest\'s state is sent once after a '
+                    'start.'),
+]
 
 
 class StateChangeEvents(observers.SweepObserver):
     """The agents' state changes on the bus (module docstring)."""
 
-    @classmethod
-    def enabled(cls, conf: cfg.ConfigOpts) -> bool:
-        _ensure_opts(conf)
-        return bool(conf.guest_agent_events.enabled)
+    CONFIG_OPTS = OPTS
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
-        _ensure_opts(conf)
-        opts = conf.guest_agent_events
+    @classmethod
+    def enabled(cls, opts: Any) -> bool:
+        return bool(opts.enabled)
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
+        super().__init__(conf, opts)
         self.host = conf.host
         self.monitor_channel = conf.qga_polling.monitor_channel_name
         self.state_file = opts.state_file
@@ -102,10 +160,10 @@ class StateChangeEvents(observers.SweepObserver):
         #: what libvirt's events, which name only the domain, lack
         self._last: dict[str, liveness_mod.Observation] = {}
         self.libvirt_events: libvirt_events_mod.LibvirtEvents | None = None
-        if (conf.qga_polling.discovery == 'libvirt'
-                and opts.libvirt_events):
+        uri = discovery.libvirt_uri(conf) if opts.libvirt_events else None
+        if uri:
             self.libvirt_events = libvirt_events_mod.LibvirtEvents(
-                conf.libvirt_discovery.uri, opts.disconnect_hold,
+                uri, opts.disconnect_hold,
                 self.observe, self._uses_standard_channel)
         self._started = False
 

@@ -57,6 +57,7 @@ from ceilometer_qga.observers import SweepObserver
 
 LOG = logging.getLogger(__name__)
 
+#: this observer's group, and its entry point's name
 GROUP = 'prometheus_exporter'
 
 OPTS = [
@@ -102,16 +103,6 @@ _ITEMS = len(BASE_LABELS)
 _GUEST_LABELS = ('project', 'user') + BASE_LABELS[_SHARED:]
 INFO_LABELS = ('project', 'user', 'resource', 'vm_instance', 'resource_name',
                'state', 'version', 'channel', 'transport')
-
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register ``[prometheus_exporter]`` on ``conf`` (idempotent)."""
-    conf.register_opts(OPTS, group=GROUP)
-
-
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """Options for ``oslo-config-generator``."""
-    return [(GROUP, OPTS)]
 
 
 def metric_name(meter: str) -> str:
@@ -397,15 +388,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class PrometheusExporter(SweepObserver):
     """The ``/metrics`` endpoint of ``qga-polling`` (module docstring)."""
 
-    @classmethod
-    def enabled(cls, conf: cfg.ConfigOpts) -> bool:
-        register_opts(conf)
-        return conf[GROUP].enabled
+    CONFIG_OPTS = OPTS
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
-        register_opts(conf)
-        group = conf[GROUP]
+    @classmethod
+    def enabled(cls, opts: Any) -> bool:
+        return bool(opts.enabled)
+
+    def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
+        super().__init__(conf, opts)
+        group = opts
         self.address = group.listen_address
         self.port = group.port
         self.certfile, self.keyfile = group.tls_certfile, group.tls_keyfile

@@ -30,7 +30,8 @@ INSTANCE_KEYS = frozenset({'state', 'instance_id', 'name', 'display_name'})
 
 
 def guest_for(instance: Any, found: Guest) -> Guest:
-    """The guest to poll: ``instance``'s identity, ``found``'s channels.
+    """The guest to poll: ``instance``'s identity, ``found``'s channels
+    (and the hypervisor they are reached through).
 
     ``metadata['state']`` (which makes the poller skip a paused domain)
     is the live state our discovery read, else Ceilometer's ``vm_state``
@@ -47,6 +48,7 @@ def guest_for(instance: Any, found: Guest) -> Guest:
         project_id=getattr(instance, 'tenant_id', None),
         user_id=getattr(instance, 'user_id', None),
         channels=found.channels,
+        libvirt_uri=found.libvirt_uri,
         metadata={'state': state} if state else {})
 
 

@@ -12,6 +12,7 @@ from ceilometer.compute.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
 
 from ceilometer_qga import conf as qga_conf
+from ceilometer_qga.discovery import libvirt as libvirt_discovery
 
 
 def ceilometer_libvirt_uri(conf: cfg.ConfigOpts) -> str:
@@ -46,4 +47,4 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
                 # same meaning, different help text.  Keep Ceilometer's.
                 pass
     conf.set_default('uri', ceilometer_libvirt_uri(conf),
-                     group=qga_conf.LIBVIRT_GROUP)
+                     group=libvirt_discovery.GROUP)

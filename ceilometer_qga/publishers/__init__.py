@@ -23,6 +23,7 @@ from ceilometer_qga.publishers import base
 from ceilometer_qga.publishers.base import display_url  # noqa: F401
 
 NAMESPACE = 'ceilometer_qga.publishers'
+GROUP_SUFFIX = base.GROUP_SUFFIX
 OPTION = '[qga_polling] publishers'
 
 
@@ -84,11 +85,14 @@ def float_param(url: urllib.parse.SplitResult, params: dict[str, list[str]],
     return value
 
 
-def _publisher_class(url: urllib.parse.SplitResult) -> type[base.Publisher]:
+def _publisher(conf: cfg.ConfigOpts,
+               url: urllib.parse.SplitResult) -> base.Publisher:
+    """The publisher of ``url``, built with its own group."""
     option = '%s: bad publisher URL %r: scheme' % (OPTION, display_url(url))
-    [(_name, cls)] = plugins.load(NAMESPACE, [url.scheme], option,
-                                  'publisher', invoke=False)
-    return cls
+    [(_name, publisher)] = plugins.load(
+        NAMESPACE, [url.scheme], option, 'publisher', args=(conf, url),
+        conf=conf, group_suffix=GROUP_SUFFIX)
+    return publisher
 
 
 def _split(text: str) -> urllib.parse.SplitResult:
@@ -118,7 +122,7 @@ def load_publishers(conf: cfg.ConfigOpts) -> list[base.Publisher]:
     try:
         for text in conf.qga_polling.publishers:
             url = _split(text)
-            publishers.append(_publisher_class(url)(conf, url))
+            publishers.append(_publisher(conf, url))
     except BaseException:
         for publisher in publishers:
             publisher.close()

@@ -17,6 +17,10 @@ Contract:
 * :meth:`flush` tries to deliver everything buffered within ``timeout``
   seconds and says whether the buffer is empty afterwards.
 * :meth:`close` flushes what it can and releases connections.
+* Options a publisher has besides its URL's query are its ``CONFIG_OPTS``,
+  registered by the loader in group ``[<scheme>_publisher]`` and handed to
+  the constructor (os-vif's plugin contract, see
+  :mod:`ceilometer_qga.plugins`); those of a URL are its query parameters.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 import urllib.parse
 
 from oslo_config import cfg
+
+from ceilometer_qga import plugins
 
 
 def display_url(url: urllib.parse.SplitResult) -> str:
@@ -45,13 +51,32 @@ def display_url(url: urllib.parse.SplitResult) -> str:
     return text
 
 
-class Publisher(abc.ABC):
-    """Base class of every publisher."""
+#: a publisher's option group is ``<scheme>_publisher``
+GROUP_SUFFIX = 'publisher'
 
-    def __init__(self, conf: cfg.ConfigOpts,
-                 url: urllib.parse.SplitResult) -> None:
+
+class Publisher(abc.ABC):
+    """Base class of every publisher.
+
+    :param conf: the poller's configuration (``[qga_polling]``)
+    :param url: the publisher URL
+    :param opts: this plugin's own group (its :attr:`CONFIG_OPTS`); None
+        (a publisher built directly) registers it as the loader would
+    """
+
+    #: this plugin's own options, in group ``[<scheme>_publisher]``
+    CONFIG_OPTS: list[cfg.Opt] = []
+
+    def __init__(self, conf: cfg.ConfigOpts, url: urllib.parse.SplitResult,
+                 opts: Any = None) -> None:
         self.conf = conf
         self.url = url
+        if opts is None:
+            opts = plugins.register(
+                conf, plugins.group_name(url.scheme, GROUP_SUFFIX),
+                self.CONFIG_OPTS)
+        #: this plugin's group
+        self.opts = opts
         #: samples dropped because the buffer was full, since start
         self.dropped = 0
         #: samples delivered, since start

@@ -147,9 +147,9 @@ class BufferedPublisher(base.Publisher, metaclass=abc.ABCMeta):
     #: seconds after a failed delivery during which publish() only buffers
     hold_off: float = 0.0
 
-    def __init__(self, conf: cfg.ConfigOpts,
-                 url: urllib.parse.SplitResult) -> None:
-        super().__init__(conf, url)
+    def __init__(self, conf: cfg.ConfigOpts, url: urllib.parse.SplitResult,
+                 opts: Any = None) -> None:
+        super().__init__(conf, url, opts)
         self._buffer = SampleBuffer(conf.qga_polling.buffer_size,
                                     base.display_url(url))
         self._lock = threading.Lock()

@@ -47,9 +47,9 @@ class FilePublisher(buffer.BufferedPublisher):
 
     batch_size = BATCH_SIZE
 
-    def __init__(self, conf: cfg.ConfigOpts,
-                 url: urllib.parse.SplitResult) -> None:
-        super().__init__(conf, url)
+    def __init__(self, conf: cfg.ConfigOpts, url: urllib.parse.SplitResult,
+                 opts: Any = None) -> None:
+        super().__init__(conf, url, opts)
         if url.netloc:
             raise publishers.url_error(
                 url, 'a file URL takes no host: write file:///ABSOLUTE/PATH '

@@ -78,9 +78,9 @@ DEFAULT_HOLD_OFF = 30.0
 class NotifierPublisher(buffer.BufferedPublisher):
     """Samples to Ceilometer's notification agent over oslo.messaging."""
 
-    def __init__(self, conf: cfg.ConfigOpts,
-                 url: urllib.parse.SplitResult) -> None:
-        super().__init__(conf, url)
+    def __init__(self, conf: cfg.ConfigOpts, url: urllib.parse.SplitResult,
+                 opts: Any = None) -> None:
+        super().__init__(conf, url, opts)
         if url.netloc or url.path not in ('', '/'):
             raise publishers.url_error(
                 url, 'notifier:// takes no host or path; the bus is '

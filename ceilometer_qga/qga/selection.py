@@ -8,9 +8,17 @@
 
 Callers get a transport and the channel it uses, or None and the reason
 (reported as the guest's ``agent_state`` ``no_channel``).
+
+The libvirt transport reaches the agent through the hypervisor the guest
+was discovered on (:attr:`~ceilometer_qga.guest.Guest.libvirt_uri`), not
+through an option: one URI names the hypervisor, in the discovery plugin's
+group, and a second that "must match" it cannot drift.  Its own option,
+the size of its thread pool, is in ``[libvirt_transport]``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from oslo_config import cfg
 
@@ -22,7 +30,12 @@ from ceilometer_qga.qga import transport_socket
 
 
 class TransportSelector:
-    """Builds transports; owns what they share (the libvirt connection)."""
+    """Builds transports; owns what they share (the libvirt connections).
+
+    One :class:`~ceilometer_qga.libvirt_host.ConnectionProvider` per
+    hypervisor URI the guests were discovered on (one, with the libvirt
+    discovery), each with ``[libvirt_transport] max_threads`` threads.
+    """
 
     def __init__(self, conf: cfg.ConfigOpts,
                  on_command: transport_mod.CommandObserver | None = None
@@ -30,7 +43,8 @@ class TransportSelector:
         self.conf = conf
         #: given to every transport built (``qga-probe`` times commands)
         self.on_command = on_command
-        self._libvirt = None  # created on first use: libvirt is optional
+        #: URI -> provider, created on first use: libvirt is optional
+        self._libvirt: dict[str, Any] = {}
 
     def make(self, guest: Guest) -> tuple[
             transport_mod.Transport | None, Channel | None, str]:
@@ -63,18 +77,25 @@ class TransportSelector:
                                 % opts.monitor_channel_name)
         if standard is None:
             return None, None, 'no guest-agent channel'
-        return self._libvirt_transport(guest), standard, ''
+        if not guest.libvirt_uri:
+            return None, None, ('%s channel, but the guest was not found '
+                                'through libvirt' % STANDARD_CHANNEL)
+        return (self._libvirt_transport(guest, guest.libvirt_uri), standard,
+                '')
 
-    def _libvirt_transport(self, guest: Guest) -> transport_mod.Transport:
+    def _libvirt_transport(self, guest: Guest,
+                           uri: str) -> transport_mod.Transport:
         from ceilometer_qga.qga import transport_libvirt
-        if self._libvirt is None:
+        provider = self._libvirt.get(uri)
+        if provider is None:
             from ceilometer_qga import libvirt_host
-            self._libvirt = libvirt_host.ConnectionProvider(self.conf)
+            provider = self._libvirt[uri] = libvirt_host.ConnectionProvider(
+                uri, self.conf.libvirt_transport.max_threads)
         return transport_libvirt.LibvirtTransport(
-            guest.instance_id, self._libvirt, guest.instance_id, self.conf)
+            guest.instance_id, provider, guest.instance_id, self.conf)
 
     def close(self) -> None:
-        """Close the shared libvirt connection, if one was opened."""
-        if self._libvirt is not None:
-            self._libvirt.close()
-            self._libvirt = None
+        """Close the shared libvirt connections, if any were opened."""
+        providers, self._libvirt = list(self._libvirt.values()), {}
+        for provider in providers:
+            provider.close()

@@ -271,7 +271,8 @@ def run(mode: str, pairs: list[tuple[str, str]], conf: cfg.ConfigOpts,
 
     collectors = load_collectors(conf)
     meters = meters_mod.catalogue(collectors)
-    guests = {g.instance_id: g for g in static.StaticDiscovery(conf).discover()}
+    guests = {g.instance_id: g for g in static.StaticDiscovery(
+        conf, conf.static_discovery).discover()}
     fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     records = []
     began = time.monotonic()

@@ -73,8 +73,7 @@ def libvirtd(guest_image: Any) -> Iterator[Any]:
 @pytest.fixture(scope='session')
 def libvirt_provider(libvirtd: Any) -> Iterator[libvirt_host.ConnectionProvider]:
     """The read-write connection + thread pool the libvirt transports share."""
-    provider = libvirt_host.ConnectionProvider(
-        env_fixtures.poller_conf(libvirtd.uri))
+    provider = libvirt_host.ConnectionProvider(libvirtd.uri, 4)
     yield provider
     provider.close()
 

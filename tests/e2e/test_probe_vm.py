@@ -237,7 +237,8 @@ def test_hung_guest_through_libvirt_does_not_stall_the_others(guests, libvirtd):
             await bad.close()
         return slow
 
-    provider = libvirt_host.ConnectionProvider(conf)
+    provider = libvirt_host.ConnectionProvider(
+        conf.libvirt_discovery.uri, conf.libvirt_transport.max_threads)
     try:
         slow = asyncio.run(rounds(provider))
     finally:

@@ -119,12 +119,28 @@ def test_bad_value_is_one_line_naming_the_option(workdir, lines, words,
     assert not os.path.exists(os.path.join(workdir, 'samples.jsonl'))
 
 
-def test_bad_value_in_another_section(workdir):
+@pytest.mark.parametrize('section', ['libvirt_transport',
+                                     # its name before it moved
+                                     'libvirt_discovery'])
+def test_bad_value_in_another_section(workdir, section):
     proc = run([POLLING, '--config-file',
-                write_conf(workdir, other='[libvirt_discovery]\n'
-                                          'max_threads = -2'), '--once'])
-    assert_config_error(proc, '[libvirt_discovery] max_threads',
-                        'an integer >= 1')
+                write_conf(workdir, other='[%s]\nmax_threads = -2' % section),
+                '--once'])
+    assert_config_error(proc, '[libvirt_transport] max_threads (formerly '
+                        '[libvirt_discovery] max_threads)', 'an integer >= 1')
+
+
+@pytest.mark.parametrize('polling,other', [
+    ('', '[disk_collector]\nexclude = ('),
+    ('disk_exclude = (', '')])
+def test_bad_plugin_option(workdir, polling, other):
+    """A plugin's own option, under its name or the one it had before it
+    moved to the plugin's group: one line naming it."""
+    proc = run([POLLING, '--config-file',
+                write_conf(workdir, qga_polling=polling, other=other),
+                '--once'])
+    assert_config_error(proc, "[disk_collector] exclude = '(' is not a "
+                        "valid regular expression")
 
 
 @pytest.mark.parametrize('mode', ['once', 'service'])

@@ -56,7 +56,7 @@ def test_legacy_guest_over_many_sweeps_of_the_pipeline(hypervisor, tmp_path):
                         ('publishers', ['file://%s/s.jsonl' % tmp_path]),
                         ('backoff_initial', 0.0), ('backoff_max', 0.0)):
         conf.set_override(name, value, conf_mod.POLLING_GROUP)
-    conf.set_override('uri', hypervisor.URI, conf_mod.LIBVIRT_GROUP)
+    conf.set_override('uri', hypervisor.URI, 'libvirt_discovery')
     records = RecordingHandler()
     logger = logging.getLogger('ceilometer_qga')
     logger.addHandler(records)

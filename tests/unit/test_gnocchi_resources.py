@@ -94,7 +94,7 @@ def _qga_conf() -> cfg.ConfigOpts:
     conf([], project='qga-monitor-tests', default_config_files=[],
          default_config_dirs=[])
     conf.set_override('uri', 'test:///default',
-                      group=qga_conf.LIBVIRT_GROUP)
+                      group='libvirt_discovery')
     conf.set_override('host', HOST)
     return conf
 
@@ -171,7 +171,7 @@ def samples(ceilometer_conf):
     """Ceilometer samples of one guest, every collector, real data."""
     conf = _qga_conf()
     with _running_nova_domain():
-        discovery = lv_discovery.LibvirtDiscovery(conf)
+        discovery = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
         try:
             (guest,) = [g for g in discovery.discover()
                         if g.instance_id == INSTANCE_UUID]

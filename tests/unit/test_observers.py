@@ -12,11 +12,11 @@ class Recorder(observers.SweepObserver):
     switched_on = True
 
     @classmethod
-    def enabled(cls, conf):
+    def enabled(cls, opts):
         return cls.switched_on
 
-    def __init__(self, conf):
-        super().__init__(conf)
+    def __init__(self, conf, opts=None):
+        super().__init__(conf, opts)
         self.seen = []
         self.closed = False
 
@@ -53,6 +53,27 @@ def test_only_enabled_observers_are_built():
                            return_value=installed):
         built = observers.load_observers(cfg.ConfigOpts())
     assert [type(o) for o in built] == [Recorder]
+
+
+class Configured(Recorder):
+    CONFIG_OPTS = [cfg.BoolOpt('enabled', default=True),
+                   cfg.IntOpt('port', default=7)]
+
+    @classmethod
+    def enabled(cls, opts):
+        return opts.enabled
+
+
+def test_each_observer_gets_its_own_group():
+    """Its CONFIG_OPTS registered in the group its entry point is named
+    after, and that group handed to ``enabled`` and the constructor."""
+    installed = _manager(Configured)
+    conf = cfg.ConfigOpts()
+    with mock.patch.object(extension, 'ExtensionManager',
+                           return_value=installed):
+        [built] = observers.load_observers(conf)
+    assert built.opts.port == 7
+    assert conf.configured.port == 7
 
 
 def test_one_failing_observer_does_not_stop_the_others():

@@ -15,14 +15,17 @@ from ceilometer_qga import conf as qga_conf
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
 
 
-def make_conf(**polling: Any) -> cfg.ConfigOpts:
+def make_conf(config_file: str | None = None, **polling: Any
+              ) -> cfg.ConfigOpts:
     """A private ConfigOpts with every poller option, ``[qga_polling]`` set.
 
-    No config file is read, so the host's /etc cannot change a test.
+    No config file is read but ``config_file``, so the host's /etc cannot
+    change a test.
     """
     conf = cfg.ConfigOpts()
     qga_conf.register_opts(conf)
-    conf([], project='qga-monitor-tests', default_config_files=[])
+    conf([] if config_file is None else ['--config-file', config_file],
+         project='qga-monitor-tests', default_config_files=[])
     for name, value in polling.items():
         conf.set_override(name, value, group=qga_conf.POLLING_GROUP)
     return conf

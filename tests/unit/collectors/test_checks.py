@@ -7,7 +7,6 @@ import pytest
 
 from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors import checks
-from tests.unit.collectors import support
 
 
 @pytest.mark.parametrize('value', [0, 1, 2 ** 63 - 1, 0.5, 1e18])
@@ -88,26 +87,22 @@ def test_cap_keeps_the_first_and_says_how_many_left_out():
 
 
 def test_exclusion_compiles_and_empty_means_nothing_excluded():
-    conf = support.make_conf(disk_exclude=r'^loop')
-    pattern = checks.exclusion(conf, 'disk_exclude')
+    pattern = checks.exclusion(r'^loop', '[disk_collector] exclude')
     assert checks.is_excluded(pattern, 'loop0')
     assert not checks.is_excluded(pattern, 'vda')
-    conf = support.make_conf(disk_exclude='')
-    assert checks.exclusion(conf, 'disk_exclude') is None
+    assert checks.exclusion('', '[disk_collector] exclude') is None
     assert not checks.is_excluded(None, 'loop0')
 
 
 def test_exclusion_searches_so_unanchored_patterns_work():
-    conf = support.make_conf(interface_exclude='veth')
-    pattern = checks.exclusion(conf, 'interface_exclude')
+    pattern = checks.exclusion('veth', '[network_collector] exclude')
     assert checks.is_excluded(pattern, 'cali-veth12')
 
 
 def test_invalid_exclusion_refuses_to_load():
-    conf = support.make_conf(disk_exclude='(unclosed')
     with pytest.raises(ValueError, match=re.escape(
-            "[qga_polling] disk_exclude = '(unclosed' is not a valid")):
-        checks.exclusion(conf, 'disk_exclude')
+            "[disk_collector] exclude = '(unclosed' is not a valid")):
+        checks.exclusion('(unclosed', '[disk_collector] exclude')
 
 
 def test_strings_bounds_and_filters():

@@ -1,14 +1,20 @@
 """DiskCollector on a real qemu-ga 7.2 diskstats reply and on nonsense."""
 
+import re
+
 import pytest
 
+from ceilometer_qga import collectors
 from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors import disk
 from tests.unit.collectors import support
 
 
-def _collector(**polling):
-    return disk.DiskCollector(support.make_conf(**polling))
+def _collector(exclude=None, **polling):
+    conf = support.make_conf(**polling)
+    if exclude is not None:
+        conf.set_override('exclude', exclude, 'disk_collector')
+    return disk.DiskCollector(conf)
 
 
 def _disk(name='vdb', **stats):
@@ -40,22 +46,43 @@ def test_real_capture_reports_vda_and_excludes_loop_and_zram():
 
 
 def test_empty_exclusion_reports_every_device():
-    result = _collector(disk_exclude='').parse(
+    result = _collector(exclude='').parse(
         support.load_json('diskstats.json'))
     assert len(support.items(result)) == 10
     assert result.dropped == []
 
 
 def test_custom_exclusion():
-    result = _collector(disk_exclude='^vd').parse(
+    result = _collector(exclude='^vd').parse(
         support.load_json('diskstats.json'))
     assert 'vda' not in support.items(result)
     assert 'loop0' in support.items(result)
 
 
 def test_invalid_exclusion_refuses_to_load():
-    with pytest.raises(ValueError, match='disk_exclude'):
-        _collector(disk_exclude='[')
+    with pytest.raises(ValueError, match=re.escape('[disk_collector] exclude')):
+        _collector(exclude='[')
+
+
+def test_the_old_option_name_still_works(tmp_path):
+    """``[qga_polling] disk_exclude`` (before the collector had its own
+    group) is read as ``[disk_collector] exclude``."""
+    path = tmp_path / 'qga.conf'
+    path.write_text('[qga_polling]\ndisk_exclude = ^vd\n')
+    conf = support.make_conf(config_file=str(path))
+    result = disk.DiskCollector(conf).parse(
+        support.load_json('diskstats.json'))
+    assert 'vda' not in support.items(result)
+    assert 'loop0' in support.items(result)
+
+
+def test_the_loader_hands_the_collector_its_own_group():
+    conf = support.make_conf()
+    conf.set_override('exclude', '^vd', 'disk_collector')
+    [collector] = collectors.load_collectors(conf, ['disk'])
+    assert collector.opts.exclude == '^vd'
+    result = collector.parse(support.load_json('diskstats.json'))
+    assert 'vda' not in support.items(result)
 
 
 def test_cap_applies_after_exclusion():

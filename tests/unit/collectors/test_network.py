@@ -18,8 +18,11 @@ KEYS = {
 }
 
 
-def _collector(**polling):
-    return network.NetworkCollector(support.make_conf(**polling))
+def _collector(exclude=None, **polling):
+    conf = support.make_conf(**polling)
+    if exclude is not None:
+        conf.set_override('exclude', exclude, 'network_collector')
+    return network.NetworkCollector(conf)
 
 
 def _iface(name='eth1', **stats):
@@ -51,7 +54,7 @@ def test_real_capture_reports_eth0_only():
 
 
 def test_empty_exclusion_reports_loopback_too():
-    result = _collector(interface_exclude='').parse(
+    result = _collector(exclude='').parse(
         support.load_json('network.json'))
     assert support.items(result) == ['lo', 'eth0']
 

@@ -118,7 +118,7 @@ class WrappedDiscovery(lv_discovery.LibvirtDiscovery):
     """LibvirtDiscovery whose every new connection is wrapped by ``wrap``."""
 
     def __init__(self, conf, wrap):
-        super().__init__(conf)
+        super().__init__(conf, conf.libvirt_discovery)
         self.wrap = wrap
         self.opened = 0
 
@@ -128,7 +128,7 @@ class WrappedDiscovery(lv_discovery.LibvirtDiscovery):
 
 
 def test_finds_running_nova_domains_with_channels(conf, domains, tmp_path):
-    disco = lv_discovery.LibvirtDiscovery(conf)
+    disco = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     guests = by_id(disco.discover())
     disco.close()
 
@@ -144,6 +144,8 @@ def test_finds_running_nova_domains_with_channels(conf, domains, tmp_path):
         Channel(MONITOR, str(tmp_path / 'a-mon.sock'), None))
     assert b.channels == (Channel(MONITOR, None, None),)
     assert b.display_name == 'web-b'
+    # the hypervisor the transport reaches their agents through
+    assert a.libvirt_uri == b.libvirt_uri == 'test:///default'
 
     meta = a.metadata
     assert meta['name'] == 'instance-0000000a'
@@ -161,7 +163,7 @@ def test_finds_running_nova_domains_with_channels(conf, domains, tmp_path):
 def test_paused_domain_is_listed_with_its_state(conf, domains):
     a, b, c = domains
     b.suspend()
-    guests = by_id(lv_discovery.LibvirtDiscovery(conf).discover())
+    guests = by_id(lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery).discover())
     assert guests[UUID_B].metadata['state'] == 'paused'
     assert guests[UUID_B].metadata['status'] == 'paused'
     assert guests[UUID_A].metadata['state'] == 'running'
@@ -169,7 +171,7 @@ def test_paused_domain_is_listed_with_its_state(conf, domains):
 
 def test_started_domain_appears_stopped_one_goes(conf, domains):
     a, b, c = domains
-    disco = lv_discovery.LibvirtDiscovery(conf)
+    disco = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     assert sorted(by_id(disco.discover())) == [UUID_A, UUID_B]
     c.create()
     a.destroy()
@@ -218,7 +220,7 @@ def test_metadata_is_ceilometers_for_the_same_domain(conf, domains):
         # Ceilometer lists shut-off domains too; we do not.
         if inst.id != UUID_C}
     ours = {g.instance_id: dict(g.metadata)
-            for g in lv_discovery.LibvirtDiscovery(conf).discover()}
+            for g in lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery).discover()}
 
     assert sorted(theirs) == sorted(ours) == [UUID_A, UUID_B]
     for instance_id in ours:
@@ -285,7 +287,7 @@ def test_domain_that_fails_inspection_is_skipped(conf, domains):
 
 
 def test_reopens_a_connection_closed_under_it(conf, domains):
-    disco = lv_discovery.LibvirtDiscovery(conf)
+    disco = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     disco.discover()
     first = disco._connection.current
     first.close()                          # isAlive() now raises
@@ -340,7 +342,7 @@ def test_other_list_errors_are_not_retried(conf, domains):
 def test_unreachable_libvirt_names_the_uri_option(make_conf):
     conf = make_conf(libvirt_discovery={
         'uri': 'qemu+unix:///system?socket=/nonexistent/libvirt-sock'})
-    disco = lv_discovery.LibvirtDiscovery(conf)
+    disco = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     with pytest.raises(discovery.DiscoveryError) as err:
         disco.discover()
     assert '[libvirt_discovery] uri' in str(err.value)
@@ -353,13 +355,13 @@ def test_missing_libvirt_module_names_the_discovery_option(conf,
     # libvirt-python is not installed.
     monkeypatch.setitem(sys.modules, 'libvirt', None)
     with pytest.raises(ValueError) as err:
-        lv_discovery.LibvirtDiscovery(conf)
+        lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     assert str(err.value).startswith(
         '[qga_polling] discovery = libvirt needs the libvirt Python binding')
 
 
 def test_discover_from_many_threads(conf, domains):
-    disco = lv_discovery.LibvirtDiscovery(conf)
+    disco = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     results, errors = [], []
 
     def sweep():

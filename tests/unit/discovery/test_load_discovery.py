@@ -38,6 +38,34 @@ def test_loads_libvirt_by_default(make_conf):
         disco.close()
 
 
+def test_each_plugin_gets_its_own_group(make_conf):
+    """os-vif's contract: CONFIG_OPTS registered in [<name>_discovery] and
+    handed to the plugin, which reads no other plugin's group."""
+    conf = make_conf(qga_polling={'discovery': 'static'},
+                     static_discovery={'guests': ['%s=/a.sock' % UUID]})
+    disco = discovery.load_discovery(conf)
+    assert disco.opts.guests == ['%s=/a.sock' % UUID]
+    assert [o.name for o in static.StaticDiscovery.CONFIG_OPTS] == [
+        'guests', 'project_id', 'user_id', 'flavor_id', 'flavor_name']
+    assert [o.name for o in lv_discovery.LibvirtDiscovery.CONFIG_OPTS] == [
+        'uri']
+    # the groups come from the plugins, for oslo-config-generator too
+    groups = dict(plugins.installed_opts(discovery.NAMESPACE,
+                                         discovery.GROUP_SUFFIX))
+    assert groups == {'libvirt_discovery': lv_discovery.OPTS,
+                      'static_discovery': static.OPTS}
+
+
+def test_libvirt_uri_is_asked_of_the_plugin(make_conf):
+    """Who needs the hypervisor before any guest (the libvirt event
+    listener, qga-probe's messages) asks the discovery, without building
+    it (no connection opened)."""
+    conf = make_conf(libvirt_discovery={'uri': 'qemu+tcp://nowhere/system'})
+    assert discovery.libvirt_uri(conf) == 'qemu+tcp://nowhere/system'
+    conf.set_override('discovery', 'static', 'qga_polling')
+    assert discovery.libvirt_uri(conf) is None
+
+
 def test_unknown_name_lists_the_known_ones(make_conf):
     conf = make_conf(qga_polling={'discovery': 'nova-api'})
     with pytest.raises(ValueError) as err:

@@ -13,13 +13,18 @@ UUID_A = '0b6e4f3c-2a1d-4c5e-8f7a-9b0c1d2e3f4a'
 UUID_B = '7d9a8b6c-5e4f-4a3b-9c2d-1e0f9a8b7c6d'
 
 
+def build(conf):
+    """The plugin with its own group, as the loader hands it."""
+    return static.StaticDiscovery(conf, conf.static_discovery)
+
+
 def test_guests_from_config(make_conf):
     conf = make_conf(static_discovery={'guests': [
         '%s=/run/qga/a.sock' % UUID_A,
         # whitespace around items and a non-canonical uuid are accepted
         ' {%s} = /run/qga/b.sock ' % UUID_B.upper(),
     ]})
-    guests = static.StaticDiscovery(conf).discover()
+    guests = static.StaticDiscovery(conf, conf.static_discovery).discover()
 
     assert [g.instance_id for g in guests] == [UUID_A, UUID_B]
     a, b = guests
@@ -43,7 +48,7 @@ def test_owner_and_flavor_from_config(make_conf):
     conf = make_conf(static_discovery={
         'guests': ['%s=/a.sock' % UUID_A], 'project_id': 'p-1',
         'user_id': 'u-1', 'flavor_id': '42', 'flavor_name': 'm1.tiny'})
-    (guest,) = static.StaticDiscovery(conf).discover()
+    (guest,) = static.StaticDiscovery(conf, conf.static_discovery).discover()
     assert (guest.project_id, guest.user_id) == ('p-1', 'u-1')
     assert guest.metadata['flavor'] == {'id': '42', 'name': 'm1.tiny'}
     assert guest.metadata['instance_type'] == 'm1.tiny'
@@ -53,20 +58,20 @@ def test_channel_name_follows_option(make_conf):
     conf = make_conf(
         static_discovery={'guests': ['%s=/run/a.sock' % UUID_A]},
         qga_polling={'monitor_channel_name': 'org.example.mon.1'})
-    (guest,) = static.StaticDiscovery(conf).discover()
+    (guest,) = static.StaticDiscovery(conf, conf.static_discovery).discover()
     assert [c.target_name for c in guest.channels] == ['org.example.mon.1']
 
 
 def test_host_option_wins_over_hostname(make_conf):
     conf = make_conf(static_discovery={'guests': ['%s=/a.sock' % UUID_A]})
     conf.set_override('host', 'compute-7')
-    (guest,) = static.StaticDiscovery(conf).discover()
+    (guest,) = static.StaticDiscovery(conf, conf.static_discovery).discover()
     assert guest.metadata['host'] == 'compute-7'
 
 
 def test_each_discover_returns_fresh_objects(make_conf):
     conf = make_conf(static_discovery={'guests': ['%s=/a.sock' % UUID_A]})
-    disco = static.StaticDiscovery(conf)
+    disco = static.StaticDiscovery(conf, conf.static_discovery)
     first = disco.discover()
     first[0].metadata['state'] = 'scribbled'
     first[0].metadata['flavor']['name'] = 'scribbled'
@@ -77,7 +82,7 @@ def test_each_discover_returns_fresh_objects(make_conf):
 
 
 def test_empty_list_is_no_guests(make_conf):
-    assert static.StaticDiscovery(make_conf()).discover() == []
+    assert build(make_conf()).discover() == []
 
 
 @pytest.mark.parametrize('item, why', [
@@ -92,7 +97,7 @@ def test_empty_list_is_no_guests(make_conf):
 def test_bad_item_names_option_and_item(make_conf, item, why):
     conf = make_conf(static_discovery={'guests': [item]})
     with pytest.raises(ValueError) as err:
-        static.StaticDiscovery(conf)
+        static.StaticDiscovery(conf, conf.static_discovery)
     msg = str(err.value)
     assert msg.startswith('[static_discovery] guests: item %r: ' % item)
     assert why in msg
@@ -102,7 +107,7 @@ def test_duplicate_uuid_is_refused(make_conf):
     conf = make_conf(static_discovery={'guests': [
         '%s=/a.sock' % UUID_A, '%s=/b.sock' % UUID_A.upper()]})
     with pytest.raises(ValueError) as err:
-        static.StaticDiscovery(conf)
+        static.StaticDiscovery(conf, conf.static_discovery)
     assert str(err.value) == (
         "[static_discovery] guests: item '%s=/b.sock': instance %s is "
         "already listed as '%s=/a.sock'" % (UUID_A.upper(), UUID_A, UUID_A))
@@ -112,7 +117,7 @@ def test_duplicate_socket_is_refused(make_conf):
     conf = make_conf(static_discovery={'guests': [
         '%s=/a.sock' % UUID_A, '%s=/a.sock' % UUID_B]})
     with pytest.raises(ValueError) as err:
-        static.StaticDiscovery(conf)
+        static.StaticDiscovery(conf, conf.static_discovery)
     assert str(err.value) == (
         "[static_discovery] guests: item '%s=/a.sock': socket /a.sock is "
         "already listed as '%s=/a.sock'" % (UUID_B, UUID_A))
@@ -126,10 +131,10 @@ def test_longest_allowed_socket_path(make_conf):
 def test_no_project_for_the_bus_is_a_warning(make_conf, caplog):
     """Ceilometer's Gnocchi publisher would write the null project over Nova's."""
     guests = {'guests': ['%s=/a.sock' % UUID_A]}
-    static.StaticDiscovery(make_conf(static_discovery=guests))
+    build(make_conf(static_discovery=guests))
     assert '[static_discovery] project_id is not set' in caplog.text
     caplog.clear()
-    static.StaticDiscovery(make_conf(static_discovery=dict(guests, project_id='p-1')))
-    static.StaticDiscovery(make_conf(static_discovery=guests,
-                                     qga_polling={'publishers': ['file:///tmp/x']}))
+    build(make_conf(static_discovery=dict(guests, project_id='p-1')))
+    build(make_conf(static_discovery=guests,
+                    qga_polling={'publishers': ['file:///tmp/x']}))
     assert 'project_id' not in caplog.text

@@ -13,7 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import pytest
 
 from ceilometer_qga.guest import Guest
+from ceilometer_qga import observers
 from ceilometer_qga.observers import prometheus
+from ceilometer_qga import plugins
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga.sample import Sample
 
@@ -130,13 +132,14 @@ def test_churn_of_1000_guests_over_20_sweeps_leaves_nothing_behind():
 
 
 def _conf(**overrides):
+    """The exporter's own group, with ``overrides``, as the loader hands it."""
     conf = cfg.ConfigOpts()
-    prometheus.register_opts(conf)
+    group = plugins.register(conf, prometheus.GROUP, prometheus.OPTS)
     conf([], project='qga-monitor', default_config_files=[],
          default_config_dirs=[])
     for name, value in overrides.items():
         conf.set_override(name, value, prometheus.GROUP)
-    return conf
+    return conf, group
 
 
 def test_a_port_in_use_is_one_error_naming_the_option():
@@ -144,9 +147,9 @@ def test_a_port_in_use_is_one_error_naming_the_option():
     busy.bind(('127.0.0.1', 0))
     busy.listen(1)
     try:
-        conf = _conf(enabled=True, port=busy.getsockname()[1])
+        conf, group = _conf(enabled=True, port=busy.getsockname()[1])
         with pytest.raises(ValueError) as exc:
-            prometheus.PrometheusExporter(conf)
+            prometheus.PrometheusExporter(conf, group)
     finally:
         busy.close()
     assert str(exc.value).startswith('[prometheus_exporter] listen_address')
@@ -154,11 +157,22 @@ def test_a_port_in_use_is_one_error_naming_the_option():
 
 def test_half_a_tls_pair_is_refused():
     with pytest.raises(ValueError, match='tls_certfile and tls_keyfile'):
-        prometheus.PrometheusExporter(_conf(tls_certfile='/etc/hostname'))
+        prometheus.PrometheusExporter(*_conf(tls_certfile='/etc/hostname'))
 
 
 def test_off_by_default():
-    assert not prometheus.PrometheusExporter.enabled(_conf())
+    assert not prometheus.PrometheusExporter.enabled(_conf()[1])
+
+
+def test_the_loader_hands_each_observer_its_group():
+    """Registered by the loader in the group the entry point is named
+    after; off by default, so none is built."""
+    conf = cfg.ConfigOpts()
+    conf([], project='qga-monitor', default_config_files=[],
+         default_config_dirs=[])
+    assert observers.load_observers(conf) == []
+    assert conf.prometheus_exporter.port == 9109
+    assert conf.guest_agent_events.enabled is False
 
 
 def test_meters_of_a_collector_not_due_are_carried_over_until_it_runs():

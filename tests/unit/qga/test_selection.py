@@ -20,12 +20,12 @@ def factory(mode):
     conf_mod.register_opts(conf)
     conf([], project='qga-test')
     conf.set_override('transport', mode, 'qga_polling')
-    conf.set_override('uri', 'test:///default', 'libvirt_discovery')
     return selection.TransportSelector(conf)
 
 
 def guest(*channels):
-    return Guest(UUID, 'instance-1', channels=tuple(channels))
+    return Guest(UUID, 'instance-1', channels=tuple(channels),
+                 libvirt_uri='test:///default')
 
 
 @pytest.mark.parametrize('mode,channels,kind,target', [
@@ -69,3 +69,36 @@ def test_no_transport(mode, channels, reason):
     transport, channel, why = f.make(guest(*channels))
     assert transport is None and channel is None
     assert reason in why
+
+
+def test_no_libvirt_uri_no_libvirt_transport():
+    """A standard channel on a guest not found through libvirt: no URI to
+    reach its agent through, so no transport (and no option is guessed)."""
+    f = factory('libvirt')
+    bare = Guest(UUID, 'instance-1',
+                 channels=(Channel(STD, '/s', 'connected'),))
+    transport, channel, why = f.make(bare)
+    assert transport is None and channel is None
+    assert 'not found through libvirt' in why
+
+
+def test_libvirt_transport_uses_the_guests_hypervisor():
+    """The URI is the one each guest was discovered on, not an option; one
+    pool per hypervisor, sized by [libvirt_transport] max_threads."""
+    f = factory('libvirt')
+    f.conf.set_override('uri', 'qemu+tcp://elsewhere/system',
+                        'libvirt_discovery')
+    f.conf.set_override('max_threads', 3, 'libvirt_transport')
+    try:
+        made = [f.make(Guest(UUID, 'instance-1',
+                             channels=(Channel(STD, None, 'connected'),),
+                             libvirt_uri=uri))[0]
+                for uri in ('test:///default', 'test:///other',
+                            'test:///default')]
+        assert [t.connection.uri for t in made] == [
+            'test:///default', 'test:///other', 'test:///default']
+        assert made[0].connection is made[2].connection
+        assert made[0].connection is not made[1].connection
+        assert {t.connection.max_threads for t in made} == {3}
+    finally:
+        f.close()

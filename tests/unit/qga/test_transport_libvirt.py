@@ -111,7 +111,7 @@ def hypervisor():
 
 @pytest.fixture
 def provider():
-    prov = libvirt_host.ConnectionProvider(make_conf(), max_threads=2)
+    prov = libvirt_host.ConnectionProvider(TEST_URI, max_threads=2)
     yield prov
     prov.close()
 
@@ -427,7 +427,7 @@ async def test_exhausted_pool_fails_fast(hypervisor, provider):
 
 
 async def test_closed_provider(hypervisor):
-    prov = libvirt_host.ConnectionProvider(make_conf(), max_threads=1)
+    prov = libvirt_host.ConnectionProvider(TEST_URI, max_threads=1)
     transport = transport_libvirt.LibvirtTransport('g1', prov, hypervisor(), make_conf())
     prov.close()
     prov.close()  # idempotent
@@ -444,7 +444,7 @@ def _outcome(state, reply=None, error=None):
 def test_generation_counts_reconnections():
     """Drive the loop-side state step with outcomes the worker returns."""
     transport = transport_libvirt.LibvirtTransport(
-        'g', libvirt_host.ConnectionProvider(make_conf(), max_threads=1),
+        'g', libvirt_host.ConnectionProvider(TEST_URI, max_threads=1),
         str(uuid.uuid4()), make_conf())
     ok = json.dumps({'return': {}})
     refused = errors.AgentNotConnected('g', 'guest-ping', 'not opened')
