@@ -11,6 +11,8 @@
 #    dependencies cannot change the versions Nova and Ceilometer are tested
 #    with; built once (about a minute: uwsgi
 #    and psycopg2 compile) and again only when that file changes;
+#  * .venv-dib holds diskimage-builder (dib-requirements.txt), the same
+#    way;
 #  * .venv-aetos holds Aetos, the project-scoping proxy in front of
 #    Prometheus (aetos-requirements.txt), the same way;
 #  * the package itself is re-installed every run (a few seconds), and NOT
@@ -20,7 +22,8 @@
 #
 # Environment: PYTHON (default /usr/bin/python3, Debian's interpreter, which
 # python3-venv and python3-dev belong to), VENV (default .venv),
-# GNOCCHI_VENV (default .venv-gnocchi), AETOS_VENV (default .venv-aetos).
+# GNOCCHI_VENV (default .venv-gnocchi), AETOS_VENV (default .venv-aetos),
+# DIB_VENV (default .venv-dib).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,6 +34,7 @@ STAMP=$VENV/.requirements.sha256
 GNOCCHI_VENV=${GNOCCHI_VENV:-$ROOT/.venv-gnocchi}
 AETOS_VENV=${AETOS_VENV:-$ROOT/.venv-aetos}
 AODH_VENV=${AODH_VENV:-$ROOT/.venv-aodh}
+DIB_VENV=${DIB_VENV:-$ROOT/.venv-dib}
 LOG=$(mktemp /tmp/install_deps.XXXXXX.log)
 trap 'rm -f "$LOG"' EXIT
 
@@ -42,6 +46,7 @@ APT_PACKAGES=(
     postgresql libpq-dev
     prometheus
     mmdebstrap qemu-utils genisoimage
+    sudo debootstrap kpartx
 )
 
 # Run a step with its output in $LOG; print the log and fail when it fails.
@@ -110,6 +115,10 @@ service_venv gnocchi-requirements.txt "$GNOCCHI_VENV"
 service_venv aetos-requirements.txt "$AETOS_VENV"
 # The real Aodh of the alarm tests (tests/fixtures/aodh.py).
 service_venv aodh-requirements.txt "$AODH_VENV"
+# diskimage-builder, which builds the guest-side e2e image with our element
+# (tests/fixtures/build_dib_image.py; it also needs sudo, debootstrap and
+# kpartx from the list above).
+service_venv dib-requirements.txt "$DIB_VENV"
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.
