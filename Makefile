@@ -85,4 +85,4 @@ clean:
 	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-gnocchi .venv-aetos .venv-aodh
+	rm -rf $(VENV) .venv-gnocchi .venv-aetos .venv-aodh .venv-glance

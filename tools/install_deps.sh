@@ -11,6 +11,8 @@
 #    dependencies cannot change the versions Nova and Ceilometer are tested
 #    with; built once (about a minute: uwsgi
 #    and psycopg2 compile) and again only when that file changes;
+#  * .venv-glance holds Glance, the image service of the Nova cloud test
+#    (glance-requirements.txt), the same way;
 #  * .venv-aetos holds Aetos, the project-scoping proxy in front of
 #    Prometheus (aetos-requirements.txt), the same way;
 #  * the package itself is re-installed every run (a few seconds), and NOT
@@ -31,6 +33,7 @@ STAMP=$VENV/.requirements.sha256
 GNOCCHI_VENV=${GNOCCHI_VENV:-$ROOT/.venv-gnocchi}
 AETOS_VENV=${AETOS_VENV:-$ROOT/.venv-aetos}
 AODH_VENV=${AODH_VENV:-$ROOT/.venv-aodh}
+GLANCE_VENV=${GLANCE_VENV:-$ROOT/.venv-glance}
 LOG=$(mktemp /tmp/install_deps.XXXXXX.log)
 trap 'rm -f "$LOG"' EXIT
 
@@ -110,6 +113,8 @@ service_venv gnocchi-requirements.txt "$GNOCCHI_VENV"
 service_venv aetos-requirements.txt "$AETOS_VENV"
 # The real Aodh of the alarm tests (tests/fixtures/aodh.py).
 service_venv aodh-requirements.txt "$AODH_VENV"
+# The real Glance of the Nova cloud test (tests/fixtures/nova_cloud.py).
+service_venv glance-requirements.txt "$GLANCE_VENV"
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.
