@@ -223,3 +223,120 @@ def test_probe_all_lists_the_instance_by_nova_uuid(server, libvirtd, tmp_path):
     assert row['name'] == server.name
     assert row['state'] == 'ok', row
     assert row['meters']['native'] > 0, row
+
+
+def _superblock(cloud, image_id: str, workdir: str) -> dict[str, str]:
+    """``dumpe2fs -h`` of the root filesystem in a Glance image."""
+    status, _headers, _body = cloud.glance.request('GET', '/v2/images/%s' % image_id)
+    image = cloud.glance.image(image_id)
+    downloaded = os.path.join(workdir, image_id + '.' + image['disk_format'])
+    req = cloud.glance.endpoint + '/v2/images/%s/file' % image_id
+    import urllib.request
+    with urllib.request.urlopen(urllib.request.Request(
+            req, headers=cloud.glance.headers), timeout=120) as resp, \
+            open(downloaded, 'wb') as out:
+        while chunk := resp.read(1 << 20):
+            out.write(chunk)
+    raw = os.path.join(workdir, image_id + '.raw')
+    subprocess.run(['qemu-img', 'convert', '-O', 'raw', downloaded, raw], check=True,
+                   capture_output=True, timeout=120)
+    out = subprocess.run(['dumpe2fs', '-h', raw], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    fields = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition(':')
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _snapshot(server: Server, name: str) -> tuple[str, float]:
+    """``createImage``; returns the image id once it is active, and seconds."""
+    started = time.monotonic()
+    body = server.cloud.compute.action(server.id, {'createImage': {'name': name}})[2]
+    image_id = body['image_id']
+    server.cloud.glance.wait_active(image_id, ACTION_DEADLINE)
+    server.cloud.compute.wait_for_server(server.id, 'ACTIVE', ACTION_DEADLINE)
+    return image_id, time.monotonic() - started
+
+
+def test_create_image_is_quiesced_through_the_standard_channel(server, tmp_path,
+                                                               e2e_timings):
+    cloud = server.cloud
+    image_id, seconds = _snapshot(server, 'qga-e2e-quiesced')
+    e2e_timings['nova_snapshot_quiesced_s'] = seconds
+    log = cloud.log('nova-compute')
+    assert 'Beginning live snapshot process' in log, log[-3000:]
+    assert 'Skipping quiescing' not in log, log[-3000:]
+    fs = _superblock(cloud, image_id, str(tmp_path))
+    assert 'has_journal' in fs['Filesystem features']
+    # ext4_freeze flushed the journal and cleared needs_recovery.
+    assert 'needs_recovery' not in fs['Filesystem features'], fs
+    # The guest was thawed: its agent answers and /mnt is writable again
+    # (guest-fsfreeze-status through the monitor agent's read-only list).
+    assert asyncio.run(_freeze_status(server)) == 'thawed'
+
+
+async def _freeze_status(server: Server) -> str:
+    qga = transport_socket.SocketTransport(server.id, server.monitor_socket(), 10.0, 1 << 20)
+    try:
+        return await qga.execute('guest-fsfreeze-status')
+    finally:
+        await qga.close()
+
+
+def test_hard_reboot_keeps_both_channels(server, e2e_timings):
+    started = time.monotonic()
+    server.cloud.compute.action(server.id, {'reboot': {'type': 'HARD'}})
+    server.cloud.compute.wait_for_server(server.id, 'ACTIVE', ACTION_DEADLINE)
+    _assert_channels(server)
+    _wait_agents(server)
+    e2e_timings['nova_hard_reboot_agents_s'] = time.monotonic() - started
+
+
+def test_stop_start_keeps_both_channels(server, e2e_timings):
+    started = time.monotonic()
+    server.cloud.compute.action(server.id, {'os-stop': None})
+    server.cloud.compute.wait_for_server(server.id, 'SHUTOFF', ACTION_DEADLINE)
+    _assert_channels(server)
+    server.cloud.compute.action(server.id, {'os-start': None})
+    server.cloud.compute.wait_for_server(server.id, 'ACTIVE', ACTION_DEADLINE)
+    _assert_channels(server)
+    _wait_agents(server)
+    e2e_timings['nova_stop_start_agents_s'] = time.monotonic() - started
+
+
+def test_without_agent_features_nova_skips_quiescing(server, tmp_path, e2e_timings):
+    """``[qga] nova_agent_features`` empty: Nova's own behaviour, an INFO
+    line and a snapshot of a filesystem that was not frozen."""
+    cloud = server.cloud
+    e2e_timings['nova_compute_restart_s'] = cloud.restart_compute(
+        '[qga]\nnova_agent_features =\n')
+    image_id, seconds = _snapshot(server, 'qga-e2e-unquiesced')
+    e2e_timings['nova_snapshot_unquiesced_s'] = seconds
+    log = cloud.log('nova-compute')
+    assert ('Skipping quiescing instance: QEMU guest agent is not enabled' in log), \
+        log[-3000:]
+    fs = _superblock(cloud, image_id, str(tmp_path))
+    assert 'needs_recovery' in fs['Filesystem features'], fs
+
+
+def test_delete_removes_the_domain_socket_and_poller_entry(
+        server, libvirtd, tmp_path,
+        e2e_timings):
+    import libvirt
+    socket_path = server.monitor_socket()
+    assert os.path.exists(socket_path)
+    started = time.monotonic()
+    server.cloud.compute.request('DELETE', '/servers/%s' % server.id)
+    server.cloud.compute.wait_gone(server.id, ACTION_DEADLINE)
+    e2e_timings['nova_delete_s'] = time.monotonic() - started
+    conn = libvirt.open(libvirtd.uri)
+    try:
+        with pytest.raises(libvirt.libvirtError):
+            conn.lookupByUUIDString(server.id)
+    finally:
+        conn.close()
+    assert not os.path.exists(socket_path)
+    found = _probe_all(_probe_conf(tmp_path, libvirtd))
+    assert server.id not in {row['instance_id'] for row in found['guests']}
