@@ -78,14 +78,22 @@ def images(cloud, guest_image, e2e_timings):
     glance = cloud.glance
     kernel = glance.create_image('qga-e2e-kernel', guest_image.kernel, 'aki', 'aki')
     ramdisk = glance.create_image('qga-e2e-ramdisk', guest_image.initrd, 'ari', 'ari')
+    # The busybox init handles no ACPI power button: Nova's clean shutdown
+    # (os-stop) would wait its whole 60 s before destroying the domain.
+    properties = {'kernel_id': kernel, 'ramdisk_id': ramdisk,
+                  'os_command_line': guest_image.cmdline('qga'),
+                  'os_shutdown_timeout': '3'}
     root = glance.create_image('qga-e2e-root', guest_image.data_disk, 'raw', 'bare',
-                               kernel_id=kernel, ramdisk_id=ramdisk,
-                               os_command_line=guest_image.cmdline('qga'))
-    for image in (kernel, ramdisk, root):
+                               **properties)
+    # The same guest with the image property that makes Nova add the
+    # standard channel itself.
+    with_agent = glance.create_image('qga-e2e-root-agent', guest_image.data_disk, 'raw',
+                                     'bare', hw_qemu_guest_agent='yes', **properties)
+    for image in (kernel, ramdisk, root, with_agent):
         glance.wait_active(image, 120)
     assert 'hw_qemu_guest_agent' not in glance.image(root)
     e2e_timings['nova_cloud_images_s'] = time.monotonic() - started
-    return {'kernel': kernel, 'ramdisk': ramdisk, 'root': root}
+    return {'kernel': kernel, 'ramdisk': ramdisk, 'root': root, 'with_agent': with_agent}
 
 
 @pytest.fixture(scope='module')
@@ -140,19 +148,24 @@ class Server:
             return '(no console log: %s)' % exc
 
 
-@pytest.fixture(scope='module')
-def server(cloud, images, flavor, libvirtd, e2e_timings):
+def _boot(cloud, libvirtd, name: str, image: str, flavor: str) -> Server:
+    """``POST /servers`` without networks; the server once ACTIVE."""
     started = time.monotonic()
-    body = {'server': {'name': 'qga-nova-e2e', 'imageRef': images['root'],
-                       'flavorRef': flavor, 'networks': 'none'}}
+    body = {'server': {'name': name, 'imageRef': image, 'flavorRef': flavor,
+                       'networks': 'none'}}
     created = cloud.compute.request('POST', '/servers', body)[2]['server']
     try:
         active = cloud.compute.wait_for_server(created['id'], 'ACTIVE', BOOT_DEADLINE)
     except (AssertionError, TimeoutError) as exc:
         pytest.fail('%s\n%s' % (exc, cloud.diagnostics()), pytrace=False)
-    boot_s = time.monotonic() - started
-    e2e_timings['nova_boot_active_s'] = boot_s
-    return Server(cloud, libvirtd, active, boot_s)
+    return Server(cloud, libvirtd, active, time.monotonic() - started)
+
+
+@pytest.fixture(scope='module')
+def server(cloud, images, flavor, libvirtd, e2e_timings):
+    booted = _boot(cloud, libvirtd, 'qga-nova-e2e', images['root'], flavor)
+    e2e_timings['nova_boot_active_s'] = booted.boot_s
+    return booted
 
 
 def _probe_conf(tmp_path, libvirtd) -> str:
@@ -268,6 +281,7 @@ def test_create_image_is_quiesced_through_the_standard_channel(server, tmp_path,
     log = cloud.log('nova-compute')
     assert 'Beginning live snapshot process' in log, log[-3000:]
     assert 'Skipping quiescing' not in log, log[-3000:]
+    assert 'Quiescing instance not available' not in log, log[-3000:]
     fs = _superblock(cloud, image_id, str(tmp_path))
     assert 'has_journal' in fs['Filesystem features']
     # ext4_freeze flushed the journal and cleared needs_recovery.
@@ -340,3 +354,16 @@ def test_delete_removes_the_domain_socket_and_poller_entry(
     assert not os.path.exists(socket_path)
     found = _probe_all(_probe_conf(tmp_path, libvirtd))
     assert server.id not in {row['instance_id'] for row in found['guests']}
+
+
+def test_image_with_hw_qemu_guest_agent_still_has_one_standard_channel(
+        cloud, images, flavor, libvirtd, e2e_timings):
+    """Nova adds the standard channel itself; ``agent_channel`` keeps it."""
+    booted = _boot(cloud, libvirtd, 'qga-nova-e2e-agent', images['with_agent'], flavor)
+    e2e_timings['nova_boot_hw_qemu_guest_agent_s'] = booted.boot_s
+    try:
+        _assert_channels(booted)
+        _wait_agents(booted)
+    finally:
+        cloud.compute.request('DELETE', '/servers/%s' % booted.id)
+        cloud.compute.wait_gone(booted.id, ACTION_DEADLINE)
