@@ -29,7 +29,9 @@ What the tests show, in order, on one instance:
   filesystem needs recovery;
 * hard reboot and stop/start keep both channels;
 * delete removes the domain and its monitor socket, and ``qga-probe --all``
-  no longer lists it.
+  no longer lists it;
+* a second server, from an image with ``hw_qemu_guest_agent=yes`` (Nova
+  adds the standard channel itself), still has exactly one of each channel.
 
 Not real here: Keystone (nova-api's paste pipeline runs without
 ``authtoken``: Nova 34 no longer has ``noauth2``; the test sends the
