@@ -356,6 +356,10 @@ def test_delete_removes_the_domain_socket_and_poller_entry(
     assert not os.path.exists(socket_path)
     found = _probe_all(_probe_conf(tmp_path, libvirtd))
     assert server.id not in {row['instance_id'] for row in found['guests']}
+    # Nova asked the Neutron stand-in only for what it answers (empty lists).
+    neutron = server.cloud.neutron
+    assert any(path.startswith('/v2.0/ports') for _method, path in neutron.requests)
+    assert neutron.unexpected == []
 
 
 def test_image_with_hw_qemu_guest_agent_still_has_one_standard_channel(
