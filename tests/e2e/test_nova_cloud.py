@@ -16,8 +16,9 @@ What the tests show, in order, on one instance:
 
 * ``POST /servers`` (``"networks": "none"``) reaches ACTIVE; the live domain
   has both channels, each exactly once; both agents answer;
-* ``qga-probe --all`` (libvirt discovery) lists it by its Nova uuid and
-  name, ``ok``, with its meters;
+* ``qga-probe --all`` and ``qga-polling --once`` (libvirt discovery) see
+  it by its Nova uuid and name: ``ok`` with its meters, ``guest.agent.up``
+  1 with its filesystem samples;
 * ``createImage``: Nova's live snapshot, quiesced through the standard
   channel.  The proof is in the snapshot itself: ext4 clears
   ``needs_recovery`` in its superblock when it is frozen (``ext4_freeze``
@@ -28,8 +29,8 @@ What the tests show, in order, on one instance:
   did before: "Skipping quiescing instance" and a snapshot whose
   filesystem needs recovery;
 * hard reboot and stop/start keep both channels;
-* delete removes the domain and its monitor socket, and ``qga-probe --all``
-  no longer lists it;
+* delete removes the domain and its monitor socket; neither ``qga-probe
+  --all`` nor ``qga-polling`` lists it any more;
 * a second server, from an image with ``hw_qemu_guest_agent=yes`` (Nova
   adds the standard channel itself), still has exactly one of each channel.
 
@@ -61,6 +62,7 @@ pytestmark = pytest.mark.e2e
 
 MONITOR_CHANNEL = vm_fixtures.MONITOR_CHANNEL
 PROBE = os.path.join(os.path.dirname(sys.executable), 'qga-probe')
+POLLING = os.path.join(os.path.dirname(sys.executable), 'qga-polling')
 #: generous bounds for a TCG guest on 2 shared cores
 BOOT_DEADLINE = 300.0
 ACTION_DEADLINE = 300.0
@@ -178,6 +180,23 @@ def _probe_conf(tmp_path, libvirtd) -> str:
     return path
 
 
+def _poll_once(tmp_path, libvirtd) -> list[dict]:
+    """``qga-polling --once`` (libvirt discovery, file publisher); its samples."""
+    base = os.path.join(str(tmp_path), 'polling-%d' % time.time_ns())
+    with open(base + '.conf', 'w') as f:
+        f.write('[DEFAULT]\nlog_file = %s.log\n[qga_polling]\ndiscovery = libvirt\n'
+                'transport = auto\ncommand_timeout = 5\npublishers = file://%s.jsonl\n'
+                '[libvirt_discovery]\nuri = %s\n' % (base, base, libvirtd.uri))
+    proc = subprocess.run([POLLING, '--config-file', base + '.conf', '--once'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    try:
+        with open(base + '.jsonl') as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def _probe_all(conf: str) -> dict:
     proc = subprocess.run([PROBE, '--config-file', conf, '--all', '--json'],
                           capture_output=True, text=True, timeout=120)
@@ -238,6 +257,18 @@ def test_probe_all_lists_the_instance_by_nova_uuid(server, libvirtd, tmp_path):
     assert row['name'] == server.name
     assert row['state'] == 'ok', row
     assert row['meters']['native'] > 0, row
+
+
+def test_poller_samples_the_instance_by_nova_uuid(server, libvirtd, tmp_path):
+    samples = [s for s in _poll_once(tmp_path, libvirtd)
+               if s['resource_id'].startswith(server.id)]
+    up = [s for s in samples if s['counter_name'] == 'guest.agent.up']
+    assert len(up) == 1, samples
+    assert up[0]['resource_id'] == server.id
+    assert up[0]['counter_volume'] == 1
+    assert up[0]['resource_metadata']['name'] == server.name
+    assert up[0]['resource_metadata']['display_name'] == server.display_name
+    assert any(s['counter_name'] == 'guest.filesystem.used' for s in samples), samples
 
 
 def _superblock(cloud, image_id: str, workdir: str) -> dict[str, str]:
@@ -356,6 +387,8 @@ def test_delete_removes_the_domain_socket_and_poller_entry(
     assert not os.path.exists(socket_path)
     found = _probe_all(_probe_conf(tmp_path, libvirtd))
     assert server.id not in {row['instance_id'] for row in found['guests']}
+    assert not [s for s in _poll_once(tmp_path, libvirtd)
+                if s['resource_id'].startswith(server.id)]
     # Nova asked the Neutron stand-in only for what it answers (empty lists).
     neutron = server.cloud.neutron
     assert any(path.startswith('/v2.0/ports') for _method, path in neutron.requests)
