@@ -24,10 +24,12 @@ What the tests show, in order, on one instance:
   ``needs_recovery`` in its superblock when it is frozen (``ext4_freeze``
   commits the journal), so the root filesystem in the uploaded image is
   clean only if the guest was frozen when the disk was copied; and
-  nova-compute logs no "Skipping quiescing".  With ``[qga]
-  nova_agent_features`` empty (nova-compute restarted), Nova does what it
-  did before: "Skipping quiescing instance" and a snapshot whose
-  filesystem needs recovery;
+  nova-compute logs no "Skipping quiescing".  The standard agent is asked
+  ``guest-fsfreeze-status`` in a loop meanwhile; how many replies said
+  ``frozen`` goes into ``e2e_timings`` (informative: it depends on speed).
+  With ``[qga] nova_agent_features`` empty (nova-compute restarted), Nova
+  does what it did before: "Skipping quiescing instance", no ``frozen``
+  reply, and a snapshot whose filesystem needs recovery;
 * hard reboot and stop/start keep both channels;
 * delete removes the domain and its monitor socket; neither ``qga-probe
   --all`` nor ``qga-polling`` lists it any more;
@@ -306,11 +308,54 @@ def _snapshot(server: Server, name: str) -> tuple[str, float]:
     return image_id, time.monotonic() - started
 
 
+class _FreezeWatch:
+    """``guest-fsfreeze-status`` of the standard agent, through libvirt, in
+    a loop until stopped: what the agent answered while Nova snapshotted.
+
+    Informative only (a reply lands inside the frozen window or not,
+    depending on the machine's speed): the assertions are on the snapshot.
+    """
+
+    def __init__(self, server: Server) -> None:
+        import threading
+        self.server = server
+        self.replies: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import libvirt
+        import libvirt_qemu
+        conn = libvirt.open(self.server.libvirtd.uri)
+        try:
+            dom = conn.lookupByUUIDString(self.server.id)
+            while not self._stop.is_set():
+                try:
+                    reply = libvirt_qemu.qemuAgentCommand(
+                        dom, json.dumps({'execute': 'guest-fsfreeze-status'}), 10, 0)
+                    self.replies.append(json.loads(reply)['return'])
+                except libvirt.libvirtError as exc:
+                    self.replies.append('error: %s' % exc)
+                self._stop.wait(0.05)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> '_FreezeWatch':
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
 def test_create_image_is_quiesced_through_the_standard_channel(server, tmp_path,
                                                                e2e_timings):
     cloud = server.cloud
-    image_id, seconds = _snapshot(server, 'qga-e2e-quiesced')
+    with _FreezeWatch(server) as watch:
+        image_id, seconds = _snapshot(server, 'qga-e2e-quiesced')
     e2e_timings['nova_snapshot_quiesced_s'] = seconds
+    e2e_timings['nova_snapshot_frozen_replies'] = watch.replies.count('frozen')
     log = cloud.log('nova-compute')
     assert 'Beginning live snapshot process' in log, log[-3000:]
     assert 'Skipping quiescing' not in log, log[-3000:]
@@ -359,8 +404,10 @@ def test_without_agent_features_nova_skips_quiescing(server, tmp_path, e2e_timin
     cloud = server.cloud
     e2e_timings['nova_compute_restart_s'] = cloud.restart_compute(
         '[qga]\nnova_agent_features =\n')
-    image_id, seconds = _snapshot(server, 'qga-e2e-unquiesced')
+    with _FreezeWatch(server) as watch:
+        image_id, seconds = _snapshot(server, 'qga-e2e-unquiesced')
     e2e_timings['nova_snapshot_unquiesced_s'] = seconds
+    assert watch.replies and 'frozen' not in watch.replies, watch.replies
     log = cloud.log('nova-compute')
     assert ('Skipping quiescing instance: QEMU guest agent is not enabled' in log), \
         log[-3000:]
