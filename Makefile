@@ -82,7 +82,7 @@ lint: deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis doc/build releasenotes/build
-	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos -o -path ./.venv-dib \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos -o -path ./.venv-aodh -o -path ./.venv-dib -o -path ./.venv-glance \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-gnocchi .venv-aetos .venv-aodh .venv-dib
+	rm -rf $(VENV) .venv-gnocchi .venv-aetos .venv-aodh .venv-dib .venv-glance

@@ -13,6 +13,8 @@
 #    and psycopg2 compile) and again only when that file changes;
 #  * .venv-dib holds diskimage-builder (dib-requirements.txt), the same
 #    way;
+#  * .venv-glance holds Glance, the image service of the Nova cloud test
+#    (glance-requirements.txt), the same way;
 #  * .venv-aetos holds Aetos, the project-scoping proxy in front of
 #    Prometheus (aetos-requirements.txt), the same way;
 #  * the package itself is re-installed every run (a few seconds), and NOT
@@ -23,7 +25,7 @@
 # Environment: PYTHON (default /usr/bin/python3, Debian's interpreter, which
 # python3-venv and python3-dev belong to), VENV (default .venv),
 # GNOCCHI_VENV (default .venv-gnocchi), AETOS_VENV (default .venv-aetos),
-# DIB_VENV (default .venv-dib).
+# DIB_VENV (default .venv-dib), GLANCE_VENV (default .venv-glance).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,6 +37,7 @@ GNOCCHI_VENV=${GNOCCHI_VENV:-$ROOT/.venv-gnocchi}
 AETOS_VENV=${AETOS_VENV:-$ROOT/.venv-aetos}
 AODH_VENV=${AODH_VENV:-$ROOT/.venv-aodh}
 DIB_VENV=${DIB_VENV:-$ROOT/.venv-dib}
+GLANCE_VENV=${GLANCE_VENV:-$ROOT/.venv-glance}
 LOG=$(mktemp /tmp/install_deps.XXXXXX.log)
 trap 'rm -f "$LOG"' EXIT
 
@@ -119,6 +122,8 @@ service_venv aodh-requirements.txt "$AODH_VENV"
 # (tests/fixtures/build_dib_image.py; it also needs sudo, debootstrap and
 # kpartx from the list above).
 service_venv dib-requirements.txt "$DIB_VENV"
+# The real Glance of the Nova cloud test (tests/fixtures/nova_cloud.py).
+service_venv glance-requirements.txt "$GLANCE_VENV"
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.
