@@ -15,9 +15,18 @@ Observation` objects at once:
   held back ``[guest_agent_events] disconnect_hold`` seconds: a guest that
   shuts down or is paused or migrated closes the channel too, and its
   domain event, if it comes within the hold, replaces the "down";
+  an agent that connects again within the hold (systemd's
+  ``Restart=always`` in Debian's and Fedora's ``qemu-guest-agent``
+  units restarts a killed agent at once) is no "down" either;
 * domain suspended -> ``paused`` (``migrating`` when the detail is a
   migration); shut down or stopped -> ``shutdown`` (``migrating`` when
   migrated away); neither is ever "down".
+
+Every domain lifecycle event (started, suspended, resumed, shut down,
+stopped, migrated...) and every agent event also goes to ``changed`` with
+the domain's UUID: the poller then opens, refreshes or closes that guest's
+session without waiting for the next discovery
+(:meth:`~ceilometer_qga.poller.Poller.guest_changed`).
 
 Only the standard channel has these events: a guest polled over the
 dedicated channel (a socket the poller owns) is left to the heartbeat,
@@ -44,7 +53,9 @@ LOG = logging.getLogger(__name__)
 AGENT_CONNECTED = 1      # VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_*
 AGENT_DISCONNECTED = 2
 REASON_DOMAIN_STARTED = 1  # VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_*
-EVENT_STARTED = 2        # virDomainEventType
+EVENT_DEFINED = 0        # virDomainEventType
+EVENT_UNDEFINED = 1
+EVENT_STARTED = 2
 EVENT_SUSPENDED = 3
 EVENT_RESUMED = 4
 EVENT_STOPPED = 5
@@ -99,21 +110,28 @@ class LibvirtEvents:
         event thread or the hold's timer thread
     :param uses_standard_channel: whether the poller reaches this instance
         over the standard channel (only then do agent events count)
+    :param changed: takes the UUID of a domain whose state or agent
+        channel changed (after the observation, if any, was made); called
+        on libvirt's event thread
     """
 
     def __init__(self, uri: str, hold: float,
                  observe: Callable[[list[liveness_mod.Observation]], None],
-                 uses_standard_channel: Callable[[str], bool]) -> None:
+                 uses_standard_channel: Callable[[str], bool],
+                 changed: Callable[[str], None] | None = None) -> None:
         self.uri = uri
         self.hold = hold
         self.observe = observe
         self.uses_standard_channel = uses_standard_channel
+        self.changed = changed
         self._libvirt = libvirt_host.import_libvirt(
             '[guest_agent_events] libvirt_events')
         self._conn: Any = None
         self._callbacks: list[int] = []
         #: instance id -> monotonic time of its last domain event
         self._domain_events: dict[str, float] = {}
+        #: instance id -> monotonic time of its agent's last connection
+        self._connected: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -137,21 +155,28 @@ class LibvirtEvents:
 
     def _lifecycle(self, conn: Any, dom: Any, event: int, detail: int,
                    opaque: Any) -> None:
-        state = domain_observation(event, detail)
-        if state is None:
-            return
+        if event in (EVENT_DEFINED, EVENT_UNDEFINED):
+            return  # configuration only: nothing runs or stops
         instance_id = dom.UUIDString()
-        with self._lock:
-            self._domain_events[instance_id] = time.monotonic()
-        self._emit(instance_id, state, 'libvirt: domain event %d detail %d'
-                   % (event, detail))
+        state = domain_observation(event, detail)
+        if state is not None:
+            with self._lock:
+                self._domain_events[instance_id] = time.monotonic()
+            self._emit(instance_id, state, 'libvirt: domain event %d '
+                       'detail %d' % (event, detail))
+        self._changed(instance_id)
 
     def _agent(self, conn: Any, dom: Any, state: int, reason: int,
                opaque: Any) -> None:
         instance_id = dom.UUIDString()
+        # The channel's state in the live XML changed: the session's copy
+        # of it decides whether the heartbeat may ask.
+        self._changed(instance_id)
         if not self.uses_standard_channel(instance_id):
             return
         if state == AGENT_CONNECTED:
+            with self._lock:
+                self._connected[instance_id] = time.monotonic()
             self._emit(instance_id, 'ok', None)
         elif state == AGENT_DISCONNECTED:
             if reason == REASON_DOMAIN_STARTED:
@@ -171,8 +196,18 @@ class LibvirtEvents:
         with self._lock:
             if self._domain_events.get(instance_id, -1.0) >= seen:
                 return  # paused, shut down, migrated: said already
+            if self._connected.get(instance_id, -1.0) >= seen:
+                return  # restarted within the hold: back already
         self._emit(instance_id, 'not_connected',
                    'libvirt: the agent closed %s' % STANDARD_CHANNEL)
+
+    def _changed(self, instance_id: str) -> None:
+        if self.changed is None:
+            return
+        try:
+            self.changed(instance_id)
+        except Exception:
+            LOG.exception('Guest %s: libvirt event not taken', instance_id)
 
     def _emit(self, instance_id: str, state: str,
               reason: str | None) -> None:

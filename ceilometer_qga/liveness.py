@@ -131,12 +131,15 @@ def observation_from_report(report: Any,
     """An :class:`Observation` of a :class:`~ceilometer_qga.report.
     GuestReport`.
 
-    The channel is the one the poller prefers for the guest: the dedicated
-    monitor channel when the domain has it, else the standard one.
+    The channel is the one the report's transport used; without one, the
+    one the poller prefers for the guest: the dedicated monitor channel
+    when the domain has it, else the standard one.
     """
     guest = report.guest
-    if guest.channel(monitor_channel) is not None:
-        channel: str | None = monitor_channel
+    if getattr(report, 'channel', None) is not None:
+        channel: str | None = report.channel.target_name
+    elif guest.channel(monitor_channel) is not None:
+        channel = monitor_channel
     elif guest.channel(STANDARD_CHANNEL) is not None:
         channel = STANDARD_CHANNEL
     else:

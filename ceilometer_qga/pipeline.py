@@ -44,7 +44,8 @@ class Pipeline:
         self.discovery = load_discovery(conf)
         self.collectors = load_collectors(conf)
         self.publishers = load_publishers(conf)
-        self.poller = poller_mod.Poller(conf, self.collectors)
+        self.poller = poller_mod.Poller(conf, self.collectors,
+                                        discovery=self.discovery)
         #: sweep observers (:mod:`ceilometer_qga.observers`) the
         #: configuration enables: events, the Prometheus exporter
         self.observers = observers_mod.load_observers(conf)

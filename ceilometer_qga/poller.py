@@ -11,7 +11,15 @@ sweep; every command ``command_timeout``.  The session decides what each
 guest's outcome means (agent state, back-off, logging); the poller turns
 each report into its samples, unsigned: signing and encoding are the
 publishing side's (:mod:`ceilometer_qga.pipeline`; inside
-``ceilometer-polling``, Ceilometer's).  Whatever happens to one guest (hung
+``ceilometer-polling``, Ceilometer's).
+
+Between sweeps, :meth:`Poller.guest_changed` brings one guest's session up
+to date when an event says its domain changed (libvirt's lifecycle
+events: started, stopped, paused, resumed, migrated; the agent opening or
+closing its channel): the session is opened, its guest's power state and
+channels refreshed, or it is closed, without waiting for the next
+discovery, so that the heartbeat asks a guest that just started and
+stops asking one that stopped or was paused.  Whatever happens to one guest (hung
 agent, garbage, paused domain, vanished domain, a bug in a collector) ends
 up as that guest's ``guest.agent.up`` sample and never delays or breaks the
 others.
@@ -35,6 +43,7 @@ from oslo_log import log as logging
 from oslo_utils import timeutils
 
 from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga.discovery import base as discovery_base
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
 from ceilometer_qga import meters as meters_mod
@@ -74,12 +83,15 @@ class Poller:
         a collector on one guest (:mod:`ceilometer_qga.schedule`); None:
         the collectors' declared defaults and ``[qga_polling]
         collector_intervals``
+    :param discovery: what :meth:`guest_changed` asks about one guest;
+        None: events change no session (the next sweep does)
     """
 
     def __init__(self, conf: cfg.ConfigOpts,
                  collectors: list[collector_base.Collector],
                  transports: selection.TransportSelector | None = None,
-                 intervals: Mapping[str, float] | None = None) -> None:
+                 intervals: Mapping[str, float] | None = None,
+                 discovery: discovery_base.Discovery | None = None) -> None:
         self.conf = conf
         self.collectors = collectors
         self.transports = transports or selection.TransportSelector(conf)
@@ -87,11 +99,16 @@ class Poller:
         self.meters = meters_mod.catalogue(collectors)
         self.intervals = (schedule.intervals(conf, collectors)
                           if intervals is None else dict(intervals))
+        self.discovery = discovery
+        #: sessions change in the order their causes came: a sweep's
+        #: discovery, then each event's look-up (FIFO lock)
+        self._sessions_lock = asyncio.Lock()
 
     async def sweep(self, guests: Iterable[Guest]) -> SweepResult:
         """Poll each of ``guests`` once; sessions of others are closed."""
         start = time.monotonic()
-        await self._update_sessions(guests)
+        async with self._sessions_lock:
+            await self._update_sessions(guests)
         limit = asyncio.Semaphore(self.conf.qga_polling.max_concurrent_guests)
         budget = self.conf.qga_polling.guest_budget
         reports = await asyncio.gather(
@@ -183,23 +200,57 @@ class Poller:
         self.sessions.clear()
         self.transports.close()
 
+    async def guest_changed(self, instance_id: str) -> None:
+        """Bring one guest's session up to date (see the module).
+
+        Asks the discovery about that guest alone, then opens, updates or
+        closes its session as a sweep would.  A discovery failure leaves
+        the session as it is: the next sweep decides.
+        """
+        if self.discovery is None:
+            return
+        async with self._sessions_lock:
+            try:
+                guest = await asyncio.to_thread(self.discovery.discover_one,
+                                                instance_id)
+            except Exception as exc:
+                LOG.warning('Guest %s changed, but cannot be looked up (%s); '
+                            'its session waits for the next sweep',
+                            instance_id, exc)
+                return
+            had = instance_id in self.sessions
+            if guest is None:
+                if had:
+                    await self.sessions.pop(instance_id).close()
+                    LOG.info('Guest %s: domain gone or stopped; session '
+                             'closed', instance_id)
+                return
+            await self._put_session(guest)
+            if not had:
+                LOG.info('Guest %s: domain started or arrived; session '
+                         'opened', instance_id)
+
+    async def _put_session(self, guest: Guest) -> None:
+        """Open a session for ``guest`` or bring its session up to date."""
+        session = self.sessions.get(guest.instance_id)
+        if session is not None and session.guest == guest:
+            # Same identity and channels: keep the connection, but take
+            # the fresh metadata (power state!), which equality ignores.
+            session.guest = guest
+            return
+        if session is not None:
+            # Channels or identity changed (restart, migration): start
+            # over with a fresh transport.
+            await session.close()
+        transport, channel, reason = self.transports.make(guest)
+        self.sessions[guest.instance_id] = session_mod.GuestSession(
+            guest, transport, self.conf, reason, channel, self.intervals)
+
     async def _update_sessions(self, guests: Iterable[Guest]) -> None:
         seen = set()
         for guest in guests:
             seen.add(guest.instance_id)
-            session = self.sessions.get(guest.instance_id)
-            if session is not None and session.guest == guest:
-                # Same identity and channels: keep the connection, but take
-                # the fresh metadata (power state!), which equality ignores.
-                session.guest = guest
-                continue
-            if session is not None:
-                # Channels or identity changed (restart, migration): start
-                # over with a fresh transport.
-                await session.close()
-            transport, channel, reason = self.transports.make(guest)
-            self.sessions[guest.instance_id] = session_mod.GuestSession(
-                guest, transport, self.conf, reason, channel, self.intervals)
+            await self._put_session(guest)
         for instance_id in list(self.sessions):
             if instance_id not in seen:
                 await self.sessions.pop(instance_id).close()

@@ -22,6 +22,9 @@ Contract:
   :attr:`~ceilometer_qga.guest.Guest.libvirt_uri`: the libvirt transport
   and the libvirt event listener use the hypervisor the guest was found on,
   and read no discovery option.
+* :meth:`discover_one` answers the same question for one guest, when an
+  event (libvirt's domain lifecycle events) says that guest changed; the
+  default asks :meth:`discover` and keeps that guest.
 """
 
 from __future__ import annotations
@@ -63,6 +66,17 @@ class Discovery(abc.ABC):
     @abc.abstractmethod
     def discover(self) -> list[Guest]:
         """Return the guests to poll now."""
+
+    def discover_one(self, instance_id: str) -> Guest | None:
+        """The guest ``instance_id`` as :meth:`discover` would list it now;
+        None when it would not be listed (stopped, gone, not a guest).
+
+        :raises ceilometer_qga.discovery.DiscoveryError: as :meth:`discover`
+        """
+        for guest in self.discover():
+            if guest.instance_id == instance_id:
+                return guest
+        return None
 
     def close(self) -> None:
         """Release connections (libvirt); default: nothing to do."""

@@ -142,6 +142,30 @@ class LibvirtDiscovery(base.Discovery):
                     'cannot list the domains of %s after reconnecting: %s'
                     % (self._uri, exc)) from exc
 
+    def discover_one(self, instance_id: str) -> Guest | None:
+        """One domain, looked up by UUID (what a libvirt event names).
+
+        Same connection, reconnect rule and inspection as :meth:`discover`.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    conn = self._connect()
+                    return self._inspect(conn.lookupByUUIDString(instance_id))
+                except self._libvirt.libvirtError as exc:
+                    if exc.get_error_code() == self._libvirt.VIR_ERR_NO_DOMAIN:
+                        return None
+                    lost = libvirt_host.is_disconnect(self._libvirt, exc)
+                    if lost:
+                        self._drop_connection()
+                    if attempt == 2 or not lost:
+                        raise discovery.DiscoveryError(
+                            'cannot inspect domain %s of %s: %s'
+                            % (instance_id, self._uri, exc)) from exc
+                    LOG.warning('libvirt connection to %s lost (%s); '
+                                'reconnecting once', self._uri, exc)
+        return None  # not reached: the second attempt returns or raises
+
     def _discover_once(self) -> list[Guest]:
         conn = self._connect()
         domains = conn.listAllDomains(

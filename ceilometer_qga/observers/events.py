@@ -164,19 +164,24 @@ class StateChangeEvents(observers.SweepObserver):
         if uri:
             self.libvirt_events = libvirt_events_mod.LibvirtEvents(
                 uri, opts.disconnect_hold,
-                self.observe, self._uses_standard_channel)
+                self.observe, self._uses_standard_channel,
+                self._domain_changed)
         self._started = False
+        #: the poller whose sessions are the guests we judge
+        self._poller: Any = None
 
     def bind(self, poller: Any, loop: Any = None) -> None:
         """Set up the heartbeat over ``poller``'s sessions.
 
         It starts with the first sweep (on the poller's loop), so that the
-        first changes sent are the sweep's complete picture.
+        first changes sent are the sweep's complete picture.  libvirt's
+        events bring the poller's sessions up to date on that loop too.
         """
+        self._poller = poller
+        self._loop = loop
         qga = self.conf.qga_polling
         if qga.heartbeat_interval <= 0:
             return
-        self._loop = loop
         self.heartbeat = heartbeat_mod.Heartbeat(
             qga.heartbeat_interval, qga.command_timeout,
             lambda: list(poller.sessions.values()), self.observe)
@@ -192,12 +197,13 @@ class StateChangeEvents(observers.SweepObserver):
             self._start_listeners()
 
     def _start_listeners(self) -> None:
-        if self.heartbeat is not None:
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
+        if self._loop is None:
+            # qga-polling: the sweep ends on the poller's own loop.
+            self._loop = asyncio.get_running_loop()
+            if self.heartbeat is not None:
                 self.heartbeat.start()
-            else:
-                self._loop.call_soon_threadsafe(self.heartbeat.start)
+        elif self.heartbeat is not None:
+            self._loop.call_soon_threadsafe(self.heartbeat.start)
         if self.libvirt_events is not None:
             try:
                 self.libvirt_events.start()
@@ -207,8 +213,28 @@ class StateChangeEvents(observers.SweepObserver):
                 self.libvirt_events = None
 
     def _uses_standard_channel(self, instance_id: str) -> bool:
+        session = self._session(instance_id)
+        if session is not None:
+            return (session.channel is not None
+                    and session.channel.target_name == STANDARD_CHANNEL)
         last = self._last.get(instance_id)
         return last is not None and last.channel == STANDARD_CHANNEL
+
+    def _session(self, instance_id: str) -> Any:
+        if self._poller is None:
+            return None
+        return self._poller.sessions.get(instance_id)
+
+    def _domain_changed(self, instance_id: str) -> None:
+        """libvirt says a domain changed: its session follows at once."""
+        poller, loop = self._poller, self._loop
+        if poller is None or loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(
+                poller.guest_changed(instance_id), loop)
+        except RuntimeError:
+            pass  # the loop is closed: the poller is stopping
 
     def observe(self, observations: list[liveness_mod.Observation]) -> None:
         """Track ``observations`` (a sweep's, a heartbeat's, libvirt's)."""
@@ -244,14 +270,29 @@ class StateChangeEvents(observers.SweepObserver):
 
     def _complete(self, obs: liveness_mod.Observation
                   ) -> liveness_mod.Observation | None:
-        """``obs`` with the guest's identity; None for a guest never swept.
+        """``obs`` with the guest's identity; None when it is not ours.
 
-        libvirt's events name a domain only; one the sweeps never reported
-        (not a Nova guest, or not yet discovered) is not ours to judge.
+        libvirt's events name a domain only: its identity is the poller's
+        session's (opened by a sweep or by the domain's start event), else
+        the last full observation.  A domain with neither (not a Nova
+        guest) is not ours to judge.  A sweep's or heartbeat's observation
+        of a guest whose session an event closed meanwhile (the domain
+        stopped while it was asked) is stale: its failure says nothing.
         """
+        session = self._session(obs.instance_id)
         if not obs.partial:
+            if self._poller is not None and session is None:
+                return None
             self._last[obs.instance_id] = obs
             return obs
+        if session is not None:
+            guest = session.guest
+            return dataclasses.replace(
+                obs, project_id=guest.project_id, user_id=guest.user_id,
+                agent_version=session.facts.get('agent_version'),
+                channel=(session.channel.target_name
+                         if session.channel is not None else None),
+                partial=False)
         last = self._last.get(obs.instance_id)
         if last is None:
             return None

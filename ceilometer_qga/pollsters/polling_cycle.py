@@ -80,7 +80,8 @@ class CycleSampler:
             raise
         self.guests = instance_guests.InstanceGuests(conf, channels)
         self.poller = poller_mod.Poller(conf, collectors,
-                                        intervals=schedule.EVERY_SWEEP)
+                                        intervals=schedule.EVERY_SWEEP,
+                                        discovery=channels)
         self.loop = loop_thread.LoopThread('qga-pollsters')
         #: sweep observers ([guest_agent_events] enabled...), fed each
         #: sweep as in qga-polling
