@@ -178,6 +178,43 @@ def test_started_domain_appears_stopped_one_goes(conf, domains):
     assert sorted(by_id(disco.discover())) == [UUID_B, UUID_C]
 
 
+def test_discover_one_is_discover_for_one_domain(conf, domains):
+    """What a libvirt event names: one domain, as discover() lists it."""
+    a, b, c = domains
+    disco = lv_discovery.LibvirtDiscovery(conf)
+    b.suspend()
+    listed = by_id(disco.discover())
+    for uuid in (UUID_A, UUID_B):
+        one = disco.discover_one(uuid)
+        assert one == listed[uuid]
+        assert one.metadata == listed[uuid].metadata
+    assert disco.discover_one(UUID_C) is None        # shut off
+    c.create()
+    assert disco.discover_one(UUID_C).metadata['state'] == 'running'
+    a.destroy()
+    assert disco.discover_one(UUID_A) is None        # stopped
+    a.undefine()
+    assert disco.discover_one(UUID_A) is None        # gone
+
+
+def test_discover_one_reconnects_once(conf, domains):
+    """A connection lost during the look-up (injected) is reopened once;
+    a second loss is a DiscoveryError naming the domain."""
+    class Lookup(WrappedConnection):
+        def lookupByUUIDString(self, uuid):
+            if self.list_errors:
+                raise self.list_errors.pop(0)
+            return self._real.lookupByUUIDString(uuid)
+
+    errors = [disconnect_error()]
+    disco = WrappedDiscovery(conf, lambda real: Lookup(real, errors))
+    assert disco.discover_one(UUID_A).instance_id == UUID_A
+    assert disco.opened == 2
+    errors.extend([disconnect_error(), disconnect_error()])
+    with pytest.raises(discovery.DiscoveryError, match=UUID_B):
+        disco.discover_one(UUID_B)
+
+
 def ceilometer_conf():
     """Ceilometer's options, registered as prepare_service does.
 
