@@ -104,13 +104,17 @@ OPTS = [
                      'closed the standard agent channel) and domain events '
                      '(paused, shut down, migrated) and send the state '
                      'change at once instead of at the next heartbeat or '
-                     'sweep.'),
+                     'sweep; the same events open, refresh or close the '
+                     'guest\'s session (started, paused, resumed, stopped, '
+                     'migrated) without waiting for the next discovery.'),
     cfg.FloatOpt('disconnect_hold',
                  default=1.0, min=0.0,
                  help='Seconds a "down" from libvirt\'s agent-disconnected '
                       'event waits for a domain event (paused, shut down, '
-                      'migrated) that explains it; if one comes, no "down" '
-                      'is sent. A guest shut down from inside closes the '
+                      'migrated) that explains it, or for the agent to '
+                      'connect again (systemd restarting a killed agent); '
+                      'if one comes, no "down" is sent. A guest shut down '
+                      'from inside closes the '
                       'channel before its domain stops: raise this to the '
                       'time your guests take from stopping the agent to '
                       'powering off to keep such shutdowns from ever '
