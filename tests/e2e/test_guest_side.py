@@ -39,6 +39,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 from typing import Any
@@ -46,11 +47,16 @@ import uuid as uuid_mod
 
 import libvirt
 import libvirt_qemu
-import pytest
 from nova.virt.libvirt import config as vconfig
+from oslo_config import cfg
+import oslo_messaging
+import pytest
 
 from ceilometer_qga.guest import STANDARD_CHANNEL
+from ceilometer_qga import libvirt_events
 from ceilometer_qga.qga import policy
+from tests.fixtures import processes as processes_mod
+from tests.fixtures import rabbit
 from tests.fixtures import vm as vm_fixtures
 from tests.fixtures import nova_domain as nova_domains
 from tests.fixtures import build_debian_image
@@ -64,6 +70,7 @@ BOOT_DEADLINE = 900.0
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(BOOT_DEADLINE + 900)]
 
 PROBE = os.path.join(os.path.dirname(sys.executable), 'qga-probe')
+POLLING = os.path.join(os.path.dirname(sys.executable), 'qga-polling')
 MONITOR_CHANNEL = vm_fixtures.MONITOR_CHANNEL
 VENDOR_DATA = os.path.join(gen_guest_files.GUEST, 'cloud-init', 'vendor_data.json')
 USER_DATA = os.path.join(gen_guest_files.GUEST, 'cloud-init', 'qga-monitor.yaml')
@@ -368,3 +375,125 @@ def test_every_meter_after_a_guest_reboot(guests, probe_conf, vm_launcher):
     after = probe(probe_conf, vm)
     assert (after['transport'], after['channel']) == ('socket', MONITOR_CHANNEL)
     assert meter_names(after) == meter_names(before)
+
+
+class Bus:
+    """oslo.messaging endpoint keeping our notifications with arrival times."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, dict]] = []
+        self.lock = threading.Lock()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        if event_type == 'guest_agent.state.change':
+            with self.lock:
+                self.items.append((time.monotonic(), payload))
+        return oslo_messaging.NotificationResult.HANDLED
+
+    def find(self, instance_id: str, state: str) -> list[tuple[float, dict]]:
+        with self.lock:
+            return [(t, p) for t, p in self.items
+                    if p['instance_id'] == instance_id and p['state'] == state]
+
+
+def test_killed_standard_agent_is_an_event_on_the_bus(
+        guests, libvirtd, rabbit_vhost, processes, e2e_timings, tmp_path):
+    """Debian's own qemu-ga on the standard channel killed with SIGKILL:
+    ``qga-polling`` (libvirt discovery and transport, heartbeat off, a
+    sweep every 600 s: only libvirt's AGENT_LIFECYCLE event can tell)
+    sends ``not_connected`` on the bus, and its reason is that event.
+
+    Debian's unit restarts the agent at once (``Restart=always``,
+    ``RestartSec=0``: a restart within the disconnect hold is no "down"),
+    so a runtime drop-in sets ``Restart=no`` first; a transient unit kills
+    the agent, then removes the drop-in and starts the agent again, which
+    comes back as ``ok``.  The kill as the test sees it is libvirt's
+    agent-disconnected event on a connection of the test's own;
+    ``std_kill_to_bus_s`` runs from there to the notification's arrival
+    in an oslo.messaging listener.
+    """
+    vm = guests['element']
+    wait_standard(vm)
+    code, unit = guest_sh(vm, 'systemctl show -p Restart,RestartUSec qemu-guest-agent')
+    assert code == 0 and 'Restart=always' in unit, unit
+    dropin = '/run/systemd/system/qemu-guest-agent.service.d'
+    code, out = guest_sh(vm, 'mkdir -p %s && printf "[Service]\\nRestart=no\\n" > %s/'
+                             'no-restart.conf && systemctl daemon-reload && '
+                             'systemctl show -p Restart qemu-guest-agent' % (dropin, dropin))
+    assert code == 0 and 'Restart=no' in out, out
+
+    url = rabbit.vhost_url(rabbit_vhost)
+    amqp = 'amqp://guest:guest@%s:%d/%s' % (rabbit.HOST, rabbit.PORT, rabbit_vhost)
+    conf = tmp_path / 'qga-polling.conf'
+    conf.write_text(f"""[DEFAULT]
+host = e2e-compute-1
+transport_url = {url}
+log_file = {tmp_path}/qga-polling.log
+[qga_polling]
+discovery = libvirt
+transport = libvirt
+publishers = file://{tmp_path}/samples.jsonl
+interval = 600
+heartbeat_interval = 0
+command_timeout = 10
+guest_budget = 60
+[libvirt_discovery]
+uri = {libvirtd.uri}
+[guest_agent_events]
+enabled = true
+damping_interval = 0
+""")
+    bus = Bus()
+    seen: list[tuple[float, str]] = []
+    bus_conf = cfg.ConfigOpts()
+    bus_conf([])
+    transport = oslo_messaging.get_notification_transport(bus_conf, url=url)
+    listener = oslo_messaging.get_notification_listener(
+        transport, [oslo_messaging.Target(topic='notifications', exchange='ceilometer')],
+        [bus], executor='threading', pool='qga-test-kill')
+    listener.start()
+    events = libvirt_events.LibvirtEvents(
+        libvirtd.uri, 0, lambda obs: seen.extend(
+            (time.monotonic(), o.state) for o in obs if o.instance_id == vm.uuid),
+        lambda instance_id: True)
+    events.start()
+    try:
+        processes_mod.wait_until(lambda: rabbit.queue_consumers(amqp, 'qga-test-kill') >= 1,
+                                 30, 'the capture listener')
+        processes.start([POLLING, '--config-file', str(conf)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes_mod.wait_until(lambda: bus.find(vm.uuid, 'ok'), 300,
+                                 "the first sweep's state of the guest")
+        first = bus.find(vm.uuid, 'ok')[0][1]
+        # The sweep went through libvirt: the standard channel, although
+        # the guest also has the monitor channel.
+        assert first['channel'] == STANDARD_CHANNEL, first
+
+        # After guest-exec-status has said the command exited.
+        guest_sh(vm, "systemd-run --no-block --unit=qga-kill-test sh -c 'sleep 3; "
+                     "systemctl kill --signal=KILL qemu-guest-agent; sleep 10; rm -r %s; "
+                     "systemctl daemon-reload; systemctl start qemu-guest-agent'" % dropin)
+        processes_mod.wait_until(lambda: ('not_connected' in [s for _t, s in seen]), 60,
+                                 "libvirt's agent-disconnected event")
+        killed_at = [t for t, s in seen if s == 'not_connected'][0]
+        processes_mod.wait_until(lambda: bus.find(vm.uuid, 'not_connected'), 60,
+                                 'the not_connected notification')
+        arrived, down = bus.find(vm.uuid, 'not_connected')[0]
+        assert down['liveness'] == 'down' and down['previous_state'] == 'ok', down
+        # libvirt's event, not a heartbeat or a sweep.
+        assert down['reason'] == 'libvirt: the agent closed %s' % STANDARD_CHANNEL, down
+        assert down['channel'] == STANDARD_CHANNEL, down
+        latency = arrived - killed_at
+        e2e_timings['std_kill_to_bus_s'] = latency
+        # Well within a default heartbeat (10 s) + command timeout (10 s).
+        assert 0 <= latency < 20, latency
+        # The transient unit starts the agent again: back up, at once too.
+        processes_mod.wait_until(lambda: len(bus.find(vm.uuid, 'ok')) >= 2, 120,
+                                 'the agent back up')
+        assert bus.find(vm.uuid, 'ok')[1][1]['previous_state'] == 'not_connected'
+    finally:
+        events.close()
+        listener.stop()
+        listener.wait()
+        transport.cleanup()
+        wait_standard(vm, 120)
