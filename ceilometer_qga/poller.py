@@ -103,6 +103,7 @@ class Poller:
         #: sessions change in the order their causes came: a sweep's
         #: discovery, then each event's look-up (FIFO lock)
         self._sessions_lock = asyncio.Lock()
+        self._closed = False
 
     async def sweep(self, guests: Iterable[Guest]) -> SweepResult:
         """Poll each of ``guests`` once; sessions of others are closed."""
@@ -195,6 +196,7 @@ class Poller:
 
     async def close(self) -> None:
         """Close every session and the shared transport resources."""
+        self._closed = True
         for session in self.sessions.values():
             await session.close()
         self.sessions.clear()
@@ -210,6 +212,8 @@ class Poller:
         if self.discovery is None:
             return
         async with self._sessions_lock:
+            if self._closed:
+                return  # an event that came while the poller stopped
             try:
                 guest = await asyncio.to_thread(self.discovery.discover_one,
                                                 instance_id)
