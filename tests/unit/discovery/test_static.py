@@ -138,3 +138,12 @@ def test_no_project_for_the_bus_is_a_warning(make_conf, caplog):
     build(make_conf(static_discovery=guests,
                     qga_polling={'publishers': ['file:///tmp/x']}))
     assert 'project_id' not in caplog.text
+
+
+def test_discover_one_is_the_listed_guest_or_none(make_conf):
+    """The contract's default ``discover_one``: what ``discover`` lists."""
+    conf = make_conf(static_discovery={'guests': [
+        '%s=/run/qga/a.sock' % UUID_A]})
+    disco = static.StaticDiscovery(conf)
+    assert disco.discover_one(UUID_A) == disco.discover()[0]
+    assert disco.discover_one(UUID_B) is None
