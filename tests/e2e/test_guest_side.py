@@ -471,7 +471,7 @@ damping_interval = 0
 
         # After guest-exec-status has said the command exited.
         guest_sh(vm, "systemd-run --no-block --unit=qga-kill-test sh -c 'sleep 3; "
-                     "systemctl kill --signal=KILL qemu-guest-agent; sleep 10; rm -r %s; "
+                     "systemctl kill --signal=KILL qemu-guest-agent; sleep 6; rm -r %s; "
                      "systemctl daemon-reload; systemctl start qemu-guest-agent'" % dropin)
         processes_mod.wait_until(lambda: ('not_connected' in [s for _t, s in seen]), 60,
                                  "libvirt's agent-disconnected event")
