@@ -181,7 +181,7 @@ def test_started_domain_appears_stopped_one_goes(conf, domains):
 def test_discover_one_is_discover_for_one_domain(conf, domains):
     """What a libvirt event names: one domain, as discover() lists it."""
     a, b, c = domains
-    disco = lv_discovery.LibvirtDiscovery(conf)
+    disco = lv_discovery.LibvirtDiscovery(conf, conf.libvirt_discovery)
     b.suspend()
     listed = by_id(disco.discover())
     for uuid in (UUID_A, UUID_B):

@@ -144,6 +144,6 @@ def test_discover_one_is_the_listed_guest_or_none(make_conf):
     """The contract's default ``discover_one``: what ``discover`` lists."""
     conf = make_conf(static_discovery={'guests': [
         '%s=/run/qga/a.sock' % UUID_A]})
-    disco = static.StaticDiscovery(conf)
+    disco = build(conf)
     assert disco.discover_one(UUID_A) == disco.discover()[0]
     assert disco.discover_one(UUID_B) is None
