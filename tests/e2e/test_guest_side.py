@@ -412,7 +412,7 @@ def test_killed_standard_agent_is_an_event_on_the_bus(
     ``std_kill_to_bus_s`` runs from there to the notification's arrival
     in an oslo.messaging listener.
     """
-    vm = guests['element']
+    vm = guests['userdata']
     wait_standard(vm)
     code, unit = guest_sh(vm, 'systemctl show -p Restart,RestartUSec qemu-guest-agent')
     assert code == 0 and 'Restart=always' in unit, unit
