@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The one engine that runs a collector on a guest: native or fallback.
 
 Collectors only *declare* what they need (:mod:`ceilometer_qga.collectors.
@@ -73,7 +85,8 @@ class Plan:
     @property
     def prefetch_file(self) -> str | None:
         """The ``/proc`` file read up front: the fallback's, when the
-        native command is not offered and the fallback can run."""
+        native command is not offered and the fallback can run.
+        """
         if self.native or self.blocker is not None:
             return None
         return self.collector.fallback_file

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A guest whose filesystems are frozen (a Nova quiesce), in one place.
 
 While frozen, qemu-ga runs only the freeze-safe commands
@@ -44,7 +56,8 @@ SAFE = frozenset({'guest-ping', 'guest-info', 'guest-sync',
 
 def looks_frozen(caps: caps_mod.Capabilities) -> bool:
     """True if this is what a frozen agent lists: only the freeze-safe
-    commands enabled, others disabled (see :data:`SAFE`)."""
+    commands enabled, others disabled (see :data:`SAFE`).
+    """
     return bool(caps.enabled) and caps.enabled <= SAFE and bool(
         caps.disabled - SAFE)
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """libvirt's own events about the guests' agents, as they happen.
 
 libvirt emits ``VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE`` when the guest opens
@@ -36,9 +48,9 @@ makes no event either: the heartbeat finds it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from oslo_log import log as logging

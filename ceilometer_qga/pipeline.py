@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Wire the plugins together and run sweeps: discovery, poller, publishers.
 
 :class:`Pipeline` is the library face of the poller: it discovers the
@@ -121,7 +133,8 @@ class Pipeline:
 
 def telemetry_secret(conf: cfg.ConfigOpts) -> str | None:
     """``[publisher] telemetry_secret`` when registered (not in the
-    pollsters, where Ceilometer signs)."""
+    pollsters, where Ceilometer signs).
+    """
     try:
         return conf.publisher.telemetry_secret
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError):

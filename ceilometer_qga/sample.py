@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Samples, field for field as Ceilometer's ``ceilometer.sample.Sample``.
 
 The poller builds :class:`Sample` objects; :func:`to_message` turns one into
@@ -145,7 +157,8 @@ def encode(message: dict[str, Any]) -> bytes:
 
 def _refuse_non_finite(container: Any) -> None:
     """Raise ValueError at the first NaN or infinity anywhere in a dict or
-    list (the common leaves are tested inline: this runs once per sample)."""
+    list (the common leaves are tested inline: this runs once per sample).
+    """
     items = container.values() if isinstance(container, dict) else container
     for value in items:
         kind = type(value)

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Turn one guest's report into Ceilometer samples.
 
 This is where the engine owns, once for every collector: the meter lookup,
@@ -86,7 +98,8 @@ def item_name(instance_id: str, rid: str) -> str | None:
 
 def instance_metadata(report: GuestReport) -> dict[str, Any]:
     """The metadata every sample of the guest carries: Nova's instance
-    fields (or the static guest's), its identity, and its OS facts."""
+    fields (or the static guest's), its identity, and its OS facts.
+    """
     guest = report.guest
     instance_md = dict(guest.metadata)
     instance_md.setdefault('instance_id', guest.instance_id)

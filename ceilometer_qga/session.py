@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """One guest, across sweeps: its transport, capabilities, facts, back-off.
 
 A :class:`GuestSession` lives as long as its guest is discovered and owns
@@ -42,12 +54,12 @@ from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
 from ceilometer_qga.guest import LEGACY
 from ceilometer_qga.guest import LEGACY_REASON
+from ceilometer_qga import prefetch as prefetch_mod
 from ceilometer_qga.qga import capabilities as caps_mod
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import os_facts
 from ceilometer_qga.qga import transport as transport_mod
 from ceilometer_qga.report import CollectorOutcome
-from ceilometer_qga import prefetch as prefetch_mod
 from ceilometer_qga.report import GuestReport
 from ceilometer_qga import schedule as schedule_mod
 

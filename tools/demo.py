@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``make demo``: the poller against three real guest agents, end to end.
 
 1. Starts three real ``qemu-ga`` stand-in guests on unix sockets
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+from collections.abc import Iterable, Sequence
 import json
 import os
 import shutil
@@ -32,13 +45,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ceilometer_qga import sample_factory
 
-from tests.fixtures import processes
 from tests.fixtures.agents import qga_standin
+from tests.fixtures import processes
 
 RABBIT_HOST = '127.0.0.1'
 RABBIT_PORT = 5672

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Serve each sweep's guest metrics on ``/metrics`` for Prometheus.
 
 A sweep observer (:mod:`ceilometer_qga.observers`): the values are the
@@ -331,7 +343,8 @@ def _text(value: Any) -> str:
 def _identity(sample: Any, md: dict[str, Any]) -> tuple[str, ...]:
     """(project, user, vm_instance, resource_name, server_group,
     flavor_id, flavor_name) of a guest, as Ceilometer's exporter labels
-    them."""
+    them.
+    """
     display, name = md.get('display_name'), md.get('name')
     resource_name = (':'.join((display, name)) if display and name
                      else display or name or '')
@@ -458,7 +471,8 @@ class PrometheusExporter(SweepObserver):
 
 def _meters_of(conf: cfg.ConfigOpts) -> dict[str, frozenset[str]]:
     """Collector name -> its meter names, under both names a collector is
-    known by (entry point and class)."""
+    known by (entry point and class).
+    """
     from ceilometer_qga.collectors import load_collectors
     collectors = load_collectors(conf)
     out = {}

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Ceilometer pollsters for the guest-agent meters (``ceilometer.poll.compute``).
 
 Modelled on Ceilometer's ``compute/pollsters/instance_stats.py``: each meter
@@ -38,11 +50,11 @@ from ceilometer.compute.pollsters import util
 from ceilometer.polling import plugin_base
 from ceilometer import sample as ceilometer_sample
 
+from ceilometer_qga.collectors import base as collector_base
+from ceilometer_qga import meters
 from ceilometer_qga.pollsters import instance_guests
 from ceilometer_qga.pollsters import options
 from ceilometer_qga.pollsters import polling_cycle
-from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga import meters
 from ceilometer_qga import sample as sample_mod
 
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Ceilometer's instances as our guests: identity from Ceilometer, channels from us.
 
 Ceilometer's ``local_instances`` discovery hands the pollsters
@@ -69,7 +81,8 @@ class InstanceGuests:
 
     def discover(self, instances: Iterable[Any]) -> list[Guest]:
         """Those of ``instances`` (Ceilometer resources) that run here,
-        with their channels."""
+        with their channels.
+        """
         found = {g.instance_id: g for g in self.channels.discover()}
         guests = []
         for instance in instances:

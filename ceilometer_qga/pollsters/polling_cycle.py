@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Poll every guest once per Ceilometer polling cycle, for all pollsters.
 
 Ceilometer calls each pollster (one per meter) with the same resources and
@@ -37,15 +49,15 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from ceilometer_qga.pollsters import instance_guests
-from ceilometer_qga.pollsters import loop_thread
-from ceilometer_qga.pollsters import options
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf_check
 from ceilometer_qga.discovery import load_discovery
 from ceilometer_qga import observers as observers_mod
 from ceilometer_qga import pipeline
 from ceilometer_qga import poller as poller_mod
+from ceilometer_qga.pollsters import instance_guests
+from ceilometer_qga.pollsters import loop_thread
+from ceilometer_qga.pollsters import options
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import schedule
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Holding samples while a destination is unreachable.
 
 :class:`SampleBuffer` is the bounded FIFO of the publisher contract
@@ -108,7 +120,8 @@ class SampleBuffer:
 
     def _trim(self, floor: int = 0) -> int:
         """Drop the oldest samples beyond capacity (or ``floor``, if more);
-        the lock is held."""
+        the lock is held.
+        """
         excess = len(self._items) - max(self.capacity, floor)
         if excess <= 0:
             return 0

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Talk to a guest agent through libvirt, on the standard channel.
 
 libvirt owns the host end of ``org.qemu.guest_agent.0`` (one client per
@@ -338,7 +350,8 @@ class LibvirtTransport(transport.Transport):
                  known: bool) -> tuple[_Outcome, bool]:
         """``(outcome, retry)``: retry when the connection was found lost
         before anything reached the agent, or by the first libvirt call
-        (with ``known``, the live XML is not read: the agent call is it)."""
+        (with ``known``, the live XML is not read: the agent call is it).
+        """
         libvirt = _libvirt()
         conn = dom = None
         try:

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``make bench``: the poller at fleet scale against two baselines, one run.
 
 For each fleet -- N in {100, 1000} fake guests
@@ -98,9 +110,9 @@ import time
 from typing import Any
 
 from tests.bench import fake_fleet
-from tests.fixtures import processes
 from tests.fixtures.agents.qga_standin import RawClient
 from tests.fixtures.agents.qga_standin import StandinFleet
+from tests.fixtures import processes
 
 BIN_DIR = os.path.dirname(sys.executable)
 QGA_POLLING = os.path.join(BIN_DIR, 'qga-polling')
@@ -648,7 +660,8 @@ uri = {uri}
 def _floor_plan(workdir: str, sockets: list[str],
                 interval: int) -> dict[str, Any]:
     """What our pollsters produce per meter in one cycle on this fleet:
-    one ``qga-polling --once`` sweep with the file publisher."""
+    one ``qga-polling --once`` sweep with the file publisher.
+    """
     from tests.bench import floor_pollster
     os.makedirs(workdir, exist_ok=True)
     config = os.path.join(workdir, 'once.conf')
@@ -780,7 +793,8 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
 def _schedule_run(workdir: str, sockets: list[str], interval: int,
                   count: int, sweeps: int) -> dict[str, Any]:
     """Ours with the collectors' declared intervals (filesystem and vcpus
-    every 300 s): what an operator's default configuration costs."""
+    every 300 s): what an operator's default configuration costs.
+    """
     config = os.path.join(workdir, 'qga-polling-schedule.conf')
     output = os.path.join(workdir, 'samples-schedule.jsonl')
     write_config(config, sockets, interval, output, every_sweep=False)
@@ -793,7 +807,8 @@ def _exporter_run(workdir: str, sockets: list[str], interval: int,
                   count: int, sweeps: int) -> dict[str, Any]:
     """Ours with the Prometheus exporter on, scraped once a second while
     it sweeps: the row's CPU against ours is the exporter's cost, and
-    ``scrape_s`` the median time of one whole scrape of ``/metrics``."""
+    ``scrape_s`` the median time of one whole scrape of ``/metrics``.
+    """
     import threading
     import urllib.request
 
@@ -899,14 +914,17 @@ def signing(count: int) -> tuple[float, float]:
 def heartbeat_cost(count: int, beats: int) -> float:
     """Our CPU ms per guest per heartbeat (guest-ping over the sessions'
     open connections), ``count`` fake guests; the fleet runs in its own
-    process, so only the poller's side is counted."""
-    import uuid
-    from oslo_config import cfg
+    process, so only the poller's side is counted.
+    """
     from ceilometer_qga import conf as conf_mod
+    from ceilometer_qga.guest import Channel
+    from ceilometer_qga.guest import Guest
+    from ceilometer_qga.guest import STANDARD_CHANNEL
     from ceilometer_qga import heartbeat
-    from ceilometer_qga import session as session_mod
-    from ceilometer_qga.guest import Channel, Guest, STANDARD_CHANNEL
     from ceilometer_qga.qga import transport_socket
+    from ceilometer_qga import session as session_mod
+    from oslo_config import cfg
+    import uuid
     conf = cfg.ConfigOpts()
     conf_mod.register_opts(conf)
     conf([])
@@ -1075,7 +1093,8 @@ def floor_lines(rows: list[dict[str, Any]]) -> list[str]:
 def shortfalls(rows: list[dict[str, Any]]) -> list[str]:
     """Warnings for fleets where ours published fewer samples than a
     baseline did from the same fleet: its figures would flatter it (the
-    bench once measured a sweep cut to the publisher's buffer this way)."""
+    bench once measured a sweep cut to the publisher's buffer this way).
+    """
     out = []
     by_fleet: dict[str, dict[str, dict]] = collections.defaultdict(dict)
     for r in rows:
@@ -1106,7 +1125,8 @@ TARGETS_BY_ROW = [
 
 def exporter_targets(rows: list[dict[str, Any]]) -> list[str]:
     """The Prometheus exporter's targets: its CPU per guest per sweep over
-    ours without it, and one scrape of the reference fleet."""
+    ours without it, and one scrape of the reference fleet.
+    """
     out = []
     by = {(r['fleet'], r['poller']): r for r in rows if 'error' not in r}
     for (fleet, poller), row in by.items():

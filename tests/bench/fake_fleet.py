@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Many guests in one process: the qga protocol on N unix sockets.
 
 For ``make bench`` (:mod:`tests.bench.bench`): one asyncio process listens on
@@ -55,16 +67,16 @@ import asyncio
 import json
 import os
 import resource
+import selectors
 import signal
 import subprocess
-import selectors
 import sys
 from typing import Any
 
-from tests.fixtures import processes
 from tests.fixtures.agents import qga_protocol as proto
 from tests.fixtures.agents.qga_protocol import encode
 from tests.fixtures.agents.qga_protocol import SENTINEL
+from tests.fixtures import processes
 
 RECORDING = os.path.join(processes.ROOT, 'tests', 'fixtures', 'agents',
                          'qemu-ga-7.2-recorded.json')

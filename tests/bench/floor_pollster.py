@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Pollsters with no agent behind them: what ``ceilometer-polling`` costs per sample.
 
 The bench's ``Ceilometer floor`` row loads one :class:`FloorPollster` per
@@ -105,7 +117,8 @@ def write_distribution(site: str) -> list[str]:
 
 def plan_from_samples(path: str) -> dict[str, Any]:
     """Counts per meter of the last sweep in a ``file://`` output, and one
-    sample's type, unit and non-instance metadata per meter."""
+    sample's type, unit and non-instance metadata per meter.
+    """
     from ceilometer_qga.pollsters import instance_guests
     by_sweep: dict[str, list[dict[str, Any]]] = {}
     with open(path) as f:

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``make soak``: a mixed fleet polled for a long time, the broker cut twice.
 
 What runs, all real: ``qga-polling`` as a service (the console script, its
@@ -36,8 +48,8 @@ import threading
 import time
 import uuid
 
-import oslo_messaging
 from oslo_config import cfg
+import oslo_messaging
 
 from tests.fixtures.agents.qga_standin import StandinFleet
 from tests.fixtures import processes

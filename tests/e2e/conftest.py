@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Fixtures of the e2e suite: guest image, private libvirtd, VMs, timings.
 
 Session scope: the guest image (built once, cached on disk across runs),
@@ -39,7 +51,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope='module')
 def socket_dir() -> Iterator[str]:
     """``[qga] socket_dir`` of the module's VMs: short (unix socket paths
-    are limited to 107 bytes), mode 0770 as the monitor hook requires."""
+    are limited to 107 bytes), mode 0770 as the monitor hook requires.
+    """
     path = tempfile.mkdtemp(prefix='qgae', dir='/tmp')
     os.chmod(path, 0o770)
     try:

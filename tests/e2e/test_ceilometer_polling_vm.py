@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The real ``ceilometer-polling`` runs our pollsters against a real VM.
 
 Installed as ``doc/source/admin/deployment.rst`` says: a fresh environment
@@ -18,11 +30,11 @@ agents.  Nothing is mocked.
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterator
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from ceilometer.publisher.utils import verify_signature

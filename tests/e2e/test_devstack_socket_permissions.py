@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The devstack plugin's socket permissions, against libvirt's real labelling.
 
 A private libvirtd (``tests/fixtures/libvirt_env.py``) whose ``qemu.conf`` runs QEMU
@@ -20,26 +32,26 @@ libvirt discovery is not what this test is about.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import configparser
 import dataclasses
 import grp
 import json
 import os
+from pathlib import Path
 import pwd
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fixtures import install_envs
+from tests.fixtures import libvirt_env
 from tests.fixtures import vm as vm_fixtures
 from tests.functional import test_devstack_plugin as plugin_tests
-from tests.fixtures import libvirt_env
 
 pytestmark = pytest.mark.e2e
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The guest side (guest/) in a real Debian 12 cloud guest, both routes.
 
 Real parts only: a Debian 12 system built by ``tests/fixtures/build_debian_image.py``
@@ -55,14 +67,14 @@ import pytest
 from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga import libvirt_events
 from ceilometer_qga.qga import policy
+from tests.fixtures.agents import qga_standin
+from tests.fixtures import build_debian_image
+from tests.fixtures import build_dib_image
+from tests.fixtures import nova_domain as nova_domains
 from tests.fixtures import processes as processes_mod
 from tests.fixtures import rabbit
 from tests.fixtures import vm as vm_fixtures
-from tests.fixtures import nova_domain as nova_domains
-from tests.fixtures import build_debian_image
-from tests.fixtures import build_dib_image
 from tools import gen_guest_files
-from tests.fixtures.agents import qga_standin
 
 BOOT_DEADLINE = 900.0
 #: per test: the first one's setup builds both images when they are not
@@ -97,9 +109,10 @@ def dib_image(libvirtd: Any, e2e_timings: dict[str, float]) -> build_dib_image.D
 
 def nova_vendor_data() -> dict[str, Any]:
     """What Nova's StaticJSON provider serves with ``vendordata_jsonfile_path``
-    pointing at our file (Nova's own class reads it)."""
-    import nova.conf
+    pointing at our file (Nova's own class reads it).
+    """
     from nova.api.metadata import vendordata_json
+    import nova.conf
     conf = nova.conf.CONF
     conf([], project='nova', default_config_files=[], default_config_dirs=[])
     conf.set_override('vendordata_providers', ['StaticJSON'], group='api')
@@ -116,7 +129,8 @@ def config_drive(path: str, uuid: str, name: str, user_data: bytes | None = None
                  vendor_data: dict[str, Any] | None = None) -> None:
     """An OpenStack config drive (iso9660, label config-2) as Nova writes it:
     ``user_data`` only when the instance has user data, ``vendor_data.json``
-    always (``{}`` without a vendor data file)."""
+    always (``{}`` without a vendor data file).
+    """
     with tempfile.TemporaryDirectory() as tree:
         latest = os.path.join(tree, 'openstack', 'latest')
         os.makedirs(latest)
@@ -250,7 +264,8 @@ def guests(vm_launcher: vm_fixtures.VmLauncher, socket_dir: str, debian_image: A
            dib_image: Any, probe_conf: str,
            e2e_timings: dict[str, float]) -> dict[str, vm_fixtures.Vm]:
     """Every route's guest, booted together; returned once each monitor
-    agent answers (by itself: nothing is sent to the guest before)."""
+    agent answers (by itself: nothing is sent to the guest before).
+    """
     vms = {route: start_debian(vm_launcher, socket_dir, debian_image, dib_image, route)
            for route in ROUTES}
     # Every guest's socket in turn, so each one's time is its own and not
@@ -277,7 +292,8 @@ def guests(vm_launcher: vm_fixtures.VmLauncher, socket_dir: str, debian_image: A
 @pytest.mark.parametrize('route', ROUTES)
 def test_monitor_channel_is_read_only(guests, route, e2e_timings):
     """guest-info lists exactly the allow-list as enabled; write commands
-    are refused; no file can be opened for writing, nor /etc/shadow read."""
+    are refused; no file can be opened for writing, nor /etc/shadow read.
+    """
     vm = guests[route]
     with qga_standin.RawClient(vm.monitor_socket, timeout=30) as client:
         info = client.call('guest-info')
@@ -315,7 +331,8 @@ def test_monitor_channel_is_read_only(guests, route, e2e_timings):
 @pytest.mark.parametrize('route', ROUTES)
 def test_standard_channel_still_freezes(guests, route):
     """Nova's quiesce needs guest-fsfreeze-freeze/thaw on the standard
-    channel; the monitor agent changes nothing there."""
+    channel; the monitor agent changes nothing there.
+    """
     vm = guests[route]
     info = standard(vm, 'guest-info')
     enabled = {c['name'] for c in info['supported_commands'] if c['enabled']}
@@ -335,7 +352,8 @@ def test_auto_falls_back_while_the_monitor_agent_is_down_and_returns(
         guests, route, probe_conf):
     """transport = auto: the dedicated channel when its agent is up; the
     standard channel through libvirt while the unit is stopped (qga-probe
-    says so); every meter again after ``systemctl restart``."""
+    says so); every meter again after ``systemctl restart``.
+    """
     vm = guests[route]
     before = probe(probe_conf, vm)
     assert (before['transport'], before['channel']) == ('socket', MONITOR_CHANNEL)
@@ -356,7 +374,8 @@ def test_auto_falls_back_while_the_monitor_agent_is_down_and_returns(
 
 def test_every_meter_after_a_guest_reboot(guests, probe_conf, vm_launcher):
     """After a reboot the unit comes up by itself again (udev + BindsTo) on
-    the cloud-init route, whose files cloud-init wrote on the first boot."""
+    the cloud-init route, whose files cloud-init wrote on the first boot.
+    """
     vm = guests['cloudinit']
     before = probe(probe_conf, vm)
     _, boot_id = guest_sh(vm, 'cat /proc/sys/kernel/random/boot_id')

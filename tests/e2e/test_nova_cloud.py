@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A real nova-compute with ``QgaLibvirtDriver``, driven through Nova's API.
 
 The cloud is :func:`tests.fixtures.nova_cloud.nova_cloud` (its docstring
@@ -216,7 +228,8 @@ async def _ping(path: str, label: str) -> float:
 
 def _wait_agents(server: Server) -> None:
     """Both agents answer: the monitor one on its socket, the standard one
-    through libvirt (``guest-ping`` on the channel libvirt owns)."""
+    through libvirt (``guest-ping`` on the channel libvirt owns).
+    """
     import libvirt
     import libvirt_qemu
     asyncio.run(_ping(server.monitor_socket(), server.id))
@@ -400,7 +413,8 @@ def test_stop_start_keeps_both_channels(server, e2e_timings):
 
 def test_without_agent_features_nova_skips_quiescing(server, tmp_path, e2e_timings):
     """``[qga] nova_agent_features`` empty: Nova's own behaviour, an INFO
-    line and a snapshot of a filesystem that was not frozen."""
+    line and a snapshot of a filesystem that was not frozen.
+    """
     cloud = server.cloud
     e2e_timings['nova_compute_restart_s'] = cloud.restart_compute(
         '[qga]\nnova_agent_features =\n')

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Nova's quiesce through ``QgaLibvirtDriver`` on real guests, real libvirt.
 
 Guests are defined from the XML Nova's config objects write, run through
@@ -29,11 +41,11 @@ from nova import exception
 from nova.virt.libvirt import guest as libvirt_guest
 import pytest
 
+from ceilometer_qga.qga import transport_libvirt
 from nova_qga import driver
 from tests.fixtures import libvirt_env as env_fixtures
-from tests.fixtures import vm as vm_fixtures
 from tests.fixtures import nova_domain as nova_domains
-from ceilometer_qga.qga import transport_libvirt
+from tests.fixtures import vm as vm_fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +124,8 @@ def test_guest_without_an_agent_is_not_asked(vm_launcher, socket_dir,
                                              qga_driver, e2e_timings):
     """The port is never opened: Nova gets a NovaException, so
     ``_live_snapshot`` logs "Skipping quiescing instance" and takes the
-    snapshot unquiesced."""
+    snapshot unquiesced.
+    """
     silent = vm_launcher.start_nova_guest(
         'e2e-quiesce-noagent', 'noagent',
         vm_fixtures.nova_hook_chain(socket_dir), data_disk=False)

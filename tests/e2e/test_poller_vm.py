@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The poller end to end: Nova's XML, our hooks, libvirt, real guests, the bus.
 
 Every part is the real one: the domain XML comes from Nova's own
@@ -65,12 +77,12 @@ import pytest
 
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga.discovery import libvirt as discovery_libvirt
-from ceilometer_qga.guest import STANDARD_CHANNEL
 from ceilometer_qga import freeze
+from ceilometer_qga.guest import STANDARD_CHANNEL
+from ceilometer_qga import pipeline as pipeline_mod
 from ceilometer_qga.qga import capabilities
 from ceilometer_qga.qga import transport_libvirt
 from ceilometer_qga.qga import transport_socket
-from ceilometer_qga import pipeline as pipeline_mod
 from nova_qga import hook_chain
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import processes

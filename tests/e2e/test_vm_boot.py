@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Real VMs under TCG, reached through :class:`LibvirtTransport`.
 
 Four domains run on the private libvirtd, one per guest variant of
@@ -21,9 +33,9 @@ import pytest
 
 from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_libvirt
+from tests.fixtures import build_guest_image
 from tests.fixtures import libvirt_env as env_fixtures
 from tests.fixtures import vm as vm_fixtures
-from tests.fixtures import build_guest_image
 
 pytestmark = pytest.mark.e2e
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """An Aodh event alarm fires when a guest's agent dies, not when it pauses.
 
 Real here, every one a process of its own except the capture listener:
@@ -43,13 +55,13 @@ from oslo_config import cfg
 import oslo_messaging
 import pytest
 
+from tests.fixtures.agents.qga_standin import StandinGuest
 from tests.fixtures.aodh import alarming  # noqa: F401
-from tests.fixtures.rabbit import queue_consumers
-from tests.fixtures import processes as processes_mod
 from tests.fixtures.libvirt_test_driver import write_node_file
 from tests.fixtures import nova_domain
 from tests.fixtures.nova_domain import MONITOR
-from tests.fixtures.agents.qga_standin import StandinGuest
+from tests.fixtures import processes as processes_mod
+from tests.fixtures.rabbit import queue_consumers
 
 pytestmark = pytest.mark.functional
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``qga-polling`` as a service while the broker hangs: sweeps keep time.
 
 Real parts: the installed ``qga-polling`` console script as a service
@@ -32,9 +44,9 @@ from oslo_config import cfg
 import oslo_messaging
 import pytest
 
+from tests.fixtures.agents.qga_standin import StandinGuest
 from tests.fixtures import rabbit
 from tests.fixtures.tcp_proxy import tcp_proxy  # noqa: F401
-from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 
@@ -47,7 +59,8 @@ _SWEEP_RE = re.compile(r'^(\S+ \S+) .*Sweep: \d+ guests', re.MULTILINE)
 
 class _Collect:
     """oslo.messaging endpoint: counts every sample it gets, by message id,
-    and keeps each notification's ids as one batch."""
+    and keeps each notification's ids as one batch.
+    """
 
     def __init__(self) -> None:
         self.ids: collections.Counter = collections.Counter()
@@ -94,7 +107,8 @@ def test_hung_broker_does_not_stop_the_sweeps_nor_the_file(
     closed, new ones refused) and restored.  Afterwards everything queued
     has reached the bus, nothing lost; a sample that arrives twice is part
     of a whole batch sent again after its connection failed (at-least-once),
-    never a copy of its own."""
+    never a copy of its own.
+    """
     proxy = tcp_proxy((rabbit.HOST, rabbit.PORT))
     conf_bus = cfg.ConfigOpts()
     conf_bus([])

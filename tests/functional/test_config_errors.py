@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Bad configuration, as an operator meets it: the console scripts as processes.
 
 Every case runs the installed ``qga-polling`` (``--once`` and the service
@@ -135,7 +147,8 @@ def test_bad_value_in_another_section(workdir, section):
     ('disk_exclude = (', '')])
 def test_bad_plugin_option(workdir, polling, other):
     """A plugin's own option, under its name or the one it had before it
-    moved to the plugin's group: one line naming it."""
+    moved to the plugin's group: one line naming it.
+    """
     proc = run([POLLING, '--config-file',
                 write_conf(workdir, qga_polling=polling, other=other),
                 '--once'])

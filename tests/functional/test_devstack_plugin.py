@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """devstack/plugin.sh, run phase by phase under bash as devstack runs it.
 
 devstack itself cannot run here (it builds a whole cloud), so
@@ -49,8 +61,8 @@ import oslo_messaging
 import pytest
 import yaml
 
-from ceilometer_qga.pollsters import options as ceilometer_options
 from ceilometer_qga import conf as qga_conf
+from ceilometer_qga.pollsters import options as ceilometer_options
 from nova_qga import conf as nova_qga_conf
 from tests.fixtures import install_envs
 from tests.fixtures import libvirt_env
@@ -422,7 +434,8 @@ def test_secret_from_localrc_goes_to_both_services(tmp_path, devstack_venv):
 def test_local_conf_post_config_values_win(tmp_path, devstack_venv):
     """Read after stack.sh's merge: nova-cpu.conf's host, ceilometer.conf's
     secret over QGA_MONITOR_TELEMETRY_SECRET, and what local.conf sets in
-    qga-polling.conf itself."""
+    qga-polling.conf itself.
+    """
     local_conf = """[[post-config|$CEILOMETER_CONF]]
 [publisher]
 telemetry_secret = merged-secret
@@ -520,7 +533,8 @@ def test_ceilometer_plugin_must_run_first(tmp_path, devstack_venv):
 
 def test_use_venv_installs_into_nova_and_ceilometer_venvs(tmp_path, devstack_venv):
     """USE_VENV=True: the driver loads in Nova's venv, the pollsters are
-    entry points of Ceilometer's, qga-polling is in devstack's."""
+    entry points of Ceilometer's, qga-polling is in devstack's.
+    """
     nova = install_envs.nova_wheel_env(None)
     ceilometer = install_envs.ceilometer_env(None)
     host = Host(tmp_path, COMPUTE + CEILOMETER, devstack_venv, USE_VENV='True',

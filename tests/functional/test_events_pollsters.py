@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """State-change events from our pollsters inside Ceilometer's polling agent.
 
 Real here: Ceilometer 27's ``AgentManager`` and polling task (in this
@@ -24,10 +36,10 @@ from oslo_messaging.notify import _impl_test
 import pytest
 
 from ceilometer_qga.pollsters import polling_cycle
-from tests.fixtures.rabbit import queue_consumers
+from tests.fixtures import nova_domain
 from tests.fixtures import processes as processes_mod
 from tests.fixtures import rabbit
-from tests.fixtures import nova_domain
+from tests.fixtures.rabbit import queue_consumers
 
 pytestmark = pytest.mark.functional
 

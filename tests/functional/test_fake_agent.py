@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The fault-injecting fake agent (tests/fixtures/agents/fake_agent.py) does what it claims.
 
 Each mode is checked from the outside, with raw sockets and timeouts, on a
@@ -87,7 +99,8 @@ def call(sock: socket.socket, command: str, **arguments) -> dict:
 
 def synced(path: str, version: str | None = None) -> socket.socket:
     """A connection past the handshake; ``version``: the fake's agent
-    version, whose answer to the 0xFF comes first."""
+    version, whose answer to the 0xFF comes first.
+    """
     sock = connect(path)
     sock.sendall(SYNC)
     ff_line = FF_ERROR_LINE if version is None else json.dumps(
@@ -397,7 +410,8 @@ def test_framing_follows_the_version(version, framing):
 
 def test_an_agent_before_2_12_refuses_a_request_id(fake_agent):
     """qemu-ga 2.5's framing: the id refused with QEMU's exact text, no id
-    in any reply; the same request without id is answered."""
+    in any reply; the same request without id is answered.
+    """
     agent = fake_agent('ok', agent_version='2.5.0')
     sock = synced(agent.socket, '2.5.0')
     sock.sendall(b'{"execute": "guest-ping", "id": 5}\n'
@@ -419,7 +433,8 @@ def test_a_2_12_agent_takes_a_request_id_and_does_not_echo_it(fake_agent):
 
 def test_a_3_1_agent_refuses_a_request_id_in_the_newer_words(fake_agent):
     """Debian 10's qemu-ga 3.1: 3.0 took back 2.12's acceptance, and the
-    refusal reads "QMP input member" since 2.10."""
+    refusal reads "QMP input member" since 2.10.
+    """
     agent = fake_agent('ok', agent_version='3.1.0')
     sock = synced(agent.socket, '3.1.0')
     sock.sendall(b'{"execute": "guest-ping", "id": 5}\n')

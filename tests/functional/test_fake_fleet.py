@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The fake fleet of ``make bench`` against real qemu-ga 7.2.
 
 Real parts: a qemu-ga stand-in guest (tests/fixtures/agents/qga_standin.py) and the
@@ -12,8 +24,8 @@ import os
 import pytest
 
 from tests.bench import fake_fleet
-from tests.fixtures import processes
 from tests.fixtures.agents.record_qga_replies import exchange
+from tests.fixtures import processes
 
 pytestmark = pytest.mark.functional
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """FilePublisher under ``RLIMIT_FSIZE``: a write that stops half-way.
 
 Runs ``ceilometer_qga.publishers.file`` in a child process (the limit and
@@ -32,9 +44,9 @@ def test_no_half_line_after_a_write_fails_half_way(tmp_path):
     path = tmp_path / 'samples.jsonl'
     script = textwrap.dedent('''
         import json, resource, signal, sys, urllib.parse
-        from oslo_config import cfg
         from ceilometer_qga import conf as qga_conf
         from ceilometer_qga.publishers import file as file_pub
+        from oslo_config import cfg
         path = sys.argv[1]
         conf = cfg.ConfigOpts()
         qga_conf.register_opts(conf)

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Our samples in a real Gnocchi, through Ceilometer's notification agent.
 
 Real here (``tests/fixtures/gnocchi.py``): PostgreSQL, Gnocchi 4.7
@@ -39,10 +51,10 @@ import pytest
 import yaml
 
 from ceilometer_qga import meters as meter_catalogue
+from tests.fixtures.agents import qga_standin
 from tests.fixtures import gnocchi as gnocchi_fixture
 from tests.fixtures.gnocchi import telemetry  # noqa: F401
 from tests.fixtures import nova_domain
-from tests.fixtures.agents import qga_standin
 
 pytestmark = pytest.mark.functional
 
@@ -120,7 +132,8 @@ def nova_payload(server: nova_domain.Server) -> dict[str, Any]:
 def send_nova_notification(transport_url: str, event_type: str,
                            payload: dict[str, Any]) -> None:
     """Send as Nova does: ``rpc.get_notifier('compute', host)``, exchange
-    ``nova``, topic ``notifications``, driver ``messagingv2``, INFO."""
+    ``nova``, topic ``notifications``, driver ``messagingv2``, INFO.
+    """
     # Nova makes "nova" the default exchange with set_transport_defaults,
     # which would change it for the whole test process: a configuration
     # file of this notifier's own says it instead.
@@ -367,7 +380,8 @@ def test_instance_resource_complete_from_our_samples_alone(telemetry, deployment
 
 def test_nova_project_and_user_survive_our_samples(telemetry, deployment):  # noqa: F811
     """create.end first, then our samples: project and user stay Nova's;
-    every per-item resource carries its instance's project and user."""
+    every per-item resource carries its instance's project and user.
+    """
     server = deployment.servers['nova']
     resource = telemetry.api.resource('instance', server.uuid)
     assert resource['project_id'] == deployment.project_id

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The monitor agent's start script (guest/root/usr/local/libexec/
 qga-monitor-start) with the real qemu-ga 7.2 (Debian 12) and 5.2 (Debian 11).
 
@@ -18,8 +30,8 @@ import time
 import pytest
 
 from ceilometer_qga.qga import policy
-from tools import gen_guest_files
 from tests.fixtures.agents import qga_standin
+from tools import gen_guest_files
 
 START = os.path.join(gen_guest_files.TREE, 'usr/local/libexec/qga-monitor-start')
 ALLOW = os.path.join(gen_guest_files.TREE, gen_guest_files.ALLOW_PATH)
@@ -92,7 +104,8 @@ def test_fails_closed_without_the_allow_list(short_tmpdir: str) -> None:
 def test_uses_allow_rpcs_where_the_agent_has_it(short_tmpdir: str) -> None:
     """An agent whose --help lists --allow-rpcs (QEMU 8.1+, qga/main.c) gets
     the allow-list, not a block list.  Stand-in script: QEMU 8.1 is not
-    packaged for Debian 12; it prints the line of 8.1's usage text."""
+    packaged for Debian 12; it prints the line of 8.1's usage text.
+    """
     fake = os.path.join(short_tmpdir, 'qemu-ga')
     with open(fake, 'w') as f:
         f.write('#!/bin/sh\necho "  -a, --allow-rpcs  comma-separated list of RPCs to enable"\n')

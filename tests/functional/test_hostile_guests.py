@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Hostile guests against ``qga-polling --once``, as an operator runs it.
 
 Real parts: the installed ``qga-polling`` console script in its own
@@ -97,7 +109,8 @@ def has_lone_surrogate(value) -> bool:
 def test_lone_surrogates_cost_only_their_own_values(fake_agent, short_tmpdir):
     """Issue 9: a host-name "vm\\ud800" made signing raise and the whole
     sweep publish nothing; now the guest's strings are made valid (U+FFFD
-    for free text, names dropped) and everyone is published."""
+    for free text, names dropped) and everyone is published.
+    """
     healthy = StandinGuest('healthy', short_tmpdir).start()
     try:
         hostile = fake_agent('surrogates')
@@ -167,7 +180,8 @@ def peak_rss_kib(proc: subprocess.Popen, period: float = 0.02) -> int:
 
 def test_one_sweep_among_every_hostile_agent(fake_agent, short_tmpdir):
     """Issue 9, item 2: one real qemu-ga among one fake agent per
-    behaviour, in a single ``qga-polling --once`` sweep (a process)."""
+    behaviour, in a single ``qga-polling --once`` sweep (a process).
+    """
     healthy = StandinGuest('healthy', short_tmpdir).start()
     try:
         guests = [(HEALTHY, healthy.socket)]

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Old-way guests (no guest-agent channel) beside guests that have one.
 
 A guest created the old way keeps the monitoring injected into it and has
@@ -27,8 +39,8 @@ import time
 
 import pytest
 
-from tests.fixtures import nova_domain
 from tests.fixtures.agents.qga_standin import StandinGuest
+from tests.fixtures import nova_domain
 
 pytestmark = pytest.mark.functional
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """libvirt's domain events reach the liveness observations at once.
 
 Real here: libvirt's default event loop and its in-process ``test:///
@@ -27,10 +39,10 @@ from ceilometer_qga import libvirt_events
 from ceilometer_qga import liveness
 from ceilometer_qga.observers import events as events_mod
 from ceilometer_qga import pipeline as pipeline_mod
-from tests.fixtures import processes as processes_mod
 from tests.fixtures import nova_domain
 from tests.fixtures.nova_domain import MONITOR
 from tests.fixtures.nova_domain import STANDARD
+from tests.fixtures import processes as processes_mod
 from tests.fixtures import rabbit
 
 pytestmark = pytest.mark.functional
@@ -105,7 +117,8 @@ def test_disconnect_explained_by_a_domain_event_is_not_down(listening):
 def test_an_agent_back_within_the_hold_is_not_down(listening):
     """Debian's qemu-guest-agent unit (``Restart=always``, ``RestartSec=0``)
     restarts a killed agent at once: disconnected, then connected again
-    within the hold, is no "down"; a disconnect that stays is."""
+    within the hold, is no "down"; a disconnect that stays is.
+    """
     hypervisor, events, seen = listening
     restarted, dom = start_domain(hypervisor)
     killed, other = start_domain(hypervisor)
@@ -121,7 +134,8 @@ def test_an_agent_back_within_the_hold_is_not_down(listening):
 
 def test_both_callbacks_are_registered_on_the_real_connection(listening):
     """The domain and the agent lifecycle callbacks, each with its own id
-    from libvirt's virConnectDomainEventRegisterAny."""
+    from libvirt's virConnectDomainEventRegisterAny.
+    """
     _hv, events, _seen = listening
     assert len(set(events._callbacks)) == 2
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The sweep engine against real qemu-ga 7.2 stand-in guests.
 
 Real parts: qemu-ga processes (tests/fixtures/agents/qga_standin.py), the static discovery,
@@ -19,11 +31,11 @@ import pytest
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga.guest import Channel
 from ceilometer_qga.guest import Guest
-from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import pipeline as pipeline_mod
-from tests.fixtures.static_guests import make_conf
+from ceilometer_qga import poller as poller_mod
 from tests.fixtures.agents.qga_standin import StandinFleet
 from tests.fixtures.agents.qga_standin import StandinGuest
+from tests.fixtures.static_guests import make_conf
 
 pytestmark = pytest.mark.functional
 
@@ -303,7 +315,8 @@ def test_freeze_is_seen_and_capabilities_are_reread_at_the_thaw(
         fake_agent, workdir):
     """The fake's frozen mode is qemu-ga 7.2's (guest-info lists every
     non-freeze-safe command disabled); the poller asks guest-fsfreeze-status
-    and does not keep the frozen capabilities after the thaw."""
+    and does not keep the frozen capabilities after the thaw.
+    """
     flag = os.path.join(workdir, 'frozen.flag')
     open(flag, 'w').close()
     agent = fake_agent('frozen', freeze_file=flag)
@@ -332,7 +345,8 @@ def test_invalid_items_are_one_warning_per_incident_not_per_value(
         fake_agent, caplog):
     """Issue 9: 10,000 invalid filesystems and interfaces gave 20,000
     WARNING lines per sweep.  Now: one line for the guest, with counts,
-    and none in the next sweep while nothing changes."""
+    and none in the next sweep while nothing changes.
+    """
     agent = fake_agent('invalid-items', items=10000)
     conf = make_conf([(UUIDS[0], agent.socket)], command_timeout=5.0,
                      guest_budget=20.0)

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``qga-polling`` as an operator runs it: real process, real agents, bus.
 
 Real parts: the installed ``qga-polling`` console script in its own
@@ -6,8 +18,8 @@ oslo.messaging notification listener on exchange ``ceilometer``.
 """
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,8 +34,8 @@ from oslo_config import cfg
 import oslo_messaging
 import pytest
 
-from tests.fixtures import rabbit
 from tests.fixtures.agents.qga_standin import StandinFleet
+from tests.fixtures import rabbit
 
 pytestmark = pytest.mark.functional
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``qga-polling`` as deployed: the service (no ``--once``) on the bus.
 
 Real parts: the installed ``qga-polling`` console script (``.venv/bin``) as
@@ -34,10 +46,10 @@ from oslo_config import cfg
 import oslo_messaging
 import pytest
 
+from tests.fixtures.agents.qga_standin import StandinFleet
 from tests.fixtures import processes as procs
 from tests.fixtures import rabbit
 from tests.fixtures.static_guests import standin_meters
-from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``qga-probe`` as a process: real qemu-ga stand-ins, real libvirt discovery.
 
 The console script runs as an operator runs it.  Guests are real qemu-ga
@@ -23,11 +35,11 @@ import tempfile
 import pytest
 
 from ceilometer_qga import sample_factory
+from tests.fixtures.agents.qga_standin import StandinGuest
 from tests.fixtures.libvirt_test_driver import write_node_file
 from tests.fixtures import nova_domain
 from tests.fixtures.nova_domain import MONITOR
 from tests.fixtures.nova_domain import STANDARD
-from tests.fixtures.agents.qga_standin import StandinGuest
 
 pytestmark = pytest.mark.functional
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Prometheus scrapes ``qga-polling``'s exporter: real parts end to end.
 
 Real parts: the installed ``qga-polling`` console script as a service
@@ -23,13 +35,13 @@ import urllib.request
 
 import pytest
 
-from tests.fixtures import processes as procs
+from tests.fixtures.agents.qga_standin import StandinFleet
 from tests.fixtures.gnocchi import free_port
+from tests.fixtures import processes as procs
 from tests.fixtures.prometheus import aetos_query
 from tests.fixtures.prometheus import PROMTOOL
 from tests.fixtures.prometheus import start_aetos
 from tests.fixtures.prometheus import start_prometheus
-from tests.fixtures.agents.qga_standin import StandinFleet
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(300)]
 

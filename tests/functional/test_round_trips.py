@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Round trips per guest per sweep, against a real qemu-ga 7.2 stand-in.
 
 Issue 10: "fewer round trips per guest per sweep ... nothing re-asked that
@@ -16,12 +28,12 @@ import tempfile
 
 import pytest
 
-from ceilometer_qga.qga import guest_file
-from ceilometer_qga.qga import errors
-from ceilometer_qga.qga import transport_socket
 from ceilometer_qga import pipeline as pipeline_mod
-from tests.fixtures.static_guests import make_conf
+from ceilometer_qga.qga import errors
+from ceilometer_qga.qga import guest_file
+from ceilometer_qga.qga import transport_socket
 from tests.fixtures.agents.qga_standin import StandinFleet
+from tests.fixtures.static_guests import make_conf
 
 pytestmark = pytest.mark.functional
 
@@ -83,7 +95,8 @@ def test_steady_sweep_is_four_writes_and_the_same_samples(workdir, writes):
 
 def test_files_opened_in_a_batch_are_read_and_closed(workdir):
     """read_opened against the real agent: texts, a failed open kept as
-    its error, and every handle closed (the agent accepts a new open)."""
+    its error, and every handle closed (the agent accepts a new open).
+    """
     with StandinFleet(1, workdir=workdir) as fleet:
         async def run():
             tr = transport_socket.SocketTransport('g', fleet[0].socket, 2.0,

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Collectors by what changes: the schedule with real agents and processes.
 
 Real parts: the installed ``qga-polling`` console script as a service
@@ -25,10 +37,10 @@ import time
 import pytest
 
 from ceilometer_qga import pipeline as pipeline_mod
-from tests.fixtures.static_guests import make_conf
-from tests.fixtures.static_guests import standin_meters
 from ceilometer_qga import schedule
 from tests.fixtures import processes as procs
+from tests.fixtures.static_guests import make_conf
+from tests.fixtures.static_guests import standin_meters
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 
@@ -139,7 +151,8 @@ guests = {UUID}={qga_guest.socket}
 def test_a_reconnect_runs_every_collector_again(qga_guest):
     """The agent restarts (killed; its supervisor starts it again): the
     first sweep after the reconnect reads filesystems and vCPUs again,
-    though their 300 s have not passed."""
+    though their 300 s have not passed.
+    """
     conf = make_conf([(UUID, qga_guest.socket)], backoff_initial=0.0)
 
     async def run():
@@ -176,7 +189,8 @@ def test_dropped_values_of_a_resting_collector_are_not_warned_again(
         fake_agent, tmp_path, caplog):
     """A filesystem list with one invalid entry: one WARNING for the
     incident, and none when the collector rests a sweep and then runs
-    into the same invalid entry again (nor an INFO saying it ended)."""
+    into the same invalid entry again (nor an INFO saying it ended).
+    """
     with open(RECORDING) as f:
         recording = json.load(f)
     recording['replies']['guest-get-fsinfo'].append(
@@ -220,7 +234,8 @@ def test_dropped_values_of_a_resting_collector_are_not_warned_again(
 def test_probe_shows_every_collector_whatever_the_intervals(
         qga_guest, short_tmpdir, value):
     """``qga-probe`` runs every collector: it shows what the agent
-    answers now; none is listed as skipped."""
+    answers now; none is listed as skipped.
+    """
     conf = os.path.join(short_tmpdir, 'probe.conf')
     with open(conf, 'w') as f:
         f.write('[qga_polling]\ncollector_intervals = %s\n' % value)

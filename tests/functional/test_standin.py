@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The stand-in guests of tests/fixtures/agents/qga_standin.py, against real qemu-ga 7.2."""
 
 from __future__ import annotations
@@ -11,9 +23,9 @@ import subprocess
 import pytest
 
 from ceilometer_qga.qga import policy
+from tests.fixtures.agents import qga_standin
 from tests.fixtures import processes as procs
 from tests.fixtures import qga
-from tests.fixtures.agents import qga_standin
 
 pytestmark = pytest.mark.functional
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The socket transport against real qemu-ga and a fault-injecting fake.
 
 Real qemu-ga 7.2 (stand-in guests) for the protocol as it is; the fake
@@ -73,7 +85,8 @@ def test_real_agent_sync_and_commands(short_tmpdir):
 
 def test_real_agent_echoes_ids_and_foreign_replies_are_dropped(short_tmpdir):
     """qemu-ga 7.2 echoes a request's id (return and error alike); the
-    transport takes only the reply with its own id."""
+    transport takes only the reply with its own id.
+    """
     guest = StandinGuest('ids', short_tmpdir).start()
     try:
         async def run():
@@ -257,7 +270,8 @@ def test_qemu_qmp_cannot_sync(short_tmpdir):
 
 def test_agent_closing_after_every_reply_is_reconnected_and_resynced(fake_agent):
     """Issue 9: an agent that hangs up after each reply gave up=1 and no
-    data; every command now gets through on a fresh, resynced connection."""
+    data; every command now gets through on a fresh, resynced connection.
+    """
     agent = fake_agent('close')
 
     async def run():
@@ -276,7 +290,8 @@ def test_agent_closing_after_every_reply_is_reconnected_and_resynced(fake_agent)
 
 def test_unsolicited_replies_never_shift_the_data(fake_agent):
     """Two foreign replies (another command's result, with a wrong id and
-    with none) come before every real one: each command gets its own."""
+    with none) come before every real one: each command gets its own.
+    """
     agent = fake_agent('unsolicited')
 
     async def run():

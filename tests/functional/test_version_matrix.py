@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The version matrix, for real: which meters each qemu-ga version gives.
 
 Real parts: Debian 12's qemu-ga 7.2 and Debian bullseye's qemu-ga 5.2
@@ -201,7 +213,8 @@ def test_recorded_72_answers_in_every_framing_give_every_meter(
     2.11 and in 3.0-3.1, ignored in 2.12, echoed from 4.0): the agent is up
     and gives every meter the guide promises for that command set, in
     every framing.  Before the framing was learnt, every framing but 4.0's
-    gave ``agent_state`` timeout and one meter."""
+    gave ``agent_state`` timeout and one meter.
+    """
     agent = fake_agent('ok', name='framing', agent_version=agent_version,
                        recording=os.path.join(AGENTS, RECORDINGS['8.2']))
     samples = _poll_once(short_tmpdir, [(UUID_REC, agent.socket)])

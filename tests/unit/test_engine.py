@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The engine's fallback decision, from capabilities, OS facts and options.
 
 Pure parts only; the engine running against agents is in
@@ -6,11 +18,11 @@ recorded agents replayed by the fake agent).
 """
 
 from ceilometer_qga.collectors import disk
-from ceilometer_qga import engine
-from ceilometer_qga.qga import os_facts
 from ceilometer_qga.collectors import filesystem
 from ceilometer_qga.collectors import memory
+from ceilometer_qga import engine
 from ceilometer_qga.qga import capabilities
+from ceilometer_qga.qga import os_facts
 from tests.unit.collectors import support
 
 FILES = set(engine.FILE_COMMANDS)

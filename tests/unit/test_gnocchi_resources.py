@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """etc/ceilometer/gnocchi_resources.yaml, read by Ceilometer's own code.
 
 The definitions are loaded the way Ceilometer's Gnocchi publisher loads them
@@ -36,18 +48,18 @@ from oslo_config import cfg
 import pytest
 import yaml
 
+from ceilometer_qga.cmd import gnocchi_resource_types
 from ceilometer_qga import collectors
 from ceilometer_qga.collectors import base as collector_base
-from ceilometer_qga.qga import os_facts as osfacts
 from ceilometer_qga import conf as qga_conf
 from ceilometer_qga.discovery import libvirt as lv_discovery
 from ceilometer_qga import meters as meters_mod
+from ceilometer_qga.qga import os_facts as osfacts
 from ceilometer_qga import report as report_mod
 from ceilometer_qga import sample as sample_mod
 from ceilometer_qga import sample_factory
-from tests.unit.collectors import support
 from tests.fixtures import nova_domain
-from ceilometer_qga.cmd import gnocchi_resource_types
+from tests.unit.collectors import support
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The guest side's files (guest/) agree with the poller's allow-list.
 
 ``tools/gen_guest_files.py`` derives the monitor agent's allow-list, the
@@ -33,7 +45,8 @@ def test_allow_list_is_the_policy() -> None:
 def test_cloud_config_installs_every_file_after_the_user() -> None:
     """bootcmd (the user) runs before write_files (the udev rule naming its
     group) in cloud-init's init stage; every installed file is written with
-    the tree's content; no ``packages:`` (it forces an apt-get update)."""
+    the tree's content; no ``packages:`` (it forces an apt-get update).
+    """
     with open(os.path.join(gen_guest_files.GUEST, 'cloud-init',
                            'qga-monitor.yaml'), encoding='utf-8') as f:
         text = f.read()

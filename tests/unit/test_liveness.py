@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The liveness tracker: which state changes become events, and when.
 
 Pure logic with a clock of the test's own (no time is waited for).
@@ -177,7 +189,8 @@ def test_unseen_guests_are_forgotten():
 
 def test_the_first_report_does_not_hold_back_the_first_change():
     """The state sent at start is no change: a guest that goes down right
-    after it is reported at once, not a damping interval later."""
+    after it is reported at once, not a damping interval later.
+    """
     clock = Clock()
     t = tracker(clock, damping=30)
     t.observe([obs('a', 'ok')])

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The sweep-observer contract: enabled ones built, failures contained."""
 
 from unittest import mock
@@ -49,7 +61,7 @@ def _manager(*plugins):
 
 def test_only_enabled_observers_are_built():
     installed = _manager(Recorder, Off)
-    with mock.patch.object(extension, 'ExtensionManager',
+    with mock.patch.object(extension, 'ExtensionManager', autospec=True,
                            return_value=installed):
         built = observers.load_observers(cfg.ConfigOpts())
     assert [type(o) for o in built] == [Recorder]
@@ -66,10 +78,11 @@ class Configured(Recorder):
 
 def test_each_observer_gets_its_own_group():
     """Its CONFIG_OPTS registered in the group its entry point is named
-    after, and that group handed to ``enabled`` and the constructor."""
+    after, and that group handed to ``enabled`` and the constructor.
+    """
     installed = _manager(Configured)
     conf = cfg.ConfigOpts()
-    with mock.patch.object(extension, 'ExtensionManager',
+    with mock.patch.object(extension, 'ExtensionManager', autospec=True,
                            return_value=installed):
         [built] = observers.load_observers(conf)
     assert built.opts.port == 7

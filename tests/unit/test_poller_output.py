@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Per-guest isolation of sample building, signing and encoding.
 
 A value that slipped past every check (here a lone surrogate in a
@@ -10,13 +22,13 @@ guest contacted.
 from oslo_config import cfg
 
 from ceilometer_qga.collectors import base
+from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga.guest import Guest
 from ceilometer_qga import pipeline
 from ceilometer_qga import poller as poller_mod
 from ceilometer_qga import report as report_mod
 from ceilometer_qga import sample as sample_mod
-from ceilometer_qga.collectors import load_collectors
 
 
 def make_poller():

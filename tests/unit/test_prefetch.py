@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The sweep's batch (ceilometer_qga/prefetch.py) with a recording transport.
 
 A stand-in transport, because the point is which commands go out in which
@@ -12,10 +24,10 @@ import asyncio
 
 from oslo_config import cfg
 
-from ceilometer_qga import conf as conf_mod
 from ceilometer_qga.collectors import load
 from ceilometer_qga.collectors import memory
 from ceilometer_qga.collectors import users
+from ceilometer_qga import conf as conf_mod
 from ceilometer_qga import engine
 from ceilometer_qga import prefetch
 from ceilometer_qga.qga import capabilities as caps_mod

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The collector schedule (``ceilometer_qga/schedule.py``): pure, no guest.
 
 Times are given, never read from a clock: ``due`` and ``record`` take
@@ -12,8 +24,8 @@ import re
 from oslo_config import cfg
 import pytest
 
-from ceilometer_qga.collectors import base
 from ceilometer_qga import collectors as collectors_pkg
+from ceilometer_qga.collectors import base
 from ceilometer_qga.collectors import load_collectors
 from ceilometer_qga import conf as conf_mod
 from ceilometer_qga.report import CollectorOutcome

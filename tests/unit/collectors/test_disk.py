@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """DiskCollector on a real qemu-ga 7.2 diskstats reply and on nonsense."""
 
 import re
@@ -66,7 +78,8 @@ def test_invalid_exclusion_refuses_to_load():
 
 def test_the_old_option_name_still_works(tmp_path):
     """``[qga_polling] disk_exclude`` (before the collector had its own
-    group) is read as ``[disk_collector] exclude``."""
+    group) is read as ``[disk_collector] exclude``.
+    """
     path = tmp_path / 'qga.conf'
     path.write_text('[qga_polling]\ndisk_exclude = ^vd\n')
     conf = support.make_conf(config_file=str(path))

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Property tests: whatever a guest sends, parsers keep their promises.
 
 For arbitrary JSON-like replies (and arbitrary /proc text) every parser
@@ -22,9 +34,9 @@ from ceilometer_qga.collectors import filesystem
 from ceilometer_qga.collectors import load
 from ceilometer_qga.collectors import memory
 from ceilometer_qga.collectors import network
-from ceilometer_qga.qga import os_facts as osfacts
 from ceilometer_qga.collectors import users
 from ceilometer_qga.collectors import vcpus
+from ceilometer_qga.qga import os_facts as osfacts
 from tests.unit.collectors import support
 
 # A small cap, so that the max_items path is exercised too.

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """LibvirtDiscovery against libvirt's in-process test driver.
 
 The domains carry metadata written by Nova's own code (``nova_domain``).
@@ -199,7 +211,8 @@ def test_discover_one_is_discover_for_one_domain(conf, domains):
 
 def test_discover_one_reconnects_once(conf, domains):
     """A connection lost during the look-up (injected) is reopened once;
-    a second loss is a DiscoveryError naming the domain."""
+    a second loss is a DiscoveryError naming the domain.
+    """
     class Lookup(WrappedConnection):
         def lookupByUUIDString(self, uuid):
             if self.list_errors:

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """load_discovery: plugins come from the entry points, errors name options."""
 
 from __future__ import annotations
@@ -40,7 +52,8 @@ def test_loads_libvirt_by_default(make_conf):
 
 def test_each_plugin_gets_its_own_group(make_conf):
     """os-vif's contract: CONFIG_OPTS registered in [<name>_discovery] and
-    handed to the plugin, which reads no other plugin's group."""
+    handed to the plugin, which reads no other plugin's group.
+    """
     conf = make_conf(qga_polling={'discovery': 'static'},
                      static_discovery={'guests': ['%s=/a.sock' % UUID]})
     disco = discovery.load_discovery(conf)
@@ -59,7 +72,8 @@ def test_each_plugin_gets_its_own_group(make_conf):
 def test_libvirt_uri_is_asked_of_the_plugin(make_conf):
     """Who needs the hypervisor before any guest (the libvirt event
     listener, qga-probe's messages) asks the discovery, without building
-    it (no connection opened)."""
+    it (no connection opened).
+    """
     conf = make_conf(libvirt_discovery={'uri': 'qemu+tcp://nowhere/system'})
     assert discovery.libvirt_uri(conf) == 'qemu+tcp://nowhere/system'
     conf.set_override('discovery', 'static', 'qga_polling')

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The Prometheus exposition of a sweep: names, labels, types, churn."""
 
 from __future__ import annotations
@@ -104,7 +116,8 @@ def test_a_vanished_guest_or_mountpoint_leaves_no_series():
 
 def test_churn_of_1000_guests_over_20_sweeps_leaves_nothing_behind():
     """Memory is one sweep's: after 20 sweeps of 1,000 new guests each,
-    an empty sweep exposes no guest series and holds nothing of theirs."""
+    an empty sweep exposes no guest series and holds nothing of theirs.
+    """
     exporter = prometheus._Collector()
     tracemalloc.start()
     try:
@@ -166,7 +179,8 @@ def test_off_by_default():
 
 def test_the_loader_hands_each_observer_its_group():
     """Registered by the loader in the group the entry point is named
-    after; off by default, so none is built."""
+    after; off by default, so none is built.
+    """
     conf = cfg.ConfigOpts()
     conf([], project='qga-monitor', default_config_files=[],
          default_config_dirs=[])
@@ -178,9 +192,10 @@ def test_the_loader_hands_each_observer_its_group():
 def test_meters_of_a_collector_not_due_are_carried_over_until_it_runs():
     """Filesystems are read every 300 s: between two reads their series
     stay (carried from the last read); a read that misses a mountpoint,
-    or a guest that is gone, drops them."""
-    from ceilometer_qga.report import CollectorOutcome
+    or a guest that is gone, drops them.
+    """
     from ceilometer_qga.collectors.base import ParseResult
+    from ceilometer_qga.report import CollectorOutcome
     uuid = '77777777-1111-4111-8111-111111111111'
     fs = frozenset({'guest.filesystem.usage'})
     collector = prometheus._Collector({'filesystem': fs})
@@ -215,7 +230,8 @@ def test_what_ceilometers_own_exporter_shows_for_our_meters():
     polling manager hands them over) exposes every meter as a gauge with
     no item label: ``/`` and ``/data`` are told apart only by the resource
     id, which carries the escaped mountpoint (``<uuid>-_2Fdata``), and by
-    nothing else -- hence the item labels of our own exporter."""
+    nothing else -- hence the item labels of our own exporter.
+    """
     from ceilometer.polling import prom_exporter
     from ceilometer_qga import sample as sample_mod
 
@@ -238,7 +254,8 @@ def test_what_ceilometers_own_exporter_shows_for_our_meters():
 
 def test_label_values_a_guest_chooses_are_escaped():
     """A mountpoint with a quote, a backslash and a newline (a guest can
-    name its mounts so) stays one label value."""
+    name its mounts so) stays one label value.
+    """
     uuid = '99999999-1111-4111-8111-111111111111'
     evil = '/mnt/a"b\\c\nd'
     text = text_of(prometheus.Exposition.of_sweep(

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Property tests of the socket transport's framing, over a real unix socket.
 
 The agent end is a scripted asyncio server on a real unix socket (no
@@ -241,7 +253,8 @@ ID_REFUSAL_2_10 = ID_REFUSAL.replace(b'input object member', b'input member')
 def old_agent(value, accepts_ids, refusal=ID_REFUSAL):
     """A scripted agent that frames as qemu-ga before 4.0 does: ids
     refused (up to 2.11, 3.0, 3.1) or accepted and not echoed
-    (``accepts_ids``: 2.12), replies in order and never with an id."""
+    (``accepts_ids``: 2.12), replies in order and never with an id.
+    """
     def on_command(request):
         if 'id' in request and not accepts_ids:
             return refusal
@@ -271,7 +284,8 @@ def test_an_agent_before_4_0_is_answered_in_order(value, accepts_ids,
 
 def test_the_exact_2x_refusal_selects_order_framing():
     """The refusal text of qemu-ga 1.5-2.9, byte for byte, as the reply to
-    the framing probe: the connection is framed by order from then on."""
+    the framing probe: the connection is framed by order from then on.
+    """
     async def run():
         agent = ScriptedAgent(sync_reply, old_agent({}, False), [])
         with tempfile.TemporaryDirectory(prefix='qgaprop') as tmp:
@@ -297,7 +311,8 @@ def test_the_exact_2x_refusal_selects_order_framing():
 
 def test_a_late_reply_never_shifts_the_order_framing():
     """Order framing: the first command times out, its reply comes late;
-    the next command resyncs first, so it gets its own reply."""
+    the next command resyncs first, so it gets its own reply.
+    """
     state = {'n': 0}
 
     def on_command(request):

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Property test of the bounded ``guest-file-*`` read loop (``qga/guest_file.py``).
 
 The agent's replies are hypothesis-built values handed back by a
@@ -110,7 +122,8 @@ def test_endless_file_is_cut_at_the_bound():
 def test_files_read_together_give_bounded_text_or_an_error_each(handles,
                                                                 replies):
     """``read_opened`` (the sweep's batched reads): the same bounds per file
-    as ``read_file``, one result per file, closes unless unreachable."""
+    as ``read_file``, one result per file, closes unless unreachable.
+    """
     transport = ScriptedTransport(None, replies)
     paths = ['/proc/meminfo', '/proc/loadavg', '/proc/stat'][:len(handles)]
     results = asyncio.run(guest_file.read_opened(

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """[qga_polling] transport: which channel and transport each guest gets."""
 
 from oslo_config import cfg
@@ -73,7 +85,8 @@ def test_no_transport(mode, channels, reason):
 
 def test_no_libvirt_uri_no_libvirt_transport():
     """A standard channel on a guest not found through libvirt: no URI to
-    reach its agent through, so no transport (and no option is guessed)."""
+    reach its agent through, so no transport (and no option is guessed).
+    """
     f = factory('libvirt')
     bare = Guest(UUID, 'instance-1',
                  channels=(Channel(STD, '/s', 'connected'),))
@@ -84,7 +97,8 @@ def test_no_libvirt_uri_no_libvirt_transport():
 
 def test_libvirt_transport_uses_the_guests_hypervisor():
     """The URI is the one each guest was discovered on, not an option; one
-    pool per hypervisor, sized by [libvirt_transport] max_threads."""
+    pool per hypervisor, sized by [libvirt_transport] max_threads.
+    """
     f = factory('libvirt')
     f.conf.set_override('uri', 'qemu+tcp://elsewhere/system',
                         'libvirt_discovery')

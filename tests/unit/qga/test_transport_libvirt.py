@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """LibvirtTransport and its connection provider, without a hypervisor.
 
 What runs for real: libvirt's in-process ``test:///default`` driver (domain
@@ -29,8 +41,8 @@ from oslo_config import cfg
 import pytest
 
 from ceilometer_qga import conf as qga_conf
-from ceilometer_qga.qga import errors
 from ceilometer_qga import libvirt_host
+from ceilometer_qga.qga import errors
 from ceilometer_qga.qga import transport_libvirt
 
 TEST_URI = 'test:///default'
