@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 LINT_PATHS := ceilometer_qga nova_qga tests tools devstack setup.py qga_monitor_build.py
 
-.PHONY: deps rabbitmq postgresql demo test e2e guest-e2e bench soak fuzz genconfig docs lint clean distclean
+.PHONY: deps rabbitmq postgresql mariadb demo test e2e guest-e2e bench soak fuzz genconfig docs lint clean distclean
 
 deps:
 	@bash tools/install_deps.sh
@@ -20,6 +20,10 @@ rabbitmq:
 postgresql:
 	@bash tools/start_postgresql.sh
 
+# Neutron's database in tests/e2e/test_nova_cloud.py.
+mariadb:
+	@bash tools/start_mariadb.sh
+
 # Three real qemu-ga stand-in guests, two sweeps, a table of the samples.
 demo: deps
 	@$(PY) -m tools.demo
@@ -29,7 +33,7 @@ demo: deps
 # runs its functional tests: after tests/unit/test_gnocchi_resources.py in
 # the same process (it imports Ceilometer and the real libvirt), one of its
 # snapshot tests fails.
-test: deps rabbitmq postgresql lint
+test: deps rabbitmq postgresql mariadb lint
 	$(PYTEST) tests/functional/nova
 	$(PYTEST) --ignore=tests/functional/nova
 
@@ -82,7 +86,7 @@ lint: deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis doc/build releasenotes/build
-	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos -o -path ./.venv-aodh -o -path ./.venv-dib -o -path ./.venv-glance \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./.venv-gnocchi -o -path ./.venv-aetos -o -path ./.venv-aodh -o -path ./.venv-dib -o -path ./.venv-glance -o -path ./.venv-neutron \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-gnocchi .venv-aetos .venv-aodh .venv-dib .venv-glance
+	rm -rf $(VENV) .venv-gnocchi .venv-aetos .venv-aodh .venv-dib .venv-glance .venv-neutron

@@ -15,6 +15,8 @@
 #    way;
 #  * .venv-glance holds Glance, the image service of the Nova cloud test
 #    (glance-requirements.txt), the same way;
+#  * .venv-neutron holds Neutron, the network service of the Nova cloud
+#    test (neutron-requirements.txt), the same way;
 #  * .venv-aetos holds Aetos, the project-scoping proxy in front of
 #    Prometheus (aetos-requirements.txt), the same way;
 #  * the package itself is re-installed every run (a few seconds), and NOT
@@ -25,7 +27,8 @@
 # Environment: PYTHON (default /usr/bin/python3, Debian's interpreter, which
 # python3-venv and python3-dev belong to), VENV (default .venv),
 # GNOCCHI_VENV (default .venv-gnocchi), AETOS_VENV (default .venv-aetos),
-# DIB_VENV (default .venv-dib), GLANCE_VENV (default .venv-glance).
+# DIB_VENV (default .venv-dib), GLANCE_VENV (default .venv-glance),
+# NEUTRON_VENV (default .venv-neutron).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,6 +41,7 @@ AETOS_VENV=${AETOS_VENV:-$ROOT/.venv-aetos}
 AODH_VENV=${AODH_VENV:-$ROOT/.venv-aodh}
 DIB_VENV=${DIB_VENV:-$ROOT/.venv-dib}
 GLANCE_VENV=${GLANCE_VENV:-$ROOT/.venv-glance}
+NEUTRON_VENV=${NEUTRON_VENV:-$ROOT/.venv-neutron}
 LOG=$(mktemp /tmp/install_deps.XXXXXX.log)
 trap 'rm -f "$LOG"' EXIT
 
@@ -47,6 +51,7 @@ APT_PACKAGES=(
     qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     busybox-static e2fsprogs
     postgresql libpq-dev
+    mariadb-server
     prometheus
     mmdebstrap qemu-utils genisoimage
     sudo debootstrap kpartx
@@ -124,6 +129,8 @@ service_venv aodh-requirements.txt "$AODH_VENV"
 service_venv dib-requirements.txt "$DIB_VENV"
 # The real Glance of the Nova cloud test (tests/fixtures/nova_cloud.py).
 service_venv glance-requirements.txt "$GLANCE_VENV"
+# The real Neutron of the Nova cloud test (tests/fixtures/nova_cloud.py).
+service_venv neutron-requirements.txt "$NEUTRON_VENV"
 
 # pbr takes the version from git; every dependency is in the venv already,
 # so no isolated build environment needs to be fetched.

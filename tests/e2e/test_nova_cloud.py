@@ -50,9 +50,10 @@ What the tests show, in order, on one instance:
 
 Not real here: Keystone (nova-api's paste pipeline runs without
 ``authtoken``: Nova 34 no longer has ``noauth2``; the test sends the
-identity headers the middleware would set) and Neutron
-(:mod:`tests.fixtures.neutron_standin`, empty lists; the docstring there
-says why).
+identity headers the middleware would set).  Neutron is real (Neutron 29,
+ML2 without agents; the instances have no port): Nova's calls to it
+(the ports of the instance on show, reboot, start and delete) are answered
+200, and the server shows no addresses.
 """
 
 from __future__ import annotations
@@ -435,6 +436,8 @@ def test_delete_removes_the_domain_socket_and_poller_entry(
     import libvirt
     socket_path = server.monitor_socket()
     assert os.path.exists(socket_path)
+    # No port: Neutron lists none for the instance.
+    assert server.cloud.compute.server(server.id)['addresses'] == {}
     started = time.monotonic()
     server.cloud.compute.request('DELETE', '/servers/%s' % server.id)
     server.cloud.compute.wait_gone(server.id, ACTION_DEADLINE)
@@ -450,10 +453,15 @@ def test_delete_removes_the_domain_socket_and_poller_entry(
     assert server.id not in {row['instance_id'] for row in found['guests']}
     assert not [s for s in _poll_once(tmp_path, libvirtd)
                 if s['resource_id'].startswith(server.id)]
-    # Nova asked the Neutron stand-in only for what it answers (empty lists).
-    neutron = server.cloud.neutron
-    assert any(path.startswith('/v2.0/ports') for _method, path in neutron.requests)
-    assert neutron.unexpected == []
+    # Nova's calls to the real Neutron (the instance's ports on show, reboot,
+    # start, delete) were all answered, by uwsgi's request log.
+    requests = [line for line in server.cloud.log('neutron-api').splitlines()
+                if ' /v2.0/' in line and '=> generated' in line]
+    assert any(' GET /v2.0/ports' in line for line in requests), requests
+    assert [line for line in requests if '(HTTP/1.1 200)' not in line] == []
+    for name in ('nova-api', 'nova-compute'):
+        assert [line for line in server.cloud.log(name).splitlines()
+                if ' ERROR ' in line and 'neutron' in line.lower()] == [], name
 
 
 def test_image_with_hw_qemu_guest_agent_still_has_one_standard_channel(
