@@ -66,9 +66,11 @@ class SweepObserver(abc.ABC):
         self.opts = opts
 
     @classmethod
-    @abc.abstractmethod
     def enabled(cls, opts: Any) -> bool:
-        """Whether its own group ``opts`` turns this observer on."""
+        """Whether its own group ``opts`` turns this observer on: by
+        default its ``enabled`` option (off unless an operator sets it).
+        """
+        return bool(opts.enabled)
 
     @abc.abstractmethod
     def sweep_done(self, result: Any) -> None:

@@ -146,10 +146,6 @@ class StateChangeEvents(observers.SweepObserver):
 
     CONFIG_OPTS = OPTS
 
-    @classmethod
-    def enabled(cls, opts: Any) -> bool:
-        return bool(opts.enabled)
-
     def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
         super().__init__(conf, opts)
         self.host = conf.host

@@ -403,16 +403,11 @@ class PrometheusExporter(SweepObserver):
 
     CONFIG_OPTS = OPTS
 
-    @classmethod
-    def enabled(cls, opts: Any) -> bool:
-        return bool(opts.enabled)
-
     def __init__(self, conf: cfg.ConfigOpts, opts: Any) -> None:
         super().__init__(conf, opts)
-        group = opts
-        self.address = group.listen_address
-        self.port = group.port
-        self.certfile, self.keyfile = group.tls_certfile, group.tls_keyfile
+        self.address = opts.listen_address
+        self.port = opts.port
+        self.certfile, self.keyfile = opts.tls_certfile, opts.tls_keyfile
         if bool(self.certfile) != bool(self.keyfile):
             raise ValueError('[%s] tls_certfile and tls_keyfile: give both '
                              'or neither' % GROUP)
