@@ -318,11 +318,13 @@ def test_monitor_channel_is_read_only(guests, route, e2e_timings):
     code, out = guest_sh(vm, 'ls -l /etc/shadow /var/tmp/qga-monitor-new '
                              '/tmp/qga-monitor-new 2>&1; id qga-monitor; '
                              'ls -lL /dev/virtio-ports/org.openstack.monitor.0; '
-                             'systemctl show -p User,ActiveState qga-monitor.service')
+                             'systemctl show -p User,ActiveState,TimeoutStopUSec '
+                             'qga-monitor.service')
     for path in ('/var/tmp/qga-monitor-new', '/tmp/qga-monitor-new'):
         assert "'%s': No such file" % path in out, out
     assert ' root shadow ' in out and 'crw-rw---- 1 root qga-monitor' in out, out
     assert 'User=qga-monitor' in out and 'ActiveState=active' in out, out
+    assert 'TimeoutStopUSec=5s' in out, out
     e2e_timings['guest_%s_monitor_enabled' % route] = len(enabled)
     print('\n%s monitor channel enabled: %s\ndisabled: %s'
           % (route, ','.join(sorted(enabled)), ','.join(sorted(known - enabled))))

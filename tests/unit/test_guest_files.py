@@ -71,6 +71,8 @@ def test_unit_binds_to_the_monitor_port_and_runs_unprivileged() -> None:
     assert 'RuntimeDirectory=qga-monitor' in unit
     assert 'ReadOnlyPaths=/\nReadWritePaths=/run/qga-monitor\n' in unit
     assert '--daemonize' not in unit
+    # qemu-ga 5.2 can deadlock in its SIGTERM handler: SIGKILL soon after.
+    assert '\nTimeoutStopSec=5\n' in unit
     for sandbox in ('\nProtectSystem=', '\nPrivateTmp=', '\nProtectHome='):
         assert sandbox not in unit
     rule = gen_guest_files.tree_file('etc/udev/rules.d/60-qga-monitor.rules')
