@@ -96,22 +96,9 @@ def rabbitmqctl(*args: str) -> None:
 
 
 def worker_pid(parent: int) -> int | None:
-    """The oslo.service worker forked by the launcher ``parent``.
-
-    Found by parent pid in /proc: ``task/*/children`` lists only the
-    children of each thread, and the launcher forks from a thread.
-    """
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            return int(entry)
-    return None
+    """The oslo.service worker forked by the launcher ``parent``."""
+    children = processes.child_pids(parent)
+    return children[0] if children else None
 
 
 def measure(pid: int) -> tuple[int, int]:

@@ -61,6 +61,17 @@ def test_tracker_stops_the_whole_group(processes):
     assert processes.procs == []
 
 
+def test_children_and_session_members_are_found_in_proc(processes):
+    proc = processes.start(['sh', '-c', 'sleep 300 & echo $!; wait'],
+                           stdout=subprocess.PIPE)
+    child = int(proc.stdout.readline())
+    assert procs.child_pids(proc.pid) == [child]
+    assert sorted(procs.session_pids(proc.pid)) == sorted([proc.pid, child])
+    assert proc.pid in procs.child_pids(os.getpid())
+    processes.stop_all()
+    procs.wait_until(lambda: procs.child_pids(proc.pid) == [], 5, 'children to go')
+
+
 def test_wait_for_unix_socket(short_tmpdir):
     path = os.path.join(short_tmpdir, 's.sock')
     with pytest.raises(TimeoutError, match='s.sock'):
