@@ -32,10 +32,10 @@ demo: deps
 # and e2e.  Nova's functional harness runs in a process of its own, as Nova
 # runs its functional tests: after tests/unit/test_gnocchi_resources.py in
 # the same process (it imports Ceilometer and the real libvirt), one of its
-# snapshot tests fails.
+# snapshot tests fails.  The 25 slowest tests are listed at the end.
 test: deps rabbitmq postgresql mariadb lint
 	$(PYTEST) tests/functional/nova
-	$(PYTEST) --ignore=tests/functional/nova
+	$(PYTEST) --durations=25 --ignore=tests/functional/nova
 
 # Only the tests that boot real virtual machines under TCG.
 e2e: deps
