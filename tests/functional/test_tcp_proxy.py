@@ -102,3 +102,34 @@ def test_forwards_cuts_restores_pauses_and_resumes(echo_server):
         assert got == b'held'
         conn.close()
         assert proxy.stats['cuts'] == 1 and proxy.stats['pauses'] == 1
+
+
+def test_a_pump_whose_pair_was_already_dropped_returns_quietly():
+    """Each connection has two pump threads; when the first sees end of
+    stream at once it drops the pair, closing both sockets, before the
+    second thread has run.  That second pump must end without raising
+    (an EBADF from its first socket call was a thread exception in a busy
+    ``make test``).
+    """
+    proxy = TcpProxy('127.0.0.1', 9)
+    first, second = socket.socketpair()
+    pair = (first, second)
+    proxy._pairs.add(pair)
+    proxy._drop(pair)
+
+    errors = []
+    thread = threading.Thread(
+        target=lambda: _record(errors, proxy._pump, pair, second, first,
+                               'bytes_down'))
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert errors == []
+    assert proxy.stats['bytes_down'] == 0
+
+
+def _record(errors, fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:  # the thread's exception, for the assertion
+        errors.append(exc)
