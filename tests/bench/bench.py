@@ -48,7 +48,11 @@ from real qemu-ga 7.2) and N = 100 real qemu-ga processes
     On the largest fake fleet with silent guests (``--no-bus`` skips it):
     the same service publishing with ``notifier://`` to a RabbitMQ virtual
     host of its own, 3 measured sweeps; :class:`BusCounter` counts the
-    notifications and their bytes on the bus.
+    notifications and their bytes on the bus.  A line under the ratios
+    splits its CPU: ours with ``file://``, the JSON oslo.messaging and
+    kombu write for the same samples (:func:`bus_json_cost`, the last
+    ``file://`` sweep encoded again as the rabbit driver encodes it), and
+    the rest of the bus.
 ``ours in ceilometer-polling``
     On the largest fake fleet with silent guests (``--no-plugin`` skips
     it): the real ``ceilometer-polling`` console script with our pollsters
@@ -108,6 +112,7 @@ import sys
 import tempfile
 import time
 from typing import Any
+import uuid
 
 from tests.bench import fake_fleet
 from tests.fixtures.agents.qga_standin import RawClient
@@ -752,7 +757,7 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                 # 3 sweeps: the row shows the bus, the others the rest.
                 runs.append(('ours, notifier://', lambda: _bus_run(
                     workdir, fleet.sockets, interval, count,
-                    min(sweeps, 3))))
+                    min(sweeps, 3), file_run=(output, rows))))
             for mode in (('sequential', 'threads')
                          if not (profile or only_plugin) else ()):
                 runs.append(('%s baseline' % mode,
@@ -851,13 +856,71 @@ def _exporter_run(workdir: str, sockets: list[str], interval: int,
 
 
 def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
-             sweeps: int) -> dict[str, Any]:
+             sweeps: int, file_run: tuple[str, list[dict[str, Any]]]
+             ) -> dict[str, Any]:
+    """Ours with ``notifier://``; ``file_run``: the ``file://`` run's
+    output and the rows so far, for :func:`bus_json_cost` of its last sweep.
+    """
     with BusCounter() as bus:
         config = os.path.join(workdir, 'qga-polling-bus.conf')
         write_config(config, sockets, interval, '', bus.transport_url)
-        return run_service(config, os.path.join(
+        row = run_service(config, os.path.join(
             workdir, 'qga-polling-bus.log'), os.devnull, count, sweeps,
             interval, bus=bus)
+    output, rows = file_run
+    ours = [r for r in rows if r.get('poller') == 'ours (qga-polling)'
+            and 'error' not in r]
+    if ours:
+        row['bus_json_ms_per_guest'] = bus_json_cost(
+            output, ours[0]['samples'], ours[0]['bytes'], count)
+    return row
+
+
+def bus_json_cost(output: str, samples: float, size: float,
+                  guests: int) -> float:
+    """CPU ms per guest that oslo.messaging and kombu spend on JSON alone
+    to send one sweep's samples as ``notifier://`` sends them.
+
+    The sweep is the last ``samples`` whole lines (about ``size`` bytes) of
+    the ``file://`` run's ``output``: the signed sample dicts ``notifier://``
+    puts in ``payload.samples``.  In batches of :data:`NOTIFIER_BATCH`,
+    each becomes the message ``oslo_messaging.Notifier`` builds and goes
+    through the functions the rabbit driver calls on it
+    (``oslo_messaging/_drivers/amqpdriver.py``, ``_send``): the unique id
+    and context, ``serialize_msg`` (the 2.0 envelope: the message as JSON
+    text, ``jsonutils.dumps``), then ``kombu.utils.json.dumps`` of the
+    envelope (kombu's ``json`` serializer, in ``Producer.publish``).
+    Measured in this process, in the same run as the ``notifier://`` row:
+    the part of that row's CPU no publisher of ours can remove while the
+    bus carries oslo.messaging's own encoding.
+    """
+    from kombu.utils import json as kombu_json
+    from oslo_messaging._drivers import amqp as rpc_amqp
+    from oslo_messaging._drivers import common as rpc_common
+    from oslo_utils import timeutils
+
+    with open(output, 'rb') as f:
+        offset = max(0, os.fstat(f.fileno()).st_size - 2 * math.ceil(size))
+        f.seek(offset)
+        data = f.read()
+    # Whole lines only: the one the seek cut, and one the service may have
+    # been writing when it was stopped.
+    lines = data[:data.rfind(b'\n') + 1].splitlines()[1 if offset else 0:]
+    sweep = [json.loads(line)
+             for line in lines[max(0, len(lines) - round(samples)):]]
+    start = time.process_time()
+    for first in range(0, len(sweep), NOTIFIER_BATCH):
+        # What Notifier._notify builds (oslo_messaging/notify/notifier.py).
+        message = {'message_id': str(uuid.uuid4()),
+                   'publisher_id': 'ceilometer.polling',
+                   'event_type': 'telemetry.polling', 'priority': 'SAMPLE',
+                   'payload': {'samples':
+                               sweep[first:first + NOTIFIER_BATCH]},
+                   'timestamp': str(timeutils.utcnow())}
+        rpc_amqp._add_unique_id(message)
+        rpc_amqp.pack_context(message, {})
+        kombu_json.dumps(rpc_common.serialize_msg(message))
+    return (time.process_time() - start) * 1000.0 / guests
 
 
 # -- micro rows (kept from the 16-guest bench) --------------------------------
@@ -1047,7 +1110,8 @@ def print_table(rows: list[dict[str, Any]], micro: list[dict[str, Any]],
                 fleet, name, _ratio(r['wall'], ours['wall']),
                 _ratio(r['cpu_ms_per_guest'], ours['cpu_ms_per_guest']),
                 _ratio(r['peak_rss'], ours['peak_rss'])))
-    for line in shortfalls(rows) + floor_lines(rows) + targets(rows):
+    for line in (shortfalls(rows) + floor_lines(rows) + bus_lines(rows)
+                 + targets(rows)):
         print(line)
     if micro:
         print()
@@ -1087,6 +1151,28 @@ def floor_lines(rows: list[dict[str, Any]]) -> list[str]:
                        fleet, PLUGIN, plugin['cpu_ms_per_guest'],
                        floor['cpu_ms_per_guest'],
                        plugin['cpu_ms_per_guest'] - floor['cpu_ms_per_guest']))
+    return out
+
+
+def bus_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """``notifier://`` split: ours with ``file://``, oslo.messaging's and
+    kombu's JSON of the same samples (:func:`bus_json_cost`), the rest.
+    """
+    out = []
+    by = {(r['fleet'], r['poller']): r for r in rows if 'error' not in r}
+    for (fleet, poller), bus in by.items():
+        ours = by.get((fleet, 'ours (qga-polling)'))
+        if poller != 'ours, notifier://' or ours is None or (
+                'bus_json_ms_per_guest' not in bus):
+            continue
+        json_ms = bus['bus_json_ms_per_guest']
+        out.append('%s: ours, notifier:// %.3f ms CPU/guest = ours with '
+                   'file:// %.3f + oslo.messaging and kombu JSON of the same '
+                   'samples %.3f + the rest of the bus %.3f' % (
+                       fleet, bus['cpu_ms_per_guest'],
+                       ours['cpu_ms_per_guest'], json_ms,
+                       bus['cpu_ms_per_guest'] - ours['cpu_ms_per_guest']
+                       - json_ms))
     return out
 
 

@@ -71,6 +71,10 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path, rabbit_url):
     # Counted on the bus: batches of 50 samples, envelopes around them.
     assert rows[1]['notifications'] == -(-rows[1]['samples'] // 50)
     assert rows[1]['bytes'] > rows[0]['bytes']
+    # The bus row's split: oslo.messaging's and kombu's JSON of the same
+    # sweep, encoded again in the bench process.
+    assert rows[1]['bus_json_ms_per_guest'] > 0
+    assert 'oslo.messaging and kombu JSON of the same samples' in proc.stdout
     assert {m['measure'] for m in result['micro']} == {
         'guest-ping median (ms)', 'sign one sample (us)',
         'heartbeat CPU per guest (ms), 20 guests'}
@@ -115,3 +119,17 @@ def test_targets_say_met_or_not():
     assert 'cpu_ms_per_guest' in text and 'NOT MET' in text
     assert text.count(': met') == 3
     assert 'growth 1.0 MiB over 20 sweeps' in text
+
+
+def test_bus_json_cost_reads_whole_lines_of_the_last_sweep(tmp_path):
+    # Sweeps differ in size (latencies, errors), and the service may be
+    # stopped in the middle of a line: neither reaches json.loads.
+    line = json.dumps({'counter_name': 'guest.memory.used',
+                       'counter_volume': 123456789,
+                       'resource_metadata': {'instance_id': 'x' * 36}})
+    output = tmp_path / 'samples.jsonl'
+    short = line.replace('123456789', '1')
+    output.write_text('\n'.join([short] * 30 + [line] * 10) + '\n'
+                      + line[:25])
+    size = len(short) * 10 + 10
+    assert bench.bus_json_cost(str(output), 10, size, 2) > 0
