@@ -757,7 +757,7 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                 # 3 sweeps: the row shows the bus, the others the rest.
                 runs.append(('ours, notifier://', lambda: _bus_run(
                     workdir, fleet.sockets, interval, count,
-                    min(sweeps, 3), file_run=(output, rows))))
+                    min(sweeps, 3))))
             for mode in (('sequential', 'threads')
                          if not (profile or only_plugin) else ()):
                 runs.append(('%s baseline' % mode,
@@ -790,6 +790,13 @@ def measure_fleet(kind: str, count: int, silent: bool, sweeps: int,
                 print('  %-22s %-22s wall %.3f s, %.3f ms CPU/guest' % (
                     fleet.label, name, row['wall'],
                     row['cpu_ms_per_guest']), file=sys.stderr, flush=True)
+            done = {r['poller']: r for r in rows if 'error' not in r}
+            if 'ours, notifier://' in done and 'ours (qga-polling)' in done:
+                # The file:// run's last sweep, still on disk.
+                ours = done['ours (qga-polling)']
+                done['ours, notifier://']['bus_json_ms_per_guest'] = (
+                    bus_json_cost(output, ours['samples'], ours['bytes'],
+                                  count))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows
@@ -856,24 +863,13 @@ def _exporter_run(workdir: str, sockets: list[str], interval: int,
 
 
 def _bus_run(workdir: str, sockets: list[str], interval: int, count: int,
-             sweeps: int, file_run: tuple[str, list[dict[str, Any]]]
-             ) -> dict[str, Any]:
-    """Ours with ``notifier://``; ``file_run``: the ``file://`` run's
-    output and the rows so far, for :func:`bus_json_cost` of its last sweep.
-    """
+             sweeps: int) -> dict[str, Any]:
     with BusCounter() as bus:
         config = os.path.join(workdir, 'qga-polling-bus.conf')
         write_config(config, sockets, interval, '', bus.transport_url)
-        row = run_service(config, os.path.join(
+        return run_service(config, os.path.join(
             workdir, 'qga-polling-bus.log'), os.devnull, count, sweeps,
             interval, bus=bus)
-    output, rows = file_run
-    ours = [r for r in rows if r.get('poller') == 'ours (qga-polling)'
-            and 'error' not in r]
-    if ours:
-        row['bus_json_ms_per_guest'] = bus_json_cost(
-            output, ours[0]['samples'], ours[0]['bytes'], count)
-    return row
 
 
 def bus_json_cost(output: str, samples: float, size: float,
